@@ -1,0 +1,52 @@
+# rpmfleet — see README.md. `make help` lists the targets.
+SHELL        := /usr/bin/env bash
+.SHELLFLAGS  := -eu -o pipefail -c
+MODULE       := github.com/rpmfleet/rpmfleet
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS      := -s -w -X $(MODULE)/pkg/version.Version=$(VERSION)
+GOFLAGS_BUILD:= -trimpath -ldflags "$(LDFLAGS)"
+BIN          := bin
+STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Binaries: name and main package.
+CMDS         := rpmfleet-agent:./agent/cmd/rpmfleet-agent
+CMDS         += $(foreach c,rpmfleet-server rpmfleet,$(if $(wildcard server/cmd/$(c)/main.go),$(c):./server/cmd/$(c)))
+export CGO_ENABLED := 0
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the binaries into bin/.
+	@mkdir -p $(BIN)
+	@for c in $(CMDS); do n=$${c%%:*}; p=$${c#*:}; go build $(GOFLAGS_BUILD) -o $(BIN)/$$n $$p; echo "built $(BIN)/$$n"; done
+
+.PHONY: deps
+deps: ## Install the system tools the tests use (rpm, createrepo_c, dnf, ...) when missing.
+	@./.ci/deps.sh
+
+.PHONY: test
+test: deps ## Install what the tests need, then run every test.
+	go test -count=1 -timeout 20m ./...
+
+.PHONY: check
+check: ## vet, staticcheck, and cross-compile for linux/arm64, linux/arm (GOARM=7), linux/amd64.
+	go vet ./...
+	go run $(STATICCHECK) ./...
+	GOOS=linux GOARCH=arm64 go build ./...
+	GOOS=linux GOARCH=arm GOARM=7 go build ./...
+	GOOS=linux GOARCH=amd64 go build ./...
+
+.PHONY: demo
+demo: build ## Check a sample RHEL 9 aarch64 device against the AlmaLinux 9 advisories.
+	@./agent/demo.sh
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md by hand).
+	go test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf $(BIN) dist .demo
