@@ -14,6 +14,9 @@ export CGO_ENABLED := 0
 
 .DEFAULT_GOAL := help
 
+# Cross builds, packages and emulated runs live with their files in cross/.
+-include cross/cross.mk
+
 .PHONY: help
 help: ## List the targets.
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
