@@ -1,7 +1,9 @@
 package rpmver
 
 // Vercmp compares two version (or release) strings as rpm's rpmvercmp does
-// and returns -1, 0 or +1.
+// and returns -1, 0 or +1. Like rpm, it sees a string only up to its first
+// NUL byte. It does not split epochs or releases: '-' and ':' are separators
+// here; use ParseEVR and Compare for whole EVRs.
 func Vercmp(a, b string) int {
 	if a == b {
 		return 0
