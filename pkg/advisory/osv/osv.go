@@ -535,16 +535,25 @@ func (d *Decoder) parseRange() error {
 		case "events":
 			d.rangeFixed = d.rangeFixed[:0]
 			err = p.arrayValue(func(i int) error {
+				slot := -1 // this event's entry in rangeFixed; a repeated key replaces it
 				return inField(fmt.Sprintf("[%d]", i), p.objectValue(func(key []byte) error {
 					if string(key) != "fixed" {
 						return p.skip() // introduced, last_affected, limit
 					}
 					off := p.pos
 					v, err := p.stringValue()
-					if err == nil && v != nil {
+					switch {
+					case err != nil:
+						return inField("fixed", err)
+					case slot >= 0 && v == nil:
+						d.rangeFixed, slot = d.rangeFixed[:slot], -1
+					case slot >= 0:
+						d.rangeFixed[slot] = fixedEvent{value: v, off: off, event: i}
+					case v != nil:
+						slot = len(d.rangeFixed)
 						d.rangeFixed = append(d.rangeFixed, fixedEvent{value: v, off: off, event: i})
 					}
-					return inField("fixed", err)
+					return nil
 				}))
 			})
 		default:
@@ -565,7 +574,7 @@ func (d *Decoder) parseRange() error {
 		evr, err := rpmver.ParseEVR(string(f.value))
 		if err != nil {
 			return &fieldError{off: f.off, path: fmt.Sprintf("events[%d].fixed", f.event),
-				err: fmt.Errorf("bad version %q: %w", f.value, err)}
+				err: fmt.Errorf("bad version: %w", err)}
 		}
 		d.fixed = append(d.fixed, evr)
 	}
@@ -600,7 +609,7 @@ func (p *parser) stringsValue(dst [][]byte) ([][]byte, error) {
 // severityOf reads the severity prefix of an AlmaLinux summary.
 func severityOf(summary []byte) advisory.Severity {
 	prefix, _, ok := bytes.Cut(summary, []byte(": "))
-	if !ok || len(prefix) > len("Important") {
+	if !ok {
 		return advisory.SeverityNone
 	}
 	s, err := advisory.ParseSeverity(string(prefix))
