@@ -233,6 +233,7 @@ func check(f io.Reader, size int64, keys *Keyring, want *Expect) (*Result, error
 	}
 
 	var headerChecks, payloadChecks []digestCheck
+	var md5Check *digestCheck // checked last: the payload digest says more
 	var headerOnly []hash.Hash  // hashes over the main header only
 	var wholeHashes []io.Writer // hashes over main header + payload
 	for _, s := range sigs {
@@ -263,7 +264,7 @@ func check(f io.Reader, size int64, keys *Keyring, want *Expect) (*Result, error
 	} else if ok {
 		h := md5.New()
 		wholeHashes = append(wholeHashes, h)
-		payloadChecks = append(payloadChecks, digestCheck{"header+payload MD5 digest (signature header tag 1004)", hex.EncodeToString(md5sum), h})
+		md5Check = &digestCheck{"header+payload MD5 digest (signature header tag 1004)", hex.EncodeToString(md5sum), h}
 	}
 	wantSize, hasSize, err := sigh.integer(sigTagLongSize)
 	if err != nil {
@@ -350,6 +351,9 @@ func check(f io.Reader, size int64, keys *Keyring, want *Expect) (*Result, error
 		return nil, malformed(nil, "payload at offset %d: read %d bytes, but the file has %d: it changed while being read", off, n, size-off)
 	}
 
+	if md5Check != nil {
+		payloadChecks = append(payloadChecks, *md5Check)
+	}
 	for _, c := range headerChecks {
 		if err := c.verify(); err != nil {
 			return nil, err

@@ -1,0 +1,327 @@
+package verify
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
+)
+
+// Verdict classes of rpmkeys -K, and the class of our error that must equal it.
+const (
+	rpmOK      = "OK"         // "digests signatures OK"
+	rpmDigests = "DIGESTS OK" // "digests OK": no signature at all
+	rpmNoKey   = "NOKEY"      // signed by a key not in the rpmdb
+	rpmNotOK   = "NOT OK"     // a digest or signature is BAD
+)
+
+// classOf maps our verdict onto rpmkeys' classes.
+func classOf(err error) string {
+	switch {
+	case err == nil:
+		return rpmOK
+	case errors.Is(err, ErrUnsigned):
+		return rpmDigests
+	case errors.Is(err, ErrUnknownKey):
+		return rpmNoKey
+	}
+	return rpmNotOK
+}
+
+// parseRPMKeys reads the per-item lines of rpmkeys -Kv for one package.
+func parseRPMKeys(out string) string {
+	signed, bad, nokey := false, false, false
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.Contains(line, "Signature, key ID") {
+			signed = true
+		}
+		switch {
+		case strings.Contains(line, ": BAD"), strings.HasSuffix(line, ": NOTTRUSTED"):
+			bad = true
+		case strings.HasSuffix(line, ": NOKEY"):
+			nokey = true
+		}
+	}
+	switch {
+	case bad:
+		return rpmNotOK
+	case nokey:
+		return rpmNoKey
+	case signed:
+		return rpmOK
+	}
+	return rpmDigests
+}
+
+func TestParseRPMKeys(t *testing.T) {
+	// Captured from rpm 4.18.0 (rpmkeys -Kv) on the fixtures below.
+	for _, tc := range []struct{ name, out, want string }{
+		{"signed", "hello.rpm:\n    Header V4 RSA/SHA256 Signature, key ID 1964c5fc: OK\n    Header SHA256 digest: OK\n    Payload SHA256 digest: OK\n", rpmOK},
+		{"unsigned", "hello.rpm:\n    Header SHA256 digest: OK\n    Header SHA1 digest: OK\n    Payload SHA256 digest: OK\n    MD5 digest: OK\n", rpmDigests},
+		{"nokey", "c5.rpm:\n    Header V3 DSA/SHA1 Signature, key ID e8562897: NOKEY\n    Header SHA1 digest: OK\n", rpmNoKey},
+		{"corrupted", "c.rpm:\n    Header V4 RSA/SHA256 Signature, key ID 1964c5fc: OK\n    Payload SHA256 digest: BAD (Expected 84a7 != e3b0)\n    RSA signature: NOTFOUND\n", rpmNotOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parseRPMKeys(tc.out); got != tc.want {
+				t.Errorf("parseRPMKeys = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// rpmKeys runs the real rpmkeys -Kv on file with keys imported into a fresh
+// rpmdb and returns its verdict class and output. A key rpm refuses to import
+// (CentOS 5's DSA key) is logged and left out, as it would be on a device.
+func rpmKeys(t *testing.T, keys []string, file string) (string, string) {
+	t.Helper()
+	if _, err := exec.LookPath("rpmkeys"); err != nil {
+		t.Fatal("rpmkeys not installed: run make deps")
+	}
+	db := t.TempDir()
+	for _, k := range keys {
+		if out, err := exec.Command("rpmkeys", "--dbpath", db, "--import", k).CombinedOutput(); err != nil {
+			t.Logf("rpmkeys --import %s refused: %v: %s", filepath.Base(k), err, out)
+		}
+	}
+	out, err := exec.Command("rpmkeys", "--dbpath", db, "-Kv", file).CombinedOutput()
+	v := parseRPMKeys(string(out))
+	if (err == nil) != (v == rpmOK || v == rpmDigests) {
+		t.Fatalf("rpmkeys -Kv %s: exit %v disagrees with its verdict %s:\n%s", file, err, v, out)
+	}
+	return v, string(out)
+}
+
+// rpmQuery asks the real rpm for header values, as a reference for ours.
+func rpmQuery(t *testing.T, file, format string) string {
+	t.Helper()
+	out, err := exec.Command("rpm", "-qp", "--nosignature", "--nodigest", "--qf", format, file).Output()
+	if err != nil {
+		t.Fatalf("rpm -qp %s: %v", file, err)
+	}
+	return string(out)
+}
+
+func td(name string) string { return filepath.Join("testdata", name) }
+
+func loadKeys(t *testing.T, paths ...string) *Keyring {
+	t.Helper()
+	kr, err := LoadKeyring(paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// TestFixtures checks real distribution and rpm test-suite packages against
+// the real rpmkeys -K: the verdict class must be the same, the kind of
+// refusal the one expected, and for accepted packages what we read from the
+// header must equal what rpm reads.
+func TestFixtures(t *testing.T) {
+	rsaTest := td("rpm.org-rsa-2048-test.pub")
+	for _, tc := range []struct {
+		name string
+		file string
+		keys []string
+		kind Kind // 0: accepted
+		rpm  string
+	}{
+		{"v4 RSA header+payload signed", "hello-2.0-1.x86_64-signed.rpm", []string{rsaTest}, 0, rpmOK},
+		{"v3 RSA signed", "hello-2.0-1.x86_64-v3-signed.rpm", []string{rsaTest}, 0, rpmOK},
+		{"unsigned", "hello-2.0-1.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
+		{"corrupted payload", "hello-2.0-1.x86_64-corrupted.rpm", []string{rsaTest}, BadDigest, rpmNotOK},
+		{"key not pinned", "hello-2.0-1.x86_64-signed.rpm", []string{td("RPM-GPG-KEY-AlmaLinux-8")}, UnknownKey, rpmNoKey},
+		{"CentOS 6", "centos-release-6-0.el6.centos.5.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-6")}, 0, rpmOK},
+		{"CentOS 7", "centos-release-7-2.1511.el7.centos.2.10.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-7")}, 0, rpmOK},
+		{"EPEL 7 by the CentOS 7 key", "epel-release-7-5.noarch.rpm", []string{td("RPM-GPG-KEY-CentOS-7")}, 0, rpmOK},
+		{"CentOS 7 with only the CentOS 6 key", "centos-release-7-2.1511.el7.centos.2.10.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-6")}, UnknownKey, rpmNoKey},
+		// rpm 4.18 refuses to import the DSA key, so it says NOKEY; we load
+		// it but refuse its DSA/SHA-1 signature. Both refuse the package.
+		{"CentOS 5 DSA/SHA1", "centos-release-5-0.0.el5.centos.2.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-5")}, BadSignature, rpmNoKey},
+		{"RHEL 8 v3 RSA by Red Hat release key 2", "crypto-policies-20210617-1.gitc776d3e.el8.noarch.rpm", []string{td("RPM-GPG-KEY-redhat9-release")}, 0, rpmOK},
+		{"zstd payload unsigned", "payload-test-0.1-w3.zstdio.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
+		{"xz payload unsigned", "payload-test-0.1-w6.xzdio.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
+		{"gzip payload unsigned", "payload-test-0.1-w9.gzdio.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := td(tc.file)
+			rv, out := rpmKeys(t, tc.keys, file)
+			if rv != tc.rpm {
+				t.Fatalf("rpmkeys verdict %s, want %s:\n%s", rv, tc.rpm, out)
+			}
+			res, err := File(file, loadKeys(t, tc.keys...), nil)
+			checkVerdict(t, err, tc.kind, file)
+			if tc.kind != BadSignature && classOf(err) != rv {
+				t.Errorf("our verdict %s (%v) differs from rpmkeys' %s:\n%s", classOf(err), err, rv, out)
+			}
+			if err == nil {
+				checkAgainstRPM(t, res, file)
+			}
+		})
+	}
+}
+
+// checkVerdict asserts err is of kind want (0: no error), names the file and
+// matches its sentinel.
+func checkVerdict(t *testing.T, err error, want Kind, file string) {
+	t.Helper()
+	if want == 0 {
+		if err != nil {
+			t.Fatalf("File(%s) = %v, want accepted", file, err)
+		}
+		return
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("File(%s) = %v, want *Error of kind %v", file, err, want)
+	}
+	if e.Kind != want {
+		t.Fatalf("File(%s) kind %v (%v), want %v", file, e.Kind, err, want)
+	}
+	if !errors.Is(err, sentinels[want]) {
+		t.Errorf("errors.Is(err, %v) = false", sentinels[want])
+	}
+	if e.Path != file || !strings.Contains(err.Error(), file) {
+		t.Errorf("error %q does not name the file %s", err, file)
+	}
+	t.Logf("refused as expected: %v", err)
+}
+
+// checkAgainstRPM compares what File read with what rpm reads.
+func checkAgainstRPM(t *testing.T, res *Result, file string) {
+	t.Helper()
+	got := res.Name + " " + res.EVR.String() + " " + res.Arch + " " + res.PayloadDigest
+	want := rpmQuery(t, file, "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH} %|PAYLOADDIGEST?{%{PAYLOADDIGEST}}:{}|")
+	if got != want {
+		t.Errorf("read %q, rpm reads %q", got, want)
+	}
+	// Old packages (CentOS 6, 7) carry no header SHA-256; rpm prints (none).
+	if want := rpmQuery(t, file, "%{SHA256HEADER}"); want != "(none)" && res.HeaderSHA256 != want {
+		t.Errorf("HeaderSHA256 %s, rpm reads %s", res.HeaderSHA256, want)
+	}
+	if fi, err := os.Stat(file); err != nil || res.Size != fi.Size() {
+		t.Errorf("Size %d, file has %v", res.Size, fi)
+	}
+	if len(res.Signatures) == 0 {
+		t.Error("accepted with no signature listed")
+	}
+	for _, s := range res.Signatures {
+		t.Logf("signature: %+v", s)
+	}
+}
+
+// TestExpect checks the plan comparison on a genuine package.
+func TestExpect(t *testing.T) {
+	kr := loadKeys(t, td("rpm.org-rsa-2048-test.pub"))
+	file := td("hello-2.0-1.x86_64-signed.rpm")
+	for _, tc := range []struct {
+		name string
+		want Expect
+		kind Kind
+		says string
+	}{
+		{"as planned", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "x86_64"}, 0, ""},
+		{"epoch 0 written out", Expect{Name: "hello", EVR: rpmver.EVR{Epoch: "0", Version: "2.0", Release: "1"}, Arch: "x86_64"}, 0, ""},
+		{"other release", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "2"}, Arch: "x86_64"}, Mismatch, `release is "1", the plan says "2"`},
+		{"other epoch", Expect{Name: "hello", EVR: rpmver.EVR{Epoch: "1", Version: "2.0", Release: "1"}, Arch: "x86_64"}, Mismatch, `epoch is "0", the plan says "1"`},
+		{"other arch", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "aarch64"}, Mismatch, `arch is "x86_64", the plan says "aarch64"`},
+		{"other name", Expect{Name: "hello-libs", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "x86_64"}, Mismatch, `name is "hello"`},
+		{"release compared as a string", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "01"}, Arch: "x86_64"}, Mismatch, `release is "1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.want
+			_, err := File(file, kr, &want)
+			checkVerdict(t, err, tc.kind, file)
+			if err != nil && !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
+}
+
+func TestLoadKeyring(t *testing.T) {
+	t.Run("two armored blocks in one file", func(t *testing.T) {
+		kr := loadKeys(t, td("RPM-GPG-KEY-AlmaLinux-8"))
+		got := strings.Join(kr.Fingerprints(), " ")
+		want := "5E9B8F5617B5066CE92057C3488FCF7C3ABB34F8 BC5EDDCADF502C077F1582882AE81E8ACED7258B"
+		if got != want {
+			t.Errorf("fingerprints %s, want %s", got, want)
+		}
+	})
+	t.Run("two keys from two files", func(t *testing.T) {
+		kr := loadKeys(t, td("RPM-GPG-KEY-CentOS-6"), td("RPM-GPG-KEY-redhat9-release"))
+		if n := len(kr.Fingerprints()); n != 3 {
+			t.Errorf("%d keys, want 3: %v", n, kr.Fingerprints())
+		}
+	})
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct{ name, path, says string }{
+		{"missing file", filepath.Join(dir, "nope"), "no such file"},
+		{"no key block", write("empty", "not a key\n"), "no \"-----BEGIN PGP PUBLIC KEY BLOCK-----\" block"},
+		{"broken armor", write("broken", "\n\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"), "armored block 1 at line 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadKeyring(tc.path)
+			if err == nil || !strings.Contains(err.Error(), tc.says) || !strings.Contains(err.Error(), tc.path) {
+				t.Errorf("LoadKeyring(%s) = %v, want an error naming the file and saying %q", tc.path, err, tc.says)
+			}
+		})
+	}
+}
+
+// TestMalformed cuts and breaks a real package at each structure and checks
+// that the error says where.
+func TestMalformed(t *testing.T) {
+	orig, err := os.ReadFile(td("hello-2.0-1.x86_64-signed.rpm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := loadKeys(t, td("rpm.org-rsa-2048-test.pub"))
+	poke := func(off int, b ...byte) []byte {
+		c := append([]byte(nil), orig...)
+		copy(c[off:], b)
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		kind Kind
+		says string
+	}{
+		{"empty", nil, Malformed, "lead: file shorter"},
+		{"not an rpm", []byte(strings.Repeat("x", 200)), Malformed, "not an RPM package"},
+		{"cut in the lead", orig[:50], Malformed, "lead"},
+		{"cut in the signature header", orig[:150], Malformed, "signature header at offset 96: claims"},
+		{"signature header magic", poke(96, 0, 0, 0), Malformed, "signature header at offset 96: magic"},
+		{"huge index count", poke(104, 0xff, 0xff, 0xff, 0xff), Malformed, "index count 4294967295 out of range"},
+		{"huge data size", poke(108, 0x7f, 0xff, 0xff, 0xff), Malformed, "data size 2147483647 exceeds"},
+		{"cut in the payload", orig[:len(orig)-100], BadDigest, "payload SHA256 digest"},
+		{"entry offset out of range", poke(112+8, 0x7f, 0, 0, 0), Malformed, "index entry 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.rpm")
+			if err := os.WriteFile(p, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := File(p, kr, nil)
+			checkVerdict(t, err, tc.kind, p)
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
+	if _, err := File(filepath.Join(t.TempDir(), "missing.rpm"), kr, nil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want os.ErrNotExist", err)
+	}
+}
