@@ -1,0 +1,348 @@
+package repo
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/rpmfleet/rpmfleet/pkg/compressed"
+	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
+)
+
+// Package is one package as primary.xml lists it: enough to find, download
+// and check it.
+type Package struct {
+	Name string
+	Arch string
+	rpmver.EVR
+	// Checksum is the digest of the package file (its pkgid).
+	Checksum Checksum
+	// Location is the package file's href, relative to the repository base
+	// (or to LocationBase when set).
+	Location     string
+	LocationBase string
+	// Size is the package file's size in bytes; InstalledSize what its
+	// files take once installed. 0 when not given.
+	Size          int64
+	InstalledSize int64
+	// SourceRPM is the source package's file name, "" for a source package.
+	SourceRPM string
+}
+
+// NEVRA returns "name-epoch:version-release.arch", epoch always written.
+func (p *Package) NEVRA() string {
+	return p.Name + "-" + p.EVR.String() + "." + p.Arch
+}
+
+// ErrNotPrimary is returned (wrapped) when the input's root element is not
+// <metadata>.
+var ErrNotPrimary = errors.New("repo: not a primary.xml")
+
+// PrimaryDecoder reads packages from a primary.xml stream one at a time,
+// never holding more than one package: a distribution's primary.xml is
+// tens of MB. The input may be compressed (gzip, xz, zstd or bzip2, found
+// by magic bytes). The root's packages="N" count is not trusted.
+type PrimaryDecoder struct {
+	src     io.Reader
+	zr      io.ReadCloser
+	x       *xml.Decoder
+	started bool
+	done    bool
+	err     error
+	text    strings.Builder
+}
+
+// NewPrimaryDecoder returns a decoder reading from r. Close releases the
+// decompressor; r itself is not closed.
+func NewPrimaryDecoder(r io.Reader) *PrimaryDecoder {
+	return &PrimaryDecoder{src: r}
+}
+
+// Close releases the decompressor.
+func (d *PrimaryDecoder) Close() error {
+	if d.zr != nil {
+		return d.zr.Close()
+	}
+	return nil
+}
+
+// Next returns the next package, or io.EOF after the last one.
+func (d *PrimaryDecoder) Next() (*Package, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	p, err := d.next()
+	if err != nil {
+		d.err = err
+	}
+	return p, err
+}
+
+func (d *PrimaryDecoder) next() (*Package, error) {
+	if d.done {
+		return nil, io.EOF
+	}
+	if !d.started {
+		if err := d.start(); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		tok, err := d.token()
+		if err != nil {
+			return nil, d.eofError(err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Local == "package" {
+				return d.pkg(t)
+			}
+			if err := d.skip(); err != nil {
+				return nil, err
+			}
+		case xml.EndElement:
+			// </metadata>; read on to the end so a compressed stream's
+			// trailer is checked.
+			for {
+				tok, err := d.token()
+				if err == io.EOF {
+					d.done = true
+					return nil, io.EOF
+				}
+				if err != nil {
+					return nil, err
+				}
+				if se, ok := tok.(xml.StartElement); ok {
+					return nil, d.errorf("element <%s> after </metadata>", se.Name.Local)
+				}
+			}
+		}
+	}
+}
+
+func (d *PrimaryDecoder) start() error {
+	d.started = true
+	zr, _, err := compressed.NewReader(d.src)
+	if err != nil {
+		return fmt.Errorf("primary: %w", err)
+	}
+	d.zr = zr
+	d.x = xml.NewDecoder(zr)
+	for {
+		tok, err := d.token()
+		if err == io.EOF {
+			return fmt.Errorf("%w: no root element", ErrNotPrimary)
+		}
+		if err != nil {
+			return err
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if se.Name.Local != "metadata" {
+				return fmt.Errorf("%w: line %d: root element is <%s>, want <metadata>", ErrNotPrimary, d.line(), se.Name.Local)
+			}
+			return nil
+		}
+	}
+}
+
+func (d *PrimaryDecoder) token() (xml.Token, error) {
+	tok, err := d.x.Token()
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		var se *xml.SyntaxError
+		if errors.As(err, &se) {
+			if se.Msg == "unexpected EOF" {
+				return nil, fmt.Errorf("primary: line %d: unexpected EOF: the file is truncated", se.Line)
+			}
+			return nil, fmt.Errorf("primary: line %d: %s", se.Line, se.Msg)
+		}
+		return nil, fmt.Errorf("primary: line %d: %w", d.line(), err)
+	}
+	return tok, nil
+}
+
+func (d *PrimaryDecoder) eofError(err error) error {
+	if err == io.EOF {
+		return d.errorf("unexpected end of input")
+	}
+	return err
+}
+
+func (d *PrimaryDecoder) line() int {
+	l, _ := d.x.InputPos()
+	return l
+}
+
+func (d *PrimaryDecoder) errorf(format string, args ...any) error {
+	return fmt.Errorf("primary: line %d: %s", d.line(), fmt.Sprintf(format, args...))
+}
+
+func (d *PrimaryDecoder) skip() error {
+	for depth := 1; depth > 0; {
+		tok, err := d.token()
+		if err != nil {
+			return d.eofError(err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return nil
+}
+
+func (d *PrimaryDecoder) readText() (string, error) {
+	d.text.Reset()
+	for {
+		tok, err := d.token()
+		if err != nil {
+			return "", d.eofError(err)
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			d.text.Write(t)
+		case xml.StartElement:
+			if err := d.skip(); err != nil {
+				return "", err
+			}
+		case xml.EndElement:
+			return strings.TrimSpace(d.text.String()), nil
+		}
+	}
+}
+
+func attr(se xml.StartElement, name string) string {
+	for _, a := range se.Attr {
+		if a.Name.Local == name {
+			return strings.TrimSpace(a.Value)
+		}
+	}
+	return ""
+}
+
+func baseAttr(se xml.StartElement) string {
+	for _, a := range se.Attr {
+		if a.Name.Local == "base" && (a.Name.Space == "xml" || a.Name.Space == "http://www.w3.org/XML/1998/namespace") {
+			return strings.TrimSpace(a.Value)
+		}
+	}
+	return ""
+}
+
+func (d *PrimaryDecoder) pkg(se xml.StartElement) (*Package, error) {
+	startLine := d.line()
+	p := &Package{}
+	for {
+		tok, err := d.token()
+		if err != nil {
+			return nil, d.eofError(err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return p, d.check(p, startLine)
+		case xml.StartElement:
+			if err := d.child(p, t); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+func (d *PrimaryDecoder) child(p *Package, se xml.StartElement) error {
+	var err error
+	switch se.Name.Local {
+	case "name":
+		p.Name, err = d.readText()
+	case "arch":
+		p.Arch, err = d.readText()
+	case "version":
+		p.EVR = rpmver.EVR{Epoch: attr(se, "epoch"), Version: attr(se, "ver"), Release: attr(se, "rel")}
+		err = d.skip()
+	case "checksum":
+		typ := strings.ToLower(attr(se, "type"))
+		var v string
+		if v, err = d.readText(); err != nil {
+			return err
+		}
+		if p.Checksum, err = parseChecksum(&xmlChecksum{Type: typ, Value: v}); err != nil {
+			return d.errorf("package %q: <checksum>: %v", p.Name, err)
+		}
+	case "size":
+		for _, f := range []struct {
+			name string
+			to   *int64
+		}{{"package", &p.Size}, {"installed", &p.InstalledSize}} {
+			if s := attr(se, f.name); s != "" {
+				if *f.to, err = strconv.ParseInt(s, 10, 64); err != nil || *f.to < 0 {
+					return d.errorf("package %q: <size %s=%q> is not a size", p.Name, f.name, s)
+				}
+			}
+		}
+		err = d.skip()
+	case "location":
+		p.Location = attr(se, "href")
+		p.LocationBase = baseAttr(se)
+		err = d.skip()
+	case "format":
+		err = d.format(p)
+	default:
+		err = d.skip()
+	}
+	return err
+}
+
+// format reads <rpm:sourcerpm> out of <format> and skips the rest
+// (provides, requires, files), which is most of primary.xml.
+func (d *PrimaryDecoder) format(p *Package) error {
+	for {
+		tok, err := d.token()
+		if err != nil {
+			return d.eofError(err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			if t.Name.Local == "sourcerpm" {
+				p.SourceRPM, err = d.readText()
+			} else {
+				err = d.skip()
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (d *PrimaryDecoder) check(p *Package, line int) error {
+	missing := ""
+	switch {
+	case p.Name == "":
+		return fmt.Errorf("primary: line %d: package without <name>", line)
+	case p.Arch == "":
+		missing = "<arch>"
+	case p.Version == "":
+		missing = "<version ver>"
+	case p.Checksum.Value == "":
+		missing = "<checksum>"
+	case p.Location == "":
+		missing = "<location href>"
+	}
+	if missing != "" {
+		return fmt.Errorf("primary: line %d: package %q: missing %s", line, p.Name, missing)
+	}
+	if p.Epoch != "" {
+		if _, err := strconv.ParseUint(p.Epoch, 10, 32); err != nil {
+			return fmt.Errorf("primary: line %d: package %q: epoch %q is not a number", line, p.Name, p.Epoch)
+		}
+	}
+	return nil
+}
