@@ -233,7 +233,7 @@ func check(f io.Reader, size int64, keys *Keyring, want *Expect) (*Result, error
 	}
 
 	var headerChecks, payloadChecks []digestCheck
-	var md5Check *digestCheck // checked last: the payload digest says more
+	var md5Check *digestCheck   // checked last: the payload digest says more
 	var headerOnly []hash.Hash  // hashes over the main header only
 	var wholeHashes []io.Writer // hashes over main header + payload
 	for _, s := range sigs {
