@@ -1,6 +1,10 @@
 package applicability
 
 import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -225,5 +229,124 @@ func TestMatchAdvisoryAgreesOnRealData(t *testing.T) {
 	}
 	if len(node) == 0 {
 		t.Error("modular nodejs 18.14.2 is exposed to no AlmaLinux 9 advisory")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestGoldenUBI9 pins the whole answer for the real RHEL 9.0 aarch64 image
+// against the real AlmaLinux 9 OSV database, one exposure per line, in report
+// order, so that any change in what is matched or how it is ordered shows up
+// in review. Rewrite with go test -run TestGoldenUBI9 -update after checking
+// the difference is intended.
+func TestGoldenUBI9(t *testing.T) {
+	pkgs := loadManifest(t, filepath.Join("testdata", "ubi9_ubi-aarch64-rpm-manifest.tsv"))
+	fs := NewIndex(loadOSV(t, "almalinux9.jsonl.gz", "AlmaLinux:9")).Match("AlmaLinux:9", pkgs)
+	got := strings.Join(render(fs), "\n") + "\n"
+	golden := filepath.Join("testdata", "ubi9-almalinux9.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < max(len(gl), len(wl)); i++ {
+			g, w := at(gl, i), at(wl, i)
+			if g != w {
+				t.Fatalf("%s:%d differs:\n got %q\nwant %q\n(%d lines, want %d)", golden, i+1, g, w, len(gl), len(wl))
+			}
+		}
+	}
+}
+
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return "<end>"
+}
+
+// TestUBI9AgreesWithRPM recomputes the UBI 9 answer independently: every
+// (installed, fixed) version pair the AlmaLinux 9 advisories raise for the
+// image is compared by the real rpm (its Lua rpm.vercmp, one process for
+// all pairs), and a package is exposed when rpm says it is older than every
+// fixed entry of its name (the image has no modular packages and OSV no
+// arch, so every entry counts). Match must give exactly that set; this is
+// what keeps the golden file honest.
+func TestUBI9AgreesWithRPM(t *testing.T) {
+	rpmBin, err := exec.LookPath("rpm")
+	if err != nil {
+		t.Fatalf("rpm not installed (run make deps): %v", err)
+	}
+	pkgs := loadManifest(t, filepath.Join("testdata", "ubi9_ubi-aarch64-rpm-manifest.tsv"))
+	advs := loadOSV(t, "almalinux9.jsonl.gz", "AlmaLinux:9")
+	byName := map[string][]inventory.Package{}
+	for _, p := range pkgs {
+		byName[p.Name] = append(byName[p.Name], p)
+	}
+	type pair struct{ a, b string }
+	var pairs []pair
+	seen := map[pair]int{}
+	for _, a := range advs {
+		for _, e := range a.Packages {
+			for _, p := range byName[e.Name] {
+				pr := pair{p.EVR.String(), e.EVR.String()}
+				if _, ok := seen[pr]; !ok {
+					seen[pr] = len(pairs)
+					pairs = append(pairs, pr)
+				}
+			}
+		}
+	}
+	var lua strings.Builder
+	for _, p := range pairs {
+		fmt.Fprintf(&lua, "print(rpm.vercmp(%q, %q)..' ')\n", p.a, p.b)
+	}
+	out, err := exec.Command(rpmBin, "--eval", "%{lua:"+lua.String()+"}").Output()
+	if err != nil {
+		t.Fatalf("rpm --eval: %v", err)
+	}
+	cmps := strings.Fields(string(out))
+	if len(cmps) != len(pairs) {
+		t.Fatalf("rpm answered %d comparisons for %d pairs", len(cmps), len(pairs))
+	}
+	var want []string
+	for _, a := range advs {
+		names := map[string]bool{}
+		for _, e := range a.Packages {
+			names[e.Name] = true
+		}
+		for name := range names {
+			for _, p := range byName[name] {
+				older := true
+				for _, e := range a.Packages {
+					if e.Name == name && cmps[seen[pair{p.EVR.String(), e.EVR.String()}]] != "-1" {
+						older = false
+					}
+				}
+				if older {
+					want = append(want, a.ID+" "+p.Name+"."+p.Arch)
+				}
+			}
+		}
+	}
+	var got []string
+	for _, f := range NewIndex(advs).Match("AlmaLinux:9", pkgs) {
+		for _, p := range f.Packages {
+			got = append(got, f.Advisory.ID+" "+p.Installed.Name+"."+p.Installed.Arch)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("Match and rpm disagree:\n got %d %q\nwant %d %q", len(got), got, len(want), want)
+	}
+	if len(want) == 0 {
+		t.Error("rpm finds nothing to compare")
 	}
 }
