@@ -92,8 +92,8 @@ type group struct {
 	// hasModule is set when any of the entries carries module data; then
 	// module data, not the version, decides a modular package's stream.
 	hasModule bool
-	// entries are sorted oldest first, so the first counted entry is the
-	// lowest and a package that is not older than it is not exposed.
+	// entries are sorted oldest first, so the first entry that counts for
+	// a package is the lowest, the Fixed version to report.
 	entries []*advisory.Package
 }
 
