@@ -1,0 +1,20 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+	"github.com/rpmfleet/rpmfleet/server/internal/store/sqlite"
+	"github.com/rpmfleet/rpmfleet/server/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Backend{
+		New: func(t *testing.T) string { return filepath.Join(t.TempDir(), "fleet.db") },
+		Open: func(ctx context.Context, path string) (store.Store, error) {
+			return sqlite.Open(ctx, path)
+		},
+	})
+}

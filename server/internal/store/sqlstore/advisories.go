@@ -1,0 +1,187 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+)
+
+// filterLimit is the most advisories a status refresh names in an IN
+// list; beyond it refreshing every advisory of the device is cheaper.
+const filterLimit = 200
+
+// PutAdvisories stores advisories and updates the statuses they change.
+func (s *Store) PutAdvisories(ctx context.Context, advs []advisory.Advisory, now time.Time, match store.MatchFunc) (int, error) {
+	var changed []string
+	err := s.db.Write(ctx, func(c Conn) error {
+		changed = changed[:0]
+		for i := range advs {
+			ok, err := putAdvisory(ctx, c, &advs[i])
+			if err != nil {
+				return err
+			}
+			if ok {
+				changed = append(changed, advs[i].ID)
+			}
+		}
+		if len(changed) == 0 || match == nil {
+			return nil
+		}
+		return reapply(ctx, c, changed, now, match)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("put advisories: %w", err)
+	}
+	return len(changed), nil
+}
+
+// putAdvisory upserts one advisory and its CVEs, reporting whether it was
+// new or changed.
+func putAdvisory(ctx context.Context, c Conn, a *advisory.Advisory) (bool, error) {
+	if a.ID == "" {
+		return false, errors.New("advisory with an empty id")
+	}
+	body, err := json.Marshal(a)
+	if err != nil {
+		return false, fmt.Errorf("advisory %s: %w", a.ID, err)
+	}
+	sum := sha256.Sum256(body)
+	var old []byte
+	err = c.QueryRow(ctx, `SELECT content_hash FROM advisories WHERE id = ?`, a.ID).Scan(&old)
+	switch {
+	case err == nil && bytes.Equal(old, sum[:]):
+		return false, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return false, fmt.Errorf("advisory %s: %w", a.ID, err)
+	}
+	_, err = c.Exec(ctx, `INSERT INTO advisories (id, ecosystem, type, severity, issued, updated, title, reboot_suggested, content_hash, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET ecosystem = excluded.ecosystem, type = excluded.type, severity = excluded.severity,
+			issued = excluded.issued, updated = excluded.updated, title = excluded.title,
+			reboot_suggested = excluded.reboot_suggested, content_hash = excluded.content_hash, body = excluded.body`,
+		a.ID, a.Ecosystem, string(a.Type), int(a.Severity), micros(a.Issued), micros(a.Updated), a.Title,
+		b2i(a.RebootSuggested), sum[:], body)
+	if err != nil {
+		return false, fmt.Errorf("advisory %s: %w", a.ID, err)
+	}
+	if _, err := c.Exec(ctx, `DELETE FROM advisory_cves WHERE advisory_id = ?`, a.ID); err != nil {
+		return false, fmt.Errorf("advisory %s: %w", a.ID, err)
+	}
+	for _, cve := range a.CVEs {
+		_, err := c.Exec(ctx, `INSERT INTO advisory_cves (cve, advisory_id) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+			strings.ToUpper(cve), a.ID)
+		if err != nil {
+			return false, fmt.Errorf("advisory %s: cve %s: %w", a.ID, cve, err)
+		}
+	}
+	return true, nil
+}
+
+// reapply recomputes, for every stored package set, the findings of the
+// changed advisories, then refreshes those advisories' statuses on the
+// devices using each set.
+func reapply(ctx context.Context, c Conn, changed []string, now time.Time, match store.MatchFunc) error {
+	keep := make(map[string]bool, len(changed))
+	for _, a := range changed {
+		keep[a] = true
+	}
+	only := changed
+	if len(only) > filterLimit {
+		only = nil
+	}
+	var sets []int64
+	rows, err := c.Query(ctx, `SELECT DISTINCT package_set FROM devices WHERE package_set IS NOT NULL ORDER BY package_set`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		sets = append(sets, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// Sets no device uses now are not matched; they are marked stale and
+	// matched afresh if a device comes back to one (ensureSet).
+	if _, err := c.Exec(ctx, `UPDATE package_sets SET stale = 1
+		WHERE stale = 0 AND id NOT IN (SELECT package_set FROM devices WHERE package_set IS NOT NULL)`); err != nil {
+		return err
+	}
+	for _, set := range sets {
+		pkgs, err := loadSet(ctx, c, set)
+		if err != nil {
+			return err
+		}
+		fs, err := match(pkgs)
+		if err != nil {
+			return fmt.Errorf("match package set %d: %w", set, err)
+		}
+		if err := deleteFindings(ctx, c, set, changed); err != nil {
+			return err
+		}
+		if err := insertFindings(ctx, c, set, fs, keep); err != nil {
+			return err
+		}
+		devices, err := devicesOfSet(ctx, c, set)
+		if err != nil {
+			return err
+		}
+		for _, d := range devices {
+			ev := events{rebootPending: d.rebootPending}
+			if err := refreshDevice(ctx, c, d.id, set, only, ev, now); err != nil {
+				return fmt.Errorf("refresh device %s: %w", d.id, err)
+			}
+		}
+	}
+	return nil
+}
+
+func deleteFindings(ctx context.Context, c Conn, set int64, advs []string) error {
+	for len(advs) > 0 {
+		chunk := advs[:min(len(advs), filterLimit)]
+		advs = advs[len(chunk):]
+		filter, args := inClause("advisory_id", chunk)
+		if _, err := c.Exec(ctx, `DELETE FROM set_findings WHERE set_id = ?`+filter, append([]any{set}, args...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type setDevice struct {
+	id            string
+	rebootPending bool
+}
+
+func devicesOfSet(ctx context.Context, c Conn, set int64) ([]setDevice, error) {
+	rows, err := c.Query(ctx, `SELECT id, reboot_pending FROM devices WHERE package_set = ?`, set)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ds []setDevice
+	for rows.Next() {
+		var d setDevice
+		var rp int
+		if err := rows.Scan(&d.id, &rp); err != nil {
+			return nil, err
+		}
+		d.rebootPending = rp != 0
+		ds = append(ds, d)
+	}
+	return ds, rows.Err()
+}

@@ -1,0 +1,265 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+)
+
+const exposedStatuses = `('affected', 'failed')`
+
+// CVE answers which devices are exposed to a CVE and which are patched.
+// It walks the cve index to the advisories, their status rows (indexed by
+// advisory and status) to the devices, and the devices' set findings for
+// the vulnerable packages: index probes only.
+func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, error) {
+	cve = strings.ToUpper(strings.TrimSpace(cve))
+	resp := protocol.CVEResponse{CVE: cve, Exposed: []protocol.CVEExposure{}, Patched: []protocol.CVEPatched{}}
+	err := s.db.Read(ctx, func(c Conn) error {
+		rows, err := c.Query(ctx, `SELECT d.name, s.advisory_id, f.package, f.installed, f.fixed
+			FROM advisory_cves v
+			JOIN device_status s ON s.advisory_id = v.advisory_id AND s.status IN `+exposedStatuses+`
+			JOIN devices d ON d.id = s.device_id
+			JOIN set_findings f ON f.set_id = d.package_set AND f.advisory_id = s.advisory_id AND f.affected = 1
+			WHERE v.cve = ?
+			ORDER BY d.name, s.advisory_id, f.package, f.installed`, cve)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var e protocol.CVEExposure
+			if err := rows.Scan(&e.Device, &e.Advisory, &e.Package, &e.Installed, &e.Fixed); err != nil {
+				rows.Close()
+				return err
+			}
+			if n := len(resp.Exposed); n > 0 && resp.Exposed[n-1] == e {
+				continue // one package on two arches
+			}
+			resp.Exposed = append(resp.Exposed, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = c.Query(ctx, `SELECT d.name, s.advisory_id
+			FROM advisory_cves v
+			JOIN device_status s ON s.advisory_id = v.advisory_id AND s.status IN ('patched', 'pending-reboot')
+			JOIN devices d ON d.id = s.device_id
+			WHERE v.cve = ?
+			ORDER BY d.name, s.advisory_id`, cve)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p protocol.CVEPatched
+			if err := rows.Scan(&p.Device, &p.Advisory); err != nil {
+				return err
+			}
+			resp.Patched = append(resp.Patched, p)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return protocol.CVEResponse{}, fmt.Errorf("query cve %s: %w", cve, err)
+	}
+	return resp, nil
+}
+
+// summaryColumns read a device row and its counts for a DeviceSummary.
+const summaryColumns = `d.id, d.name, d.labels, d.enrolled, d.last_seen,
+	d.os_id, d.os_version_id, d.arch, d.kernel, d.hostname, d.agent_version, COALESCE(p.count, 0),
+	(SELECT COUNT(*) FROM device_status s WHERE s.device_id = d.id AND s.status IN ` + exposedStatuses + `),
+	(SELECT COUNT(*) FROM device_status s WHERE s.device_id = d.id AND s.status = 'pending-reboot'),
+	(SELECT COALESCE(MAX(a.severity), -1) FROM device_status s JOIN advisories a ON a.id = s.advisory_id
+		WHERE s.device_id = d.id AND s.status IN ` + exposedStatuses + `)`
+
+func scanSummary(r Row) (protocol.DeviceSummary, error) {
+	var d protocol.DeviceSummary
+	var labels string
+	var enrolled, seen int64
+	var worst int
+	err := r.Scan(&d.ID, &d.Name, &labels, &enrolled, &seen,
+		&d.Info.OSID, &d.Info.OSVersionID, &d.Info.Arch, &d.Info.Kernel, &d.Info.Hostname, &d.Info.AgentVersion,
+		&d.Packages, &d.Affected, &d.PendingReboot, &worst)
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
+		return d, fmt.Errorf("labels of device %s: %w", d.Name, err)
+	}
+	if len(d.Labels) == 0 {
+		d.Labels = nil
+	}
+	d.Enrolled, d.LastSeen = fromMicros(enrolled), fromMicros(seen)
+	if worst >= 0 {
+		d.WorstSeverity = advisory.Severity(worst).String()
+	}
+	return d, nil
+}
+
+// Devices lists devices by name, filtered.
+func (s *Store) Devices(ctx context.Context, f store.DeviceFilter) ([]protocol.DeviceSummary, error) {
+	q := `SELECT ` + summaryColumns + ` FROM devices d LEFT JOIN package_sets p ON p.id = d.package_set WHERE 1 = 1`
+	var args []any
+	for _, k := range slices.Sorted(maps.Keys(f.Labels)) {
+		q += ` AND EXISTS (SELECT 1 FROM device_labels l WHERE l.device_id = d.id AND l.key = ? AND l.value = ?)`
+		args = append(args, k, f.Labels[k])
+	}
+	if f.ExposedTo != "" {
+		q += ` AND d.id IN (SELECT s.device_id FROM advisory_cves v
+			JOIN device_status s ON s.advisory_id = v.advisory_id AND s.status IN ` + exposedStatuses + `
+			WHERE v.cve = ?)`
+		args = append(args, strings.ToUpper(strings.TrimSpace(f.ExposedTo)))
+	}
+	q += ` ORDER BY d.name`
+	ds := []protocol.DeviceSummary{}
+	err := s.db.Read(ctx, func(c Conn) error {
+		rows, err := c.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanSummary(rows)
+			if err != nil {
+				return err
+			}
+			ds = append(ds, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return ds, nil
+}
+
+// Device returns one device by name with its advisories, most severe
+// first.
+func (s *Store) Device(ctx context.Context, name string) (protocol.Device, error) {
+	var d protocol.Device
+	err := s.db.Read(ctx, func(c Conn) error {
+		var err error
+		d.DeviceSummary, err = scanSummary(c.QueryRow(ctx, `SELECT `+summaryColumns+`
+			FROM devices d LEFT JOIN package_sets p ON p.id = d.package_set WHERE d.name = ?`, name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := c.Query(ctx, `SELECT s.advisory_id, a.severity, s.status, s.since
+			FROM device_status s JOIN advisories a ON a.id = s.advisory_id
+			WHERE s.device_id = ? ORDER BY a.severity DESC, s.advisory_id`, d.ID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		d.Advisories = []protocol.DeviceAdvisory{}
+		for rows.Next() {
+			var a protocol.DeviceAdvisory
+			var sev int
+			var st string
+			var since int64
+			if err := rows.Scan(&a.Advisory, &sev, &st, &since); err != nil {
+				return err
+			}
+			a.Severity, a.Status, a.Since = advisory.Severity(sev).String(), protocol.Status(st), fromMicros(since)
+			d.Advisories = append(d.Advisories, a)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return protocol.Device{}, fmt.Errorf("device %s: %w", name, err)
+	}
+	return d, nil
+}
+
+// Advisory returns an advisory with the status of every device it applies
+// to.
+func (s *Store) Advisory(ctx context.Context, id string) (protocol.AdvisoryStatus, error) {
+	var a protocol.AdvisoryStatus
+	err := s.db.Read(ctx, func(c Conn) error {
+		var typ string
+		var sev int
+		var issued int64
+		err := c.QueryRow(ctx, `SELECT id, type, severity, issued, title FROM advisories WHERE id = ?`, id).
+			Scan(&a.ID, &typ, &sev, &issued, &a.Title)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		a.Type, a.Severity, a.Issued = typ, advisory.Severity(sev).String(), fromMicros(issued)
+		rows, err := c.Query(ctx, `SELECT cve FROM advisory_cves WHERE advisory_id = ? ORDER BY cve`, id)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var cve string
+			if err := rows.Scan(&cve); err != nil {
+				rows.Close()
+				return err
+			}
+			a.CVEs = append(a.CVEs, cve)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = c.Query(ctx, `SELECT d.name, s.status FROM device_status s JOIN devices d ON d.id = s.device_id
+			WHERE s.advisory_id = ? ORDER BY d.name`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		a.Devices = []protocol.AdvisoryDevice{}
+		for rows.Next() {
+			var d protocol.AdvisoryDevice
+			var st string
+			if err := rows.Scan(&d.Device, &st); err != nil {
+				return err
+			}
+			d.Status = protocol.Status(st)
+			switch d.Status {
+			case protocol.StatusAffected:
+				a.Affected++
+			case protocol.StatusPatched:
+				a.Patched++
+			case protocol.StatusPendingReboot:
+				a.PendingReboot++
+			case protocol.StatusFailed:
+				a.Failed++
+			}
+			a.Devices = append(a.Devices, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return protocol.AdvisoryStatus{}, fmt.Errorf("advisory %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// PackageSets returns how many distinct package sets are stored.
+func (s *Store) PackageSets(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.Read(ctx, func(c Conn) error {
+		return c.QueryRow(ctx, `SELECT COUNT(*) FROM package_sets`).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count package sets: %w", err)
+	}
+	return n, nil
+}

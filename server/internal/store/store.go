@@ -1,0 +1,187 @@
+// Package store keeps the fleet server's state: devices and their
+// credentials, admin and enrolment tokens, advisories, the package sets
+// devices report, and where every device stands with every advisory.
+//
+// Threat model. The store holds the secrets that let a device post reports
+// and an admin read or change the fleet, so it never holds them in the
+// clear: device credentials, admin tokens and enrolment tokens are stored as
+// their SHA-256 (Hash). They are 256-bit random values made by the server,
+// so a fast hash is enough: there is nothing to guess that a slow KDF would
+// protect, and a lookup by hash stays an index probe. Someone who reads the
+// database learns no usable secret. Enrolment tokens are consumed inside
+// the same statement that checks them, so a counted token cannot be
+// over-spent by concurrent enrolments, and an expired one never works.
+//
+// Data model. A device points at its package set, which is stored once per
+// distinct inventory digest, so many devices of one image share one row.
+// Applicability (which advisories affect or are fixed in a set, and by
+// which package) is computed once per distinct set, by a MatchFunc the
+// caller gives (the server backs it with pkg/applicability), and kept as
+// findings. Per device and advisory a status row is kept and updated
+// incrementally: when a report changes the device's set or carries update
+// results, only that device's rows change; when advisories arrive, only the
+// rows for those advisories change. The CVE question is answered from the
+// cve index, the status rows by advisory, and the findings, never by a
+// scan. Every report is applied in one transaction, and its id is recorded
+// in it, so a retried report is a no-op and a failed one leaves nothing.
+//
+// Two implementations exist, store/sqlite (the default, embedded) and
+// store/postgres (at scale); both run the same conformance suite,
+// store/storetest.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+)
+
+// Sentinel errors. Implementations wrap them, so test with errors.Is.
+var (
+	ErrNotFound     = errors.New("store: not found")
+	ErrTokenInvalid = errors.New("store: enrolment token unknown")
+	ErrTokenExpired = errors.New("store: enrolment token expired")
+	ErrTokenUsedUp  = errors.New("store: enrolment token used up")
+	ErrNameTaken    = errors.New("store: device name taken")
+	ErrBadReport    = errors.New("store: bad report")
+)
+
+// Hash is the SHA-256 of a secret: what the store keeps of credentials and
+// tokens.
+type Hash [sha256.Size]byte
+
+// HashSecret returns the Hash of a secret as the client sends it.
+func HashSecret(secret string) Hash { return sha256.Sum256([]byte(secret)) }
+
+// Token is an admin API token.
+type Token struct {
+	ID      string
+	Name    string
+	Role    protocol.Role
+	Hash    Hash
+	Created time.Time
+	// Revoked is zero while the token is valid.
+	Revoked time.Time
+}
+
+// EnrollToken is an enrolment token.
+type EnrollToken struct {
+	ID      string
+	Hash    Hash
+	Labels  map[string]string
+	Expires time.Time
+	// UsesLeft is how many more devices may enrol with it.
+	UsesLeft int
+	Created  time.Time
+}
+
+// Device is an enrolled device.
+type Device struct {
+	ID             string
+	Name           string
+	Labels         map[string]string
+	CredentialHash Hash
+	Enrolled       time.Time
+	// LastSeen is zero until the first report.
+	LastSeen time.Time
+	Info     protocol.DeviceInfo
+	// Digest is the inventory digest of the device's package set; empty
+	// until a full inventory arrived.
+	Digest string
+}
+
+// NewDevice is what Enroll needs to create a device.
+type NewDevice struct {
+	ID             string
+	Name           string
+	CredentialHash Hash
+	Info           protocol.DeviceInfo
+	Enrolled       time.Time
+}
+
+// Finding is how one advisory relates to one installed package of a set:
+// the package is one the advisory fixes, and it is either older than the
+// fix (Affected) or at or past it.
+type Finding struct {
+	Advisory  string
+	Package   string
+	Arch      string
+	Installed string // EVR, "epoch:version-release"
+	Fixed     string // EVR of the fix
+	Affected  bool
+}
+
+// MatchFunc computes the findings for a package set. For a report it is
+// asked about every advisory the server knows; for PutAdvisories only about
+// the advisories being put. It is called once per distinct package set.
+type MatchFunc func(pkgs []protocol.Package) ([]Finding, error)
+
+// Tokens keeps admin tokens.
+type Tokens interface {
+	CreateToken(ctx context.Context, t Token) error
+	// TokenByHash returns a token that is not revoked, or ErrNotFound.
+	TokenByHash(ctx context.Context, h Hash) (Token, error)
+	ListTokens(ctx context.Context) ([]Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+}
+
+// Enrollment turns enrolment tokens into devices.
+type Enrollment interface {
+	CreateEnrollToken(ctx context.Context, t EnrollToken) error
+	// Enroll spends one use of the enrolment token whose hash is given and
+	// creates the device with the token's labels, in one transaction. It
+	// fails with ErrTokenInvalid, ErrTokenExpired, ErrTokenUsedUp or
+	// ErrNameTaken and then changes nothing.
+	Enroll(ctx context.Context, token Hash, d NewDevice) (Device, error)
+	// DeviceByCredential returns the device holding the credential, or
+	// ErrNotFound.
+	DeviceByCredential(ctx context.Context, h Hash) (Device, error)
+}
+
+// Reports applies device reports.
+type Reports interface {
+	// Report applies r from device deviceID in one transaction. A report id
+	// already applied for that device is a no-op answered Duplicate. match
+	// is called only when the report brings a package set never seen
+	// before. Malformed reports fail with ErrBadReport.
+	Report(ctx context.Context, deviceID string, r *protocol.Report, now time.Time, match MatchFunc) (protocol.ReportResponse, error)
+}
+
+// Advisories stores advisories and brings statuses up to date with them.
+type Advisories interface {
+	// PutAdvisories inserts or replaces advisories. For those new or
+	// changed, match is run once per stored package set and every
+	// device's status for them is updated, in one transaction. It returns
+	// how many advisories were new or changed.
+	PutAdvisories(ctx context.Context, advs []advisory.Advisory, now time.Time, match MatchFunc) (changed int, err error)
+}
+
+// Queries answers the admin's questions.
+type Queries interface {
+	CVE(ctx context.Context, cve string) (protocol.CVEResponse, error)
+	Device(ctx context.Context, name string) (protocol.Device, error)
+	Devices(ctx context.Context, f DeviceFilter) ([]protocol.DeviceSummary, error)
+	Advisory(ctx context.Context, id string) (protocol.AdvisoryStatus, error)
+}
+
+// DeviceFilter narrows Devices. Zero fields do not filter.
+type DeviceFilter struct {
+	// Labels must all match.
+	Labels map[string]string
+	// ExposedTo keeps devices exposed to the CVE.
+	ExposedTo string
+}
+
+// Store is everything the server keeps.
+type Store interface {
+	Tokens
+	Enrollment
+	Reports
+	Advisories
+	Queries
+	Close() error
+}
