@@ -231,6 +231,15 @@ func TestDifferentialRPM(t *testing.T) {
 	} {
 		pairs = append(pairs, p)
 	}
+	// NUL bytes: rpm cuts its C strings there, rpmver refuses them. The
+	// pairs check the first half of that claim; ParseEVR's tests the second.
+	nulFrom := len(pairs)
+	for _, p := range [][2]string{
+		{"1.0\x00-9", "1.0"}, {"1.0", "1.0-1\x002"}, {"2\x00", "10"}, {"1:2\x003:4", "1:2"}, {"\x00", "1"}, {"1.0~\x00", "1.0"},
+	} {
+		pairs = append(pairs, p)
+	}
+	nulTo := len(pairs)
 	fixed := len(pairs)
 	for range 5000 {
 		pairs = append(pairs, g.pair())
@@ -243,7 +252,14 @@ func TestDifferentialRPM(t *testing.T) {
 		if i >= fixed {
 			counts[rpmSays[i]]++
 		}
-		if got := ourVerdict(p[0], p[1]); got != rpmSays[i] {
+		got := ourVerdict(p[0], p[1])
+		if i >= nulFrom && i < nulTo {
+			if got != "E" {
+				t.Errorf("pair %d: ParseEVR accepted a NUL byte in %q or %q", i, p[0], p[1])
+			}
+			got = ourVerdict(cstring(p[0]), cstring(p[1]))
+		}
+		if got != rpmSays[i] {
 			mismatches++
 			if mismatches <= 20 {
 				t.Errorf("pair %d: rpmver says %s, rpm.vercmp(%q, %q) says %s", i, got, p[0], p[1], rpmSays[i])

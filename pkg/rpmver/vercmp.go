@@ -1,5 +1,7 @@
 package rpmver
 
+import "strings"
+
 // Vercmp compares two version (or release) strings as rpm's rpmvercmp does
 // and returns -1, 0 or +1. Like rpm, it sees a string only up to its first
 // NUL byte. It does not split epochs or releases: '-' and ':' are separators
@@ -110,10 +112,8 @@ func Vercmp(a, b string) int {
 }
 
 func cstring(s string) string {
-	for k := 0; k < len(s); k++ {
-		if s[k] == 0 {
-			return s[:k]
-		}
+	if k := strings.IndexByte(s, 0); k >= 0 {
+		return s[:k]
 	}
 	return s
 }
