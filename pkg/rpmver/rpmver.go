@@ -14,12 +14,13 @@
 // numeric segments compare as numbers of any length (leading zeros dropped)
 // and beat alphabetic ones; alphabetic segments compare byte by byte.
 //
-// Compare is rpm's rpmverCmp, the comparison behind rpm.vercmp in rpm's Lua
-// and labelCompare in its Python binding: the epochs (a missing one is "0"),
-// then the versions, then the releases, where a missing release sorts before
-// any present one, even an empty one ("1.0" < "1.0-" < "1.0-0"). This is not
-// the looser rule rpm applies to dependency ranges, where "foo >= 1.0"
-// matches every release of 1.0.
+// Compare is rpm's rpmverCmp (rpmio/rpmver.c), the comparison behind
+// rpm.vercmp in rpm's Lua: the epochs (a missing one is "0"), then the
+// versions, then the releases, where a missing release sorts before any
+// present one, even an empty one ("1.0" < "1.0-" < "1.0-0"). This is not the
+// looser rule rpm applies to dependency ranges, where "foo >= 1.0" matches
+// every release of 1.0. Between two full EVRs, as between an installed
+// package and an advisory's fix, the two rules agree.
 //
 // ParseEVR splits "[epoch:]version[-release]" as rpm's rpmverParse does.
 // ParseNEVRA splits package names and rpm file names.
