@@ -43,8 +43,8 @@ check: ## vet, staticcheck, and cross-compile for linux/arm64, linux/arm (GOARM=
 	GOOS=linux GOARCH=amd64 go build ./...
 
 .PHONY: demo
-demo: build ## Check a sample RHEL 9 aarch64 device against the AlmaLinux 9 advisories.
-	@./agent/demo.sh
+demo: deps build ## Check a sample RHEL 9 aarch64 device against the AlmaLinux 9 advisories.
+	@./agent/demo/demo.sh
 
 .PHONY: bench
 bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md by hand).

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make demo: what rpmfleet-agent tells a real device.
+#
+# Builds a device root whose rpm database the real rpm writes, holding the
+# real package set of a RHEL 9.0 aarch64 image (179 packages) under an
+# AlmaLinux 9 os-release, then asks rpmfleet-agent which of the 1783 AlmaLinux
+# 9 advisories apply to it. The device root is cached in .demo/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+demo=agent/demo
+root=.demo/device
+if [ ! -f "$root/.complete" ]; then
+  rm -rf "$root"
+  echo "==> Building a device root from the RHEL 9.0 aarch64 manifest with the real rpm (first run only)"
+  go run ./pkg/rpmtest/cmd/devroot -manifest "$demo/ubi9_ubi-aarch64-rpm-manifest.tsv" \
+    -os-release "$demo/almalinux-9.2-host.os-release" -out "$root"
+  touch "$root/.complete"
+fi
+echo
+echo "==> bin/rpmfleet-agent inventory --root $root | grep openssl"
+bin/rpmfleet-agent inventory --root "$root" | grep openssl
+echo
+echo "==> bin/rpmfleet-agent check --root $root --advisories $demo/almalinux9.jsonl.gz --security --severity Important"
+set +e
+bin/rpmfleet-agent check --root "$root" --advisories "$demo/almalinux9.jsonl.gz" --security --severity Important
+code=$?
+set -e
+echo
+echo "(exit code $code: 100 means updates apply, as with dnf check-update)"
+echo
+echo "==> Is this device exposed to CVE-2023-2650 (openssl)?"
+echo "==> bin/rpmfleet-agent check --root $root --advisories $demo/almalinux9.jsonl.gz --cve CVE-2023-2650"
+bin/rpmfleet-agent check --root "$root" --advisories "$demo/almalinux9.jsonl.gz" --cve CVE-2023-2650 || true
