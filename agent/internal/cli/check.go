@@ -359,4 +359,3 @@ func runInventory(_ context.Context, e *env, args []string) int {
 	}
 	return ExitOK
 }
-
