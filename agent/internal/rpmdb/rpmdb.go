@@ -1,0 +1,291 @@
+// Package rpmdb reads a device's installed packages straight from its rpm
+// database, without running rpm: sqlite (rpmdb.sqlite, EL9 and later),
+// Berkeley DB (Packages, EL8) and ndb (Packages.db, SUSE), through
+// github.com/knqyf263/go-rpmdb.
+//
+// The database is read-only input from the device's own disk, but it can
+// be damaged (a power cut, a full disk, a bad sector), so nothing here
+// trusts it: the format is recognized by its magic bytes before go-rpmdb
+// sees it, a sqlite database's header blobs are bounds-checked first (a
+// corrupt length would otherwise make go-rpmdb allocate gigabytes), panics
+// in go-rpmdb's header parsing become errors naming the file, and an empty
+// result from a database that has package rows is an error, never an empty
+// inventory. A sqlite write-ahead log left behind by a power cut is folded
+// into a private copy before reading, so the inventory includes the
+// transactions it holds.
+//
+// Known limit: go-rpmdb walks Berkeley DB and ndb pages in its own
+// goroutine; a panic there on a corrupt page cannot be recovered here.
+package rpmdb
+
+import (
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
+	_ "modernc.org/sqlite" // go-rpmdb opens sqlite databases with the "sqlite" driver
+
+	"github.com/rpmfleet/rpmfleet/pkg/inventory"
+	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
+)
+
+// Errors, each wrapped with the path it concerns.
+var (
+	ErrNotFound      = errors.New("rpmdb: no rpm database")
+	ErrUnknownFormat = errors.New("rpmdb: not an rpm database")
+	ErrCorrupt       = errors.New("rpmdb: corrupt rpm database")
+)
+
+// Dirs are the folders, relative to a root, where Find looks for the
+// database, in order.
+var Dirs = []string{"var/lib/rpm", "usr/lib/sysimage/rpm"}
+
+// files are the database file names, newest backend first.
+var files = []string{"rpmdb.sqlite", "Packages.db", "Packages"}
+
+// Find returns the path of the rpm database under root: the first of
+// rpmdb.sqlite, Packages.db and Packages in ROOT/var/lib/rpm, then in
+// ROOT/usr/lib/sysimage/rpm.
+func Find(root string) (string, error) {
+	for _, dir := range Dirs {
+		if p, ok := inDir(filepath.Join(root, dir)); ok {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w under %s (looked for %s in %s)", ErrNotFound, root,
+		strings.Join(files, ", "), strings.Join(Dirs, " and "))
+}
+
+func inDir(dir string) (string, bool) {
+	for _, name := range files {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// Format is an rpm database backend.
+type Format string
+
+// Formats Read understands.
+const (
+	SQLite      Format = "sqlite"
+	BerkeleyDB  Format = "bdb"
+	NDB         Format = "ndb"
+	maxTags            = 0xffff    // rpm's hdrchkTags
+	maxHeader          = 256 << 20 // rpm's headerMaxbytes
+	headerIndex        = 16        // bytes per header index entry
+)
+
+// Detect names the backend of the database file at path by its magic bytes.
+func Detect(path string) (Format, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read rpmdb: %w", err)
+	}
+	defer f.Close()
+	var head [16]byte
+	n, err := io.ReadFull(f, head[:])
+	switch {
+	case n == 0:
+		return "", fmt.Errorf("%w: %s is empty", ErrCorrupt, path)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "", fmt.Errorf("%w: %s is only %d bytes", ErrCorrupt, path, n)
+	case err != nil:
+		return "", fmt.Errorf("read rpmdb %s: %w", path, err)
+	}
+	switch {
+	case string(head[:]) == "SQLite format 3\x00":
+		return SQLite, nil
+	case string(head[:4]) == "RpmP":
+		return NDB, nil
+	case binary.LittleEndian.Uint32(head[12:]) == 0x061561 || binary.BigEndian.Uint32(head[12:]) == 0x061561:
+		return BerkeleyDB, nil
+	}
+	return "", fmt.Errorf("%w: %s starts with %s (want sqlite, Berkeley DB hash or ndb)", ErrUnknownFormat, path, hex.EncodeToString(head[:]))
+}
+
+// Read returns the packages installed according to the database at path,
+// a database file or a folder holding one (rpmdb.sqlite, Packages.db or
+// Packages). gpg-pubkey pseudo-packages (imported keys) are left out. An
+// epoch is "" when the header has none and "0" when it holds 0.
+func Read(path string) ([]inventory.Package, error) {
+	if fi, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+		return nil, fmt.Errorf("read rpmdb: %w", err)
+	} else if fi.IsDir() {
+		p, ok := inDir(path)
+		if !ok {
+			return nil, fmt.Errorf("%w in %s (looked for %s)", ErrNotFound, path, strings.Join(files, ", "))
+		}
+		path = p
+	}
+	format, err := Detect(path)
+	if err != nil {
+		return nil, err
+	}
+	src := path
+	if format == SQLite {
+		if strings.ContainsAny(path, "?#%") {
+			return nil, fmt.Errorf("read rpmdb %s: a sqlite database path may not hold ?, # or %%", path)
+		}
+		var cleanup func()
+		src, cleanup, err = foldWAL(path)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		if err := checkBlobs(src, path); err != nil {
+			return nil, err
+		}
+	}
+	infos, err := list(src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s (%s): %w", ErrCorrupt, path, format, err)
+	}
+	pkgs := make([]inventory.Package, 0, len(infos))
+	for _, info := range infos {
+		if info.Name == "gpg-pubkey" {
+			continue
+		}
+		if info.Name == "" || info.Version == "" || info.Arch == "" {
+			return nil, fmt.Errorf("%w: %s (%s): a header without name, version or arch (%q %q %q)",
+				ErrCorrupt, path, format, info.Name, info.Version, info.Arch)
+		}
+		p := inventory.Package{
+			Name:            info.Name,
+			EVR:             rpmver.EVR{Version: info.Version, Release: info.Release},
+			Arch:            info.Arch,
+			ModularityLabel: info.Modularitylabel,
+		}
+		if info.Epoch != nil {
+			p.Epoch = strconv.Itoa(*info.Epoch)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		// An installed system always has packages; an empty list means
+		// a damaged or wrong file (go-rpmdb stops quietly on some), and
+		// must not read as "nothing installed, nothing to patch".
+		only := ""
+		if len(infos) > 0 {
+			only = fmt.Sprintf(" (only %d gpg-pubkey entries)", len(infos))
+		}
+		return nil, fmt.Errorf("%w: %s (%s) lists no packages%s", ErrCorrupt, path, format, only)
+	}
+	return pkgs, nil
+}
+
+// list runs go-rpmdb, turning a panic in its header parser into an error.
+func list(path string) (infos []*rpmdb.PackageInfo, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			infos, err = nil, fmt.Errorf("go-rpmdb panicked: %v", r)
+		}
+	}()
+	db, err := rpmdb.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.ListPackages()
+}
+
+// checkBlobs bounds-checks each header blob's index and data lengths
+// against its size, reading only their first 8 bytes. name is the path to
+// report.
+func checkBlobs(path, name string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	if err != nil {
+		return fmt.Errorf("read rpmdb %s: %w", name, err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT hnum, substr(blob, 1, 8), length(blob) FROM Packages")
+	if err != nil {
+		return fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			hnum int64
+			head []byte
+			size int64
+		)
+		if err := rows.Scan(&hnum, &head, &size); err != nil {
+			return fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
+		}
+		if len(head) < 8 {
+			return fmt.Errorf("%w: %s (sqlite): header %d is %d bytes", ErrCorrupt, name, hnum, size)
+		}
+		il := int64(binary.BigEndian.Uint32(head[:4]))
+		dl := int64(binary.BigEndian.Uint32(head[4:]))
+		if il < 1 || il > maxTags || dl > maxHeader || 8+il*headerIndex+dl > size {
+			return fmt.Errorf("%w: %s (sqlite): header %d claims %d tags and %d data bytes in %d bytes",
+				ErrCorrupt, name, hnum, il, dl, size)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
+	}
+	return nil
+}
+
+// foldWAL returns a path go-rpmdb can read with all committed transactions.
+// go-rpmdb opens sqlite databases as immutable, which ignores the
+// write-ahead log; rpm checkpoints it on a clean exit, but a power cut
+// mid-transaction leaves committed pages only in rpmdb.sqlite-wal. Then the
+// database and log are copied to a temporary folder and checkpointed there,
+// leaving the device's files untouched.
+func foldWAL(path string) (string, func(), error) {
+	fi, err := os.Stat(path + "-wal")
+	if err != nil || fi.Size() == 0 {
+		return path, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "rpmfleet-rpmdb-")
+	if err != nil {
+		return "", nil, fmt.Errorf("read rpmdb %s: fold write-ahead log: %w", path, err)
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	fail := func(err error) (string, func(), error) {
+		cleanup()
+		return "", nil, fmt.Errorf("read rpmdb %s: fold write-ahead log: %w", path, err)
+	}
+	dst := filepath.Join(tmp, "rpmdb.sqlite")
+	for _, suffix := range []string{"", "-wal"} {
+		if err := copyFile(path+suffix, dst+suffix); err != nil {
+			return fail(err)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+dst)
+	if err != nil {
+		return fail(err)
+	}
+	_, err = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return dst, cleanup, nil
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o600)
+}
