@@ -186,7 +186,7 @@ func (x *Index) Match(ecosystem string, installed []inventory.Package) []Finding
 	if x == nil || len(x.byName) == 0 {
 		return nil
 	}
-	cands := make([]candidate, 0, 64)
+	cands := make([]candidate, 0, len(installed))
 	for i := range installed {
 		p := &installed[i]
 		if gs, ok := x.byName[p.Name]; ok {
@@ -206,7 +206,7 @@ func (x *Index) Match(ecosystem string, installed []inventory.Package) []Finding
 		return rpmver.Compare(b.pkg.EVR, a.pkg.EVR)
 	})
 
-	var hits []hit
+	hits := make([]hit, 0, len(cands))
 	for ci := range cands {
 		c := &cands[ci]
 		if ci > 0 {
