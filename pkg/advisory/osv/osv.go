@@ -33,6 +33,7 @@ package osv
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
@@ -125,27 +127,36 @@ type Decoder struct {
 	related, aliases [][]byte
 	refs             []ref
 	entries          []entry
-	fixed            []rpmver.EVR
+	fixed            []fixedEvent
 	rangeFixed       []fixedEvent
+	cveViews         [][]byte
+	arena            []byte
+	idx              []int32
+	dup              []bool
 	ecosystems       []string
-	seen             map[advisory.Package]struct{}
 	interned         map[string]string
 }
 
-type ref struct{ typ, url []byte }
+type ref struct {
+	typ, url []byte
+	typLen   int // length of the lower-cased type in the arena
+}
 
 // entry is one affected[] element with at least one fixed version:
 // d.fixed[lo:hi].
 type entry struct {
+	index  int // position in affected[], for errors
 	eco    string
 	name   []byte
 	lo, hi int
+	at     int // where name and fixed versions start in the arena
 }
 
+// fixedEvent is the fixed version of an ECOSYSTEM range event, as written.
 type fixedEvent struct {
-	value []byte
-	off   int
-	event int
+	value      []byte
+	off        int // offset in the object, for errors
+	rng, event int // positions in ranges[] and events[], for errors
 }
 
 // NewDecoder returns a Decoder reading r, which may be compressed.
@@ -154,7 +165,6 @@ func NewDecoder(r io.Reader, opts Options) *Decoder {
 		opts:     opts,
 		src:      r,
 		line:     1,
-		seen:     make(map[advisory.Package]struct{}),
 		interned: make(map[string]string),
 	}
 }
@@ -284,81 +294,41 @@ found:
 		}
 		return &Error{Line: d.line, Column: d.column(d.start), Err: fmt.Errorf("%w: found %q where an object should start", ErrNotJSON, head)}
 	}
-	// Find the object's end: the matching '}' outside strings.
-	n, complete, err := d.frame()
-	if err != nil {
-		return err
-	}
-	obj := d.buf[d.start : d.start+n]
-	d.p.reset(obj)
-	if !complete {
-		// Let the parser say where the input ran out.
-		if perr := d.parse(); perr != nil {
-			return d.locate(obj, perr)
+	// Parse what is buffered. When the object runs past it, read more
+	// (at least doubling what is buffered, so a large object costs linear
+	// time) and parse it again from its start: parsing has no effect until
+	// it succeeds, and with a 256 KiB buffer a retry is rare.
+	for {
+		obj := d.buf[d.start:d.end]
+		d.p.reset(obj)
+		err := d.parse()
+		if err == nil {
+			n := d.p.pos
+			d.objects++
+			d.line += bytes.Count(obj[:n], []byte{'\n'})
+			d.start += n
+			return nil
 		}
-		return d.locate(obj, &syntaxError{off: n, msg: "unexpected end of JSON input"})
+		if !d.p.hitEnd || d.eof {
+			return d.locate(obj, err)
+		}
+		if err := d.more(); err != nil && err != io.EOF {
+			return err
+		}
 	}
-	d.objects++
-	if err := d.parse(); err != nil {
-		return d.locate(obj, err)
-	}
-	d.line += bytes.Count(obj, []byte{'\n'})
-	d.start += n
-	return nil
 }
 
-// frame returns the length of the object starting at buf[start], reading
-// more input as needed; complete is false when the input ended first.
-func (d *Decoder) frame() (n int, complete bool, err error) {
-	depth := 0
-	i := d.start
-	for {
-		for i < d.end {
-			switch d.buf[i] {
-			case '"':
-				// Jump to the closing quote: one not preceded by an odd
-				// number of backslashes.
-				j := i + 1
-				for {
-					k := bytes.IndexByte(d.buf[j:d.end], '"')
-					if k < 0 {
-						j = d.end
-						break
-					}
-					j += k
-					bs := 0
-					for b := j - 1; b > i && d.buf[b] == '\\'; b-- {
-						bs++
-					}
-					if bs%2 == 0 {
-						break
-					}
-					j++
-				}
-				if j >= d.end {
-					goto more // string not finished: rescan it after filling
-				}
-				i = j + 1
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1 - d.start, true, nil
-				}
-			}
-			i++
+// more reads until the unconsumed input has doubled (by 64 KiB at least) or
+// the input ends.
+func (d *Decoder) more() error {
+	want := d.end - d.start
+	want += max(want, 64<<10)
+	for d.end-d.start < want {
+		if err := d.fill(); err != nil {
+			return err
 		}
-	more:
-		off := i - d.start
-		if err := d.fill(); err == io.EOF {
-			return d.end - d.start, false, nil
-		} else if err != nil {
-			return 0, false, err
-		}
-		i = d.start + off
 	}
+	return nil
 }
 
 func (d *Decoder) column(pos int) int {
@@ -396,7 +366,8 @@ func (d *Decoder) intern(b []byte) string {
 	return s
 }
 
-// parse reads the object in d.p and queues its advisories.
+// parse reads the object in d.p and queues its advisories. It has no effect
+// (but on scratch space) unless it succeeds.
 func (d *Decoder) parse() error {
 	p := &d.p
 	var id, summary []byte
@@ -434,27 +405,24 @@ func (d *Decoder) parse() error {
 					default:
 						return p.skip()
 					}
-					return inField(string(key), err)
+					return inKey(key, err)
 				})
 				d.refs = append(d.refs, r)
-				return inField(fmt.Sprintf("[%d]", i), err)
+				return inIndex(i, err)
 			})
 		case "affected":
 			d.entries, d.fixed, skipped = d.entries[:0], d.fixed[:0], 0
 			err = p.arrayValue(func(i int) error {
-				ok, err := d.parseAffected()
+				ok, err := d.parseAffected(i)
 				if !ok && err == nil {
 					skipped++
 				}
-				return inField(fmt.Sprintf("[%d]", i), err)
+				return inIndex(i, err)
 			})
 		default:
 			return p.skip()
 		}
-		if err != nil {
-			return inField(string(key), err)
-		}
-		return nil
+		return inKey(key, err)
 	})
 	if err != nil {
 		return err
@@ -462,16 +430,18 @@ func (d *Decoder) parse() error {
 	if len(id) == 0 {
 		return &fieldError{path: "id", err: errors.New("missing")}
 	}
+	if err := d.build(id, summary, issued, updated); err != nil {
+		return err
+	}
 	d.skipped += skipped
-	d.emit(id, summary, issued, updated)
 	return nil
 }
 
-// parseAffected reads one affected[] element. It reports false (and no
-// error) when the element names no fixed version.
-func (d *Decoder) parseAffected() (bool, error) {
+// parseAffected reads affected[i]. It reports false (and no error) when the
+// element names no fixed version.
+func (d *Decoder) parseAffected(i int) (bool, error) {
 	p := &d.p
-	e := entry{lo: len(d.fixed)}
+	e := entry{index: i, lo: len(d.fixed)}
 	var eco []byte
 	start := p.pos
 	err := p.objectValue(func(key []byte) error {
@@ -489,17 +459,17 @@ func (d *Decoder) parseAffected() (bool, error) {
 				default:
 					return p.skip()
 				}
-				return inField(string(key), err)
+				return inKey(key, err)
 			})
 		case "ranges":
 			d.fixed = d.fixed[:e.lo]
-			err = p.arrayValue(func(i int) error {
-				return inField(fmt.Sprintf("[%d]", i), d.parseRange())
+			err = p.arrayValue(func(j int) error {
+				return inIndex(j, d.parseRange(j))
 			})
 		default:
 			return p.skip()
 		}
-		return inField(string(key), err)
+		return inKey(key, err)
 	})
 	if err != nil {
 		return false, err
@@ -519,10 +489,10 @@ func (d *Decoder) parseAffected() (bool, error) {
 	return true, nil
 }
 
-// parseRange reads one ranges[] element and appends the fixed versions of an
-// ECOSYSTEM range to d.fixed. Other range types (GIT, SEMVER) name no RPM
-// version and are passed over.
-func (d *Decoder) parseRange() error {
+// parseRange reads ranges[j] and appends the fixed versions of an ECOSYSTEM
+// range to d.fixed. Other range types (GIT, SEMVER) name no RPM version and
+// are passed over.
+func (d *Decoder) parseRange(j int) error {
 	p := &d.p
 	var typ []byte
 	start := p.pos
@@ -534,24 +504,25 @@ func (d *Decoder) parseRange() error {
 			typ, err = p.stringValue()
 		case "events":
 			d.rangeFixed = d.rangeFixed[:0]
-			err = p.arrayValue(func(i int) error {
+			err = p.arrayValue(func(k int) error {
 				slot := -1 // this event's entry in rangeFixed; a repeated key replaces it
-				return inField(fmt.Sprintf("[%d]", i), p.objectValue(func(key []byte) error {
+				return inIndex(k, p.objectValue(func(key []byte) error {
 					if string(key) != "fixed" {
 						return p.skip() // introduced, last_affected, limit
 					}
 					off := p.pos
 					v, err := p.stringValue()
+					f := fixedEvent{value: v, off: off, rng: j, event: k}
 					switch {
 					case err != nil:
 						return inField("fixed", err)
 					case slot >= 0 && v == nil:
 						d.rangeFixed, slot = d.rangeFixed[:slot], -1
 					case slot >= 0:
-						d.rangeFixed[slot] = fixedEvent{value: v, off: off, event: i}
+						d.rangeFixed[slot] = f
 					case v != nil:
 						slot = len(d.rangeFixed)
-						d.rangeFixed = append(d.rangeFixed, fixedEvent{value: v, off: off, event: i})
+						d.rangeFixed = append(d.rangeFixed, f)
 					}
 					return nil
 				}))
@@ -559,7 +530,7 @@ func (d *Decoder) parseRange() error {
 		default:
 			return p.skip()
 		}
-		return inField(string(key), err)
+		return inKey(key, err)
 	})
 	if err != nil {
 		return err
@@ -567,16 +538,8 @@ func (d *Decoder) parseRange() error {
 	if len(typ) == 0 {
 		return &fieldError{off: start, path: "type", err: errors.New("missing")}
 	}
-	if string(typ) != "ECOSYSTEM" {
-		return nil
-	}
-	for _, f := range d.rangeFixed {
-		evr, err := rpmver.ParseEVR(string(f.value))
-		if err != nil {
-			return &fieldError{off: f.off, path: fmt.Sprintf("events[%d].fixed", f.event),
-				err: fmt.Errorf("bad version: %w", err)}
-		}
-		d.fixed = append(d.fixed, evr)
+	if string(typ) == "ECOSYSTEM" {
+		d.fixed = append(d.fixed, d.rangeFixed...)
 	}
 	return nil
 }
@@ -598,7 +561,7 @@ func (p *parser) stringsValue(dst [][]byte) ([][]byte, error) {
 	err := p.arrayValue(func(i int) error {
 		s, err := p.stringValue()
 		if err != nil {
-			return inField(fmt.Sprintf("[%d]", i), err)
+			return inIndex(i, err)
 		}
 		dst = append(dst, s)
 		return nil
@@ -607,21 +570,33 @@ func (p *parser) stringsValue(dst [][]byte) ([][]byte, error) {
 }
 
 // severityOf reads the severity prefix of an AlmaLinux summary.
-func severityOf(summary []byte) advisory.Severity {
-	prefix, _, ok := bytes.Cut(summary, []byte(": "))
+func severityOf(summary string) advisory.Severity {
+	prefix, _, ok := strings.Cut(summary, ": ")
 	if !ok {
 		return advisory.SeverityNone
 	}
-	s, err := advisory.ParseSeverity(string(prefix))
+	s, err := advisory.ParseSeverity(prefix)
 	if err != nil {
 		return advisory.SeverityNone
 	}
 	return s
 }
 
-// emit queues one Advisory per ecosystem of the parsed object (or for
-// Options.Ecosystem only) that has fixed packages.
-func (d *Decoder) emit(id, summary []byte, issued, updated time.Time) {
+// fixedErr reports a bad fixed version with its full path.
+func fixedErr(e *entry, f *fixedEvent, err error) error {
+	return &fieldError{
+		off:  f.off,
+		path: fmt.Sprintf("affected[%d].ranges[%d].events[%d].fixed", e.index, f.rng, f.event),
+		err:  fmt.Errorf("bad version: %w", err),
+	}
+}
+
+// build turns the parsed object into one Advisory per wanted ecosystem that
+// has fixed packages, and queues them; on error it queues nothing.
+//
+// Every string of those advisories is cut from one string (the arena): a
+// few allocations per advisory instead of one per name, version and URL.
+func (d *Decoder) build(id, summary []byte, issued, updated time.Time) error {
 	d.ecosystems = d.ecosystems[:0]
 	if d.opts.Ecosystem != "" {
 		d.ecosystems = append(d.ecosystems, d.opts.Ecosystem)
@@ -632,71 +607,188 @@ func (d *Decoder) emit(id, summary []byte, issued, updated time.Time) {
 			}
 		}
 	}
-	var base *advisory.Advisory
-	for _, eco := range d.ecosystems {
-		n := 0
-		for _, e := range d.entries {
-			if e.eco == eco {
-				n += e.hi - e.lo
-			}
-		}
-		if n == 0 {
+	kept := 0
+	for i := range d.entries {
+		e := &d.entries[i]
+		if slices.Contains(d.ecosystems, e.eco) {
+			kept += e.hi - e.lo
 			continue
 		}
-		pkgs := make([]advisory.Package, 0, n)
-		clear(d.seen)
-		for _, e := range d.entries {
+		// A bad version is an error whatever the filter.
+		for k := range d.fixed[e.lo:e.hi] {
+			f := &d.fixed[e.lo+k]
+			if _, err := rpmver.ParseEVR(string(f.value)); err != nil {
+				return fixedErr(e, f, err)
+			}
+		}
+	}
+	if kept == 0 {
+		return nil
+	}
+
+	a := d.arena[:0]
+	a = append(a, id...)
+	a = append(a, summary...)
+	for i := range d.refs {
+		r := &d.refs[i]
+		n := len(a)
+		a = appendLower(a, r.typ)
+		r.typLen = len(a) - n
+		a = append(a, r.url...)
+	}
+	cves := d.cveViews[:0]
+	for _, list := range [2][][]byte{d.related, d.aliases} {
+		for _, c := range list {
+			if bytes.HasPrefix(c, []byte("CVE-")) {
+				cves = append(cves, c)
+			}
+		}
+	}
+	slices.SortFunc(cves, bytes.Compare)
+	cves = slices.CompactFunc(cves, bytes.Equal)
+	d.cveViews = cves
+	for _, c := range cves {
+		a = append(a, c...)
+	}
+	for i := range d.entries {
+		e := &d.entries[i]
+		if !slices.Contains(d.ecosystems, e.eco) {
+			continue
+		}
+		e.at = len(a)
+		a = append(a, e.name...)
+		for _, f := range d.fixed[e.lo:e.hi] {
+			a = append(a, f.value...)
+		}
+	}
+	d.arena = a
+	s := string(a)
+	pos := 0
+	take := func(n int) string {
+		v := s[pos : pos+n]
+		pos += n
+		return v
+	}
+
+	var base advisory.Advisory
+	base.ID = take(len(id))
+	base.Title = take(len(summary))
+	base.Type = advisory.TypeFromID(base.ID)
+	base.Severity = severityOf(base.Title)
+	base.Issued, base.Updated = issued, updated
+	if len(d.refs) > 0 {
+		base.References = make([]advisory.Reference, len(d.refs))
+		for i, r := range d.refs {
+			base.References[i] = advisory.Reference{Type: take(r.typLen), URL: take(len(r.url))}
+		}
+	}
+	if len(cves) > 0 {
+		base.CVEs = make([]string, len(cves))
+		for i, c := range cves {
+			base.CVEs[i] = take(len(c))
+		}
+	}
+
+	all := make([]advisory.Package, 0, kept)
+	first := len(d.pending)
+	for _, eco := range d.ecosystems {
+		lo := len(all)
+		for i := range d.entries {
+			e := &d.entries[i]
 			if e.eco != eco {
 				continue
 			}
-			name := string(e.name)
-			for _, evr := range d.fixed[e.lo:e.hi] {
-				pkg := advisory.Package{Name: name, EVR: evr}
-				if _, dup := d.seen[pkg]; dup {
-					continue
+			at := e.at
+			name := s[at : at+len(e.name)]
+			at += len(e.name)
+			for k := range d.fixed[e.lo:e.hi] {
+				f := &d.fixed[e.lo+k]
+				evr, err := rpmver.ParseEVR(s[at : at+len(f.value)])
+				at += len(f.value)
+				if err != nil {
+					clear(d.pending[first:])
+					d.pending = d.pending[:first]
+					return fixedErr(e, f, err)
 				}
-				d.seen[pkg] = struct{}{}
-				pkgs = append(pkgs, pkg)
+				all = append(all, advisory.Package{Name: name, EVR: evr})
 			}
 		}
-		a := new(advisory.Advisory)
-		if base == nil {
-			base = a
-			a.ID = string(id)
-			a.Type = advisory.TypeFromID(a.ID)
-			a.Severity = severityOf(summary)
-			a.Title = string(summary)
-			a.Issued, a.Updated = issued, updated
-			a.CVEs = d.cves()
-			if len(d.refs) > 0 {
-				a.References = make([]advisory.Reference, len(d.refs))
-				for i, r := range d.refs {
-					a.References[i] = advisory.Reference{Type: strings.ToLower(string(r.typ)), URL: string(r.url)}
-				}
-			}
-		} else {
-			*a = *base
-			a.CVEs = slices.Clone(base.CVEs)
-			a.References = slices.Clone(base.References)
+		all = all[:lo+len(d.dedupe(all[lo:]))]
+		if len(all) == lo {
+			continue
 		}
-		a.Ecosystem = eco
-		a.Packages = pkgs
-		d.pending = append(d.pending, a)
+		adv := new(advisory.Advisory)
+		*adv = base
+		if len(d.pending) > first {
+			adv.CVEs = slices.Clone(base.CVEs)
+			adv.References = slices.Clone(base.References)
+		}
+		adv.Ecosystem = eco
+		adv.Packages = all[lo:len(all):len(all)]
+		d.pending = append(d.pending, adv)
 	}
+	return nil
 }
 
-// cves returns the CVE ids among related and aliases, sorted and unique.
-func (d *Decoder) cves() []string {
-	var out []string
-	for _, list := range [][][]byte{d.related, d.aliases} {
-		for _, s := range list {
-			if bytes.HasPrefix(s, []byte("CVE-")) {
-				out = append(out, string(s))
+// dedupe drops exact duplicates from pkgs in place, keeping the first of
+// each in order. Duplicates are rare and lists mostly short: short lists are
+// scanned, long ones (a kernel advisory names hundreds of packages) sorted
+// by index.
+func (d *Decoder) dedupe(pkgs []advisory.Package) []advisory.Package {
+	if len(pkgs) < 64 {
+		out := pkgs[:0]
+		for _, p := range pkgs {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	idx := d.idx[:0]
+	for i := range pkgs {
+		idx = append(idx, int32(i))
+	}
+	cmpPkg := func(a, b int32) int {
+		p, q := &pkgs[a], &pkgs[b]
+		return cmp.Or(strings.Compare(p.Name, q.Name), strings.Compare(p.Epoch, q.Epoch),
+			strings.Compare(p.Version, q.Version), strings.Compare(p.Release, q.Release))
+	}
+	slices.SortStableFunc(idx, cmpPkg)
+	dup := slices.Grow(d.dup[:0], len(pkgs))[:len(pkgs)]
+	clear(dup)
+	for k := 1; k < len(idx); k++ {
+		// Equal packages sort next to each other, first occurrence first.
+		for j := k - 1; j >= 0 && cmpPkg(idx[j], idx[k]) == 0; j-- {
+			if !dup[idx[j]] && pkgs[idx[j]] == pkgs[idx[k]] {
+				dup[idx[k]] = true
+				break
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	d.idx, d.dup = idx, dup
+	out := pkgs[:0]
+	for i, p := range pkgs {
+		if !dup[i] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// appendLower appends b lower-cased, as strings.ToLower would.
+func appendLower(dst, b []byte) []byte {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return append(dst, bytes.ToLower(b)...)
+		}
+	}
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // ParseFile reads every advisory in path: one OSV file (a single object or

@@ -2,6 +2,7 @@ package osv
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -13,7 +14,10 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
@@ -365,6 +369,7 @@ func write(t *testing.T, path string, data []byte) string {
 // the same advisories as from the sample files one by one.
 func TestFormats(t *testing.T) {
 	for _, opts := range []Options{{}, {Ecosystem: "AlmaLinux:8"}} {
+		filter := cmp.Or(opts.Ecosystem, "all")
 		want := allSamples(t, opts)
 		lines := jsonLines(t)
 		zst, err := zstd.NewWriter(nil)
@@ -388,12 +393,12 @@ func TestFormats(t *testing.T) {
 			}()},
 		}
 		for _, tt := range tests {
-			t.Run(tt.name+"/"+opts.Ecosystem, func(t *testing.T) {
+			t.Run(tt.name+"/"+filter, func(t *testing.T) {
 				path := write(t, filepath.Join(t.TempDir(), "advisories.dat"), tt.data)
 				sameList(t, parse(t, path, opts), want)
 			})
 		}
-		t.Run("folder/"+opts.Ecosystem, func(t *testing.T) {
+		t.Run("folder/"+filter, func(t *testing.T) {
 			dir := t.TempDir()
 			for _, f := range samples(t) {
 				data, err := os.ReadFile(f)
@@ -422,6 +427,81 @@ func TestFormats(t *testing.T) {
 			w := slices.Clone(want)
 			slices.SortFunc(w, func(a, b advisory.Advisory) int { return strings.Compare(key(a), key(b)) })
 			sameList(t, got, w)
+		})
+	}
+}
+
+// TestDecoderBuffering reads input that arrives one byte per Read, and
+// objects larger than the decoder's first buffer, so that parsing runs out
+// of buffered input mid-object and must read more and start again.
+func TestDecoderBuffering(t *testing.T) {
+	lines := jsonLines(t)
+	want, err := decodeAll(bytes.NewReader(lines), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("one byte per read", func(t *testing.T) {
+		got, err := decodeAll(iotest.OneByteReader(bytes.NewReader(lines)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameList(t, got, want)
+	})
+	t.Run("objects larger than the buffer", func(t *testing.T) {
+		// Each sample with 1 MiB of details, on its own line, and one
+		// error at the very end, which must still be placed on its line.
+		var b bytes.Buffer
+		big := strings.Repeat("details \\u00e9 text ", 1<<20/20)
+		for _, line := range bytes.SplitAfter(bytes.TrimSpace(lines), []byte("\n")) {
+			b.WriteString(`{"details":"` + big + `",`)
+			b.Write(line[1:])
+		}
+		n := bytes.Count(b.Bytes(), []byte("\n"))
+		b.WriteString("\n{\"details\":\"" + big + "\",\"id\":7}\n")
+		got, err := decodeAll(bytes.NewReader(b.Bytes()), Options{})
+		sameList(t, got, want)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d: id: want string, got number", n+2)) {
+			t.Errorf("error %v, want one on line %d", err, n+2)
+		}
+	})
+}
+
+// TestDuplicates lists packages several times over, in short and long
+// lists: only exact duplicates go, the first of each stays in place.
+func TestDuplicates(t *testing.T) {
+	for _, n := range []int{12, 200} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			names, versions := 7, 5
+			if n < 64 {
+				names, versions = 2, 2
+			}
+			var b strings.Builder
+			b.WriteString(`{"id":"ALSA-2099:0004","affected":[`)
+			for i := range n {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				// Names and versions repeat, so entries do too, but
+				// "0:1-1" and "1-1" are not exact duplicates.
+				fixed := fmt.Sprintf("%d-1", i%versions)
+				if i%3 == 0 {
+					fixed = "0:" + fixed
+				}
+				fmt.Fprintf(&b, `{"package":{"ecosystem":"AlmaLinux:9","name":"p%d"},"ranges":[{"type":"ECOSYSTEM","events":[{"fixed":%q}]}]}`, i%names, fixed)
+			}
+			b.WriteString("]}")
+			want, err := referenceDecode([]byte(b.String()), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeAll(strings.NewReader(b.String()), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameList(t, got, want)
+			if len(want[0].Packages) >= n {
+				t.Errorf("%d packages from %d entries: the test has no duplicates to drop", len(want[0].Packages), n)
+			}
 		})
 	}
 }
@@ -564,11 +644,111 @@ func BenchmarkDatabase9(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			list, err := decodeAll(bytes.NewReader(data), Options{Ecosystem: "AlmaLinux:9"})
+			if err != nil || len(list) != 1783 {
+				b.Fatal(len(list), err)
+			}
+		}
+	})
+	// The same without gzip: the parser's own share.
+	plain, err := io.ReadAll(must(compressed.NewReader(bytes.NewReader(data))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("parse-uncompressed", func(b *testing.B) {
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			list, err := decodeAll(bytes.NewReader(plain), Options{Ecosystem: "AlmaLinux:9"})
+			if err != nil || len(list) != 1783 {
+				b.Fatal(len(list), err)
+			}
+		}
+	})
+	// The floor: decompressing the same file and nothing else.
+	b.Run("gunzip-only", func(b *testing.B) {
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			r, _, err := compressed.NewReader(bytes.NewReader(data))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				b.Fatal(err)
+			}
+			r.Close()
+		}
+	})
+}
+
+func must(r io.ReadCloser, _ compressed.Format, err error) io.Reader {
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// reportCPU adds the process's CPU time per op (user + system, GC
+// included) to a benchmark's output: on a machine shared with other jobs
+// that is steadier than ns/op, which counts time spent waiting for a core.
+func reportCPU(b *testing.B) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() {
+		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// BenchmarkEncodingJSON is the yardstick: encoding/json decoding the same
+// uncompressed lines into the smallest structs that hold what Decoder reads.
+func BenchmarkEncodingJSON(b *testing.B) {
+	data, err := os.ReadFile(fixture(b, "almalinux9.jsonl.gz"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, err := io.ReadAll(must(compressed.NewReader(bytes.NewReader(data))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	type osvObject struct {
+		ID, Summary, Published, Modified string
+		Related, Aliases                 []string
+		References                       []struct{ Type, URL string }
+		Affected                         []struct {
+			Package struct{ Ecosystem, Name string }
+			Ranges  []struct {
+				Type   string
+				Events []struct{ Introduced, Fixed string }
+			}
+		}
+	}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
-		list, err := decodeAll(bytes.NewReader(data), Options{Ecosystem: "AlmaLinux:9"})
-		if err != nil || len(list) != 1783 {
-			b.Fatal(len(list), err)
+		dec := json.NewDecoder(bytes.NewReader(plain))
+		n := 0
+		for {
+			var o osvObject
+			if err := dec.Decode(&o); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 1783 {
+			b.Fatal(n)
 		}
 	}
 }

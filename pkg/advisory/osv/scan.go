@@ -1,6 +1,7 @@
 package osv
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -58,19 +59,45 @@ func inField(name string, err error) error {
 	return &fieldError{path: name, err: err}
 }
 
+// inKey is inField for an object member, building the name only on error.
+func inKey(key []byte, err error) error {
+	if err == nil {
+		return nil
+	}
+	return inField(string(key), err)
+}
+
+// inIndex is inField for an array element.
+func inIndex(i int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return inField(fmt.Sprintf("[%d]", i), err)
+}
+
 type parser struct {
 	data  []byte
 	pos   int
 	depth int
+	// hitEnd is set when the parser needed a byte past the end of data:
+	// its error may go away with more input.
+	hitEnd bool
 }
 
 func (p *parser) reset(data []byte) {
-	p.data, p.pos, p.depth = data, 0, 0
+	p.data, p.pos, p.depth, p.hitEnd = data, 0, 0, false
 }
 
 // next skips whitespace and returns the next byte without consuming it, or 0
 // at the end of the data.
 func (p *parser) next() byte {
+	if p.pos < len(p.data) && p.data[p.pos] > ' ' {
+		return p.data[p.pos] // compact JSON: no whitespace to skip
+	}
+	return p.skipSpace()
+}
+
+func (p *parser) skipSpace() byte {
 	for p.pos < len(p.data) {
 		switch c := p.data[p.pos]; c {
 		case ' ', '\t', '\n', '\r':
@@ -79,6 +106,7 @@ func (p *parser) next() byte {
 			return c
 		}
 	}
+	p.hitEnd = true
 	return 0
 }
 
@@ -90,6 +118,7 @@ func (p *parser) syntaxErr(format string, args ...any) error {
 // something else was wanted.
 func (p *parser) unexpected(want string) error {
 	if p.pos >= len(p.data) {
+		p.hitEnd = true
 		return p.syntaxErr("unexpected end of JSON input, want %s", want)
 	}
 	return p.syntaxErr("invalid character %s, want %s", quoteByte(p.data[p.pos]), want)
@@ -251,52 +280,87 @@ var strSafe = func() (t [256]bool) {
 	return t
 }()
 
-// scanString moves past the string starting at p.pos and reports whether it
-// held escapes.
-func (p *parser) scanString() (escaped bool, err error) {
+// scanString moves past the string starting at p.pos and reports whether
+// it held escapes or bytes outside ASCII.
+func (p *parser) scanString() (escaped, nonASCII bool, err error) {
 	start := p.pos
 	i := p.pos + 1
 	data := p.data
+	var high byte
 	for {
-		for i < len(data) && strSafe[data[i]] {
+		// Eight bytes at a time while none of them ends the fast path
+		// (a quote, a backslash or a control character): the details
+		// prose is most of every object.
+		var high8 uint64
+		for i+8 <= len(data) {
+			x := binary.LittleEndian.Uint64(data[i:])
+			if hasLess(x, 0x20)|hasZero(x^(lsb*'"'))|hasZero(x^(lsb*'\\')) != 0 {
+				break
+			}
+			high8 |= x
+			i += 8
+		}
+		if high8&msb != 0 {
+			high = 0x80
+		}
+		for i < len(data) {
+			c := data[i]
+			if !strSafe[c] {
+				break
+			}
+			high |= c
 			i++
 		}
 		if i >= len(data) {
-			p.pos = start
-			return false, p.syntaxErr("unexpected end of JSON input in string")
+			p.pos, p.hitEnd = start, true
+			return false, false, p.syntaxErr("unexpected end of JSON input in string")
 		}
 		switch c := data[i]; c {
 		case '"':
 			p.pos = i + 1
-			return escaped, nil
+			return escaped, high >= utf8.RuneSelf, nil
 		case '\\':
 			escaped = true
 			i++
 			if i >= len(data) {
-				p.pos = start
-				return false, p.syntaxErr("unexpected end of JSON input in string")
+				p.pos, p.hitEnd = start, true
+				return false, false, p.syntaxErr("unexpected end of JSON input in string")
 			}
 			switch data[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i++
 			case 'u':
 				for k := 1; k <= 4; k++ {
-					if i+k >= len(data) || !isHex(data[i+k]) {
+					if i+k >= len(data) {
+						p.pos, p.hitEnd = start, true
+						return false, false, p.syntaxErr("unexpected end of JSON input in string")
+					}
+					if !isHex(data[i+k]) {
 						p.pos = i
-						return false, p.syntaxErr("invalid \\u escape in string")
+						return false, false, p.syntaxErr("invalid \\u escape in string")
 					}
 				}
 				i += 5
 			default:
 				p.pos = i
-				return false, p.syntaxErr("invalid escape %s in string", quoteByte(data[i]))
+				return false, false, p.syntaxErr("invalid escape %s in string", quoteByte(data[i]))
 			}
 		default:
 			p.pos = i
-			return false, p.syntaxErr("invalid control character %s in string", quoteByte(c))
+			return false, false, p.syntaxErr("invalid control character %s in string", quoteByte(c))
 		}
 	}
 }
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// hasZero reports (as a non-zero result) whether any byte of x is zero;
+// hasLess whether any byte is below n (n <= 0x80).
+func hasZero(x uint64) uint64    { return (x - lsb) & ^x & msb }
+func hasLess(x, n uint64) uint64 { return (x - lsb*n) & ^x & msb }
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
@@ -307,12 +371,12 @@ func isHex(c byte) bool {
 // pairs and invalid UTF-8 read exactly as they would there.
 func (p *parser) str() ([]byte, error) {
 	start := p.pos
-	escaped, err := p.scanString()
+	escaped, nonASCII, err := p.scanString()
 	if err != nil {
 		return nil, err
 	}
 	raw := p.data[start+1 : p.pos-1]
-	if !escaped && utf8.Valid(raw) {
+	if !escaped && (!nonASCII || utf8.Valid(raw)) {
 		return raw, nil
 	}
 	var s string
@@ -384,7 +448,7 @@ func (p *parser) skip() error {
 	case '[':
 		return p.array(func(int) error { return p.skip() })
 	case '"':
-		_, err := p.scanString()
+		_, _, err := p.scanString()
 		return err
 	case 't':
 		return p.literal("true")
