@@ -152,4 +152,3 @@ func diffSets(a, b map[string]bool) (onlyA, onlyB []string) {
 	sort.Strings(onlyB)
 	return onlyA, onlyB
 }
-

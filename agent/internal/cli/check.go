@@ -27,13 +27,16 @@ func init() {
 type device struct {
 	root    string
 	release inventory.Release
-	dbPath  string
-	pkgs    []inventory.Package
+	// ecosystem is the release's OSV ecosystem ("AlmaLinux:9"), when asked for.
+	ecosystem string
+	dbPath    string
+	pkgs      []inventory.Package
 }
 
 // readDevice reads the os-release and the rpm database under root, or the
 // database at dbPath when it is given. needRelease makes a missing
-// os-release an error.
+// os-release an error. The release is read first: a device of an unknown
+// distribution is refused before its database is opened.
 func readDevice(root, dbPath string, needRelease bool) (*device, error) {
 	d := &device{root: root}
 	rel, err := readOSRelease(root)
@@ -41,11 +44,17 @@ func readDevice(root, dbPath string, needRelease bool) (*device, error) {
 		return nil, err
 	}
 	d.release = rel
+	if needRelease {
+		if d.ecosystem, err = rel.Ecosystem(); err != nil {
+			return nil, fmt.Errorf("%s: %w (pass --release to choose the advisories' ecosystem)", filepath.Join(root, "etc/os-release"), err)
+		}
+	}
 	if dbPath == "" {
 		if dbPath, err = rpmdb.Find(root); err != nil {
 			return nil, err
 		}
-	} else if root != "/" && !filepath.IsAbs(dbPath) {
+	} else {
+		// As with rpm --root R --dbpath P, the path is inside the root.
 		dbPath = filepath.Join(root, dbPath)
 	}
 	d.dbPath = dbPath
@@ -81,7 +90,7 @@ func readOSRelease(root string) (inventory.Release, error) {
 func runCheck(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "check", "check [--root DIR] [--dbpath PATH] --advisories SRC [--advisories SRC ...] [--security] [--severity LEVEL] [--cve ID] [--release ECOSYSTEM] [--json]")
 	root := fs.String("root", "/", "filesystem root of the device to check")
-	dbPath := fs.String("dbpath", "", "rpm database to read (file or folder; default: found under --root)")
+	dbPath := fs.String("dbpath", "", "rpm database to read, a file or folder inside --root as with rpm --dbpath (default: found under --root)")
 	var srcs multiFlag
 	fs.Var(&srcs, "advisories", "advisory source: updateinfo.xml, OSV file, folder or JSON lines, or a repository folder or URL (repeatable)")
 	security := fs.Bool("security", false, "only security advisories")
@@ -107,9 +116,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	}
 	eco := *release
 	if eco == "" {
-		if eco, err = dev.release.Ecosystem(); err != nil {
-			return fail(e, "check", fmt.Errorf("%s: %w (pass --release to choose the advisories' ecosystem)", filepath.Join(*root, "etc/os-release"), err))
-		}
+		eco = dev.ecosystem
 	}
 
 	var advs []advisory.Advisory
@@ -311,7 +318,7 @@ func wrapList(items []string, n int) string {
 func runInventory(_ context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "inventory", "inventory [--root DIR] [--dbpath PATH] [--json]")
 	root := fs.String("root", "/", "filesystem root of the device")
-	dbPath := fs.String("dbpath", "", "rpm database to read (file or folder; default: found under --root)")
+	dbPath := fs.String("dbpath", "", "rpm database to read, a file or folder inside --root as with rpm --dbpath (default: found under --root)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
