@@ -92,7 +92,16 @@ func Migrate(ctx context.Context, db DB, fsys fs.FS, dir, lock string) error {
 		version INTEGER PRIMARY KEY,
 		name    TEXT NOT NULL,
 		applied BIGINT NOT NULL)`
-	if err := db.Write(ctx, func(c Conn) error { _, err := c.Exec(ctx, create); return err }); err != nil {
+	err = db.Write(ctx, func(c Conn) error {
+		if lock != "" {
+			if _, err := c.Exec(ctx, lock); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+		}
+		_, err := c.Exec(ctx, create)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {

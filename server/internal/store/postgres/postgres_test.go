@@ -1,0 +1,24 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+	"github.com/rpmfleet/rpmfleet/server/internal/store/postgres"
+	"github.com/rpmfleet/rpmfleet/server/internal/store/postgres/pgtest"
+	"github.com/rpmfleet/rpmfleet/server/internal/store/storetest"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Backend{
+		New: func(t *testing.T) string { return pg.NewDatabase(t) },
+		Open: func(ctx context.Context, url string) (store.Store, error) {
+			return postgres.Open(ctx, url)
+		},
+	})
+}
