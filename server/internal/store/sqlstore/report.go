@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,9 +72,8 @@ func validate(r *protocol.Report) error {
 	default:
 		return bad("inventory.kind", "%q, want %q or %q", inv.Kind, protocol.InventoryFull, protocol.InventoryDelta)
 	}
-	hexDigest, ok := strings.CutPrefix(inv.Digest, "sha256:")
-	if b, err := hex.DecodeString(hexDigest); !ok || err != nil || len(b) != sha256.Size {
-		return bad("inventory.digest", "%q is not sha256:<64 hex digits>", inv.Digest)
+	if b, err := hex.DecodeString(inv.Digest); err != nil || len(b) != sha256.Size || strings.ToLower(inv.Digest) != inv.Digest {
+		return bad("inventory.digest", "%q is not 64 lower-case hex digits", inv.Digest)
 	}
 	for i, cy := range r.Cycles {
 		switch cy.Outcome {
@@ -147,7 +147,7 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 	newSet := false
 	switch inv := r.Inventory; inv.Kind {
 	case protocol.InventoryFull:
-		pkgs = dedup(inv.Packages)
+		pkgs = sorted(inv.Packages)
 		if got := protocol.InventoryDigest(pkgs); got != inv.Digest {
 			return fmt.Errorf("%w: inventory.digest: %s, but the packages digest to %s", store.ErrBadReport, inv.Digest, got)
 		}
@@ -235,36 +235,32 @@ func b2i(b bool) int {
 	return 0
 }
 
-// dedup sorts packages by key and drops repeats, the canonical order a set
-// is stored in.
-func dedup(pkgs []protocol.Package) []protocol.Package {
-	byKey := make(map[string]protocol.Package, len(pkgs))
-	for _, p := range pkgs {
-		if p.Epoch == "" {
-			p.Epoch = "0"
-		}
-		byKey[p.Key()+"\t"+p.ModularityLabel] = p
-	}
-	out := make([]protocol.Package, 0, len(byKey))
-	for _, p := range byKey {
-		out = append(out, p)
-	}
+// sorted returns a sorted copy of pkgs, the order a set is stored in.
+// Repeated packages are kept: the digest counts them, so the stored set
+// must too.
+func sorted(pkgs []protocol.Package) []protocol.Package {
+	out := slices.Clone(pkgs)
 	sortPackages(out)
 	return out
 }
 
+// applyDelta removes one instance of each removed package from prev and
+// adds the added ones. A removed package not in prev is ignored; the
+// digest check that follows catches a delta made against another set.
 func applyDelta(prev, added, removed []protocol.Package) []protocol.Package {
-	gone := make(map[string]bool, len(removed))
+	gone := make(map[string]int, len(removed))
 	for _, p := range removed {
-		gone[p.Key()] = true
+		gone[p.Key()+" "+p.ModularityLabel]++
 	}
 	out := make([]protocol.Package, 0, len(prev)+len(added))
 	for _, p := range prev {
-		if !gone[p.Key()] {
-			out = append(out, p)
+		if k := p.Key() + " " + p.ModularityLabel; gone[k] > 0 {
+			gone[k]--
+			continue
 		}
+		out = append(out, p)
 	}
-	return dedup(append(out, added...))
+	return sorted(append(out, added...))
 }
 
 func loadSet(ctx context.Context, c Conn, id int64) ([]protocol.Package, error) {

@@ -423,6 +423,16 @@ func testDelta(t *testing.T, b Backend) {
 	if st := f.statuses("pi")["ALSA-2023:0338"]; st != protocol.StatusPatched {
 		t.Errorf("after the full report, ALSA-2023:0338 is %q, want patched", st)
 	}
+	// An rpmdb listing a package twice: the digest counts it twice, and so
+	// must the stored set, or every later delta would mismatch.
+	twice := append(slices.Clone(after2), after2[0])
+	if resp := f.report(d.ID, full("r6", twice)); resp.NeedFullInventory {
+		t.Errorf("full report with a repeated package: %+v", resp)
+	}
+	after3, added3, removed3 := upgrade(twice, "0", "1.2.11", "33.el9", "zlib")
+	if resp := f.report(d.ID, delta("r7", after3, added3, removed3)); resp.NeedFullInventory {
+		t.Errorf("delta on a set with a repeated package: %+v, want accepted", resp)
+	}
 }
 
 func testBadReport(t *testing.T, b Backend) {
@@ -441,7 +451,7 @@ func testBadReport(t *testing.T, b Backend) {
 		{"empty id", full("", f.ubi), "id"},
 		{"package without a name", noName, "inventory.packages[0].name"},
 		{"unknown inventory kind", func() *protocol.Report { r := full("r4", f.ubi); r.Inventory.Kind = "some"; return r }(), "inventory.kind"},
-		{"malformed digest", func() *protocol.Report { r := full("r5", f.ubi); r.Inventory.Digest = "md5:00"; return r }(), "inventory.digest"},
+		{"malformed digest", func() *protocol.Report { r := full("r5", f.ubi); r.Inventory.Digest = "sha256:" + r.Inventory.Digest; return r }(), "inventory.digest"},
 		{"digest not of the packages", lying, "inventory.digest"},
 		{"bad epoch", full("r6", []protocol.Package{{Name: "x", Epoch: "one", Version: "1", Arch: "noarch"}}), "inventory.packages[0].epoch"},
 		{"unknown outcome", func() *protocol.Report {
