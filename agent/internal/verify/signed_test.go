@@ -3,7 +3,7 @@ package verify
 import (
 	"bytes"
 	"os"
-	"os/exec"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,11 +81,11 @@ func sigTagOffset(t *testing.T, path string, tag int32) (off, n int) {
 // it after a leak.
 func revokedKeyFile(t *testing.T, key *rpmtest.Key) string {
 	t.Helper()
-	sec, err := exec.Command("gpg", "--homedir", key.Home, "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--armor", "--export-secret-keys", key.Fingerprint).Output()
+	sec, err := osexec.Command("gpg", "--homedir", key.Home, "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--armor", "--export-secret-keys", key.Fingerprint).Output()
 	if err != nil {
 		t.Fatalf("gpg --export-secret-keys: %v", err)
 	}
-	defer exec.Command("gpgconf", "--homedir", key.Home, "--kill", "gpg-agent").Run()
+	defer osexec.Command("gpgconf", "--homedir", key.Home, "--kill", "gpg-agent").Run()
 	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(sec))
 	if err != nil {
 		t.Fatal(err)
@@ -206,4 +206,78 @@ func TestSigned(t *testing.T) {
 			t.Errorf("error %q does not say the key is revoked", err)
 		}
 	})
+}
+
+// TestKeyExpiry: a key's expiry is judged when the signature was made.
+// AlmaLinux 8's 2021 key expired in 2024, yet packages it signed before then
+// are genuine; a signature dated before its key existed is not plausible.
+// rpm 4.18 checks neither and calls both OK.
+func TestKeyExpiry(t *testing.T) {
+	for _, tool := range []string{"gpg", "gpgconf", "rpmsign"} {
+		if _, err := osexec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed: run make deps", tool)
+		}
+	}
+	home, err := os.MkdirTemp("", "gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		osexec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run()
+		os.RemoveAll(home)
+	})
+	gpg := func(faked string, args ...string) []byte {
+		t.Helper()
+		full := append([]string{"--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--faked-system-time", faked}, args...)
+		out, err := osexec.Command("gpg", full...).Output()
+		if err != nil {
+			t.Fatalf("gpg %v: %v", args, err)
+		}
+		return out
+	}
+	// Created 2020-01-01, valid for one day.
+	gpg("20200101T000000", "--quick-gen-key", "Expiring <expiring@rpmfleet.test>", "ed25519", "sign", "1d")
+	var fpr string
+	for _, line := range strings.Split(string(gpg("20200101T000000", "--with-colons", "--list-keys")), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
+			fpr = f[9]
+			break
+		}
+	}
+	pub := filepath.Join(home, "RPM-GPG-KEY-expiring")
+	if err := os.WriteFile(pub, gpg("20200101T000000", "--armor", "--export", fpr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signAt := func(faked string) string {
+		t.Helper()
+		p := buildSigned(t, nil, nil)
+		out, err := osexec.Command("rpmsign", "--define", "__gpg /usr/bin/gpg", "--define", "_gpg_name "+fpr, "--define", "_gpg_path "+home,
+			"--define", "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase '' --ignore-time-conflict --faked-system-time "+faked,
+			"--addsign", p).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rpmsign: %v: %s", err, out)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		faked string
+		kind  Kind
+		says  string
+	}{
+		{"signed while valid, expired since", "20200101T120000", 0, ""},
+		{"signed before the key existed", "20191231T000000", RejectedKey, "was not valid (expired or not yet created) when the signature was made on 2019-12-31"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := signAt(tc.faked)
+			if rv, out := rpmKeys(t, []string{pub}, file); rv != rpmOK {
+				t.Errorf("rpmkeys 4.18 says %s, want %s:\n%s", rv, rpmOK, out)
+			}
+			_, err := File(file, loadKeys(t, pub), nil)
+			checkVerdict(t, err, tc.kind, file)
+			if err != nil && !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
 }

@@ -25,10 +25,10 @@
 //     accepted, and RSA, EdDSA/Ed25519/Ed448 and ECDSA keys: DSA keys are
 //     1024-bit and SHA-1 signatures are forgeable by chosen-prefix collision.
 //   - The pinned key was not revoked, may sign (key flags), and had not
-//     expired when the signature was made. (rpm 4.18 checks neither
-//     revocation nor expiry; rpm 4.19+ with Sequoia does. Judging expiry at
-//     signing time keeps packages signed before a distribution key expired,
-//     such as AlmaLinux 8's 2021 key, installable.)
+//     expired (nor yet to be created) when the signature was made. rpm 4.18
+//     refuses to import a revoked key but checks no expiry at all. Judging
+//     expiry at signing time keeps packages signed before a distribution key
+//     expired, such as AlmaLinux 8's 2021 key, installable.
 //   - The header digests in the signature header (RPMSIGTAG_SHA256 273,
 //     RPMSIGTAG_SHA1 269) match the main header bytes; the legacy MD5 over
 //     header+payload (1004) and the recorded size (1000, 270) match when
