@@ -58,23 +58,31 @@ type Options struct {
 	// HTTPClient fetches http and https repositories; nil means
 	// http.DefaultClient.
 	HTTPClient *http.Client
+	// CacheDir, when set, keeps the metadata files of an http(s)
+	// repository, named by their checksum: a file whose checksum
+	// repomd.xml still lists is read from disk, not downloaded again.
+	// Use one directory per repository: Metadata removes the files the
+	// new repomd.xml no longer lists. Ignored for local repositories.
+	CacheDir string
 }
 
 // Repo is one repository, given by its base: an http or https URL, a
 // file:// URL or a local directory, under which repodata/repomd.xml lives.
 type Repo struct {
-	base   *url.URL // for http and https
-	dir    string   // for local directories
-	client *http.Client
+	base     *url.URL // for http and https
+	dir      string   // for local directories
+	client   *http.Client
+	cacheDir string
 
-	mu     sync.Mutex // guards repomd
-	repomd *Repomd    // the last one Metadata read
+	mu        sync.Mutex // guards repomd and downloads
+	repomd    *Repomd    // the last one Metadata read
+	downloads int        // downloads being written into the cache
 }
 
 // New returns the repository at base. It does not touch the network or the
 // disk.
 func New(base string, opts Options) (*Repo, error) {
-	r := &Repo{client: opts.HTTPClient}
+	r := &Repo{client: opts.HTTPClient, cacheDir: opts.CacheDir}
 	if r.client == nil {
 		r.client = http.DefaultClient
 	}
@@ -125,6 +133,11 @@ func (r *Repo) Metadata(ctx context.Context) (*Repomd, error) {
 	r.mu.Lock()
 	r.repomd = m
 	r.mu.Unlock()
+	if r.cacheDir != "" && r.base != nil {
+		if err := r.pruneCache(m); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -165,7 +178,7 @@ func (r *Repo) OpenData(ctx context.Context, d Data) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repo: data %q: %w", d.Type, err)
 	}
-	body, name, err := r.fetch(ctx, d.Location)
+	body, name, cw, err := r.openRaw(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -173,12 +186,15 @@ func (r *Repo) OpenData(ctx context.Context, d Data) (io.ReadCloser, error) {
 	zr, _, err := compressed.NewReader(v)
 	if err != nil {
 		body.Close()
+		if cw != nil {
+			cw.abort()
+		}
 		if v.err != nil {
 			return nil, v.err
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &dataReader{dec: zr, v: v, body: body, name: name}, nil
+	return &dataReader{dec: zr, v: v, body: body, name: name, cache: cw}, nil
 }
 
 // Updateinfo is a repository's updateinfo, decoded as it streams in.
@@ -353,10 +369,11 @@ func (v *verifier) Read(p []byte) (int, error) {
 
 // dataReader is the decompressed stream of a verified metadata file.
 type dataReader struct {
-	dec  io.ReadCloser
-	v    *verifier
-	body io.Closer
-	name string
+	dec   io.ReadCloser
+	v     *verifier
+	body  io.Closer
+	name  string
+	cache *cacheWriter // nil when not caching, or once committed
 }
 
 func (d *dataReader) Read(p []byte) (int, error) {
@@ -375,12 +392,27 @@ func (d *dataReader) Read(p []byte) (int, error) {
 		return n, d.v.err
 	}
 	if err == io.EOF {
+		if d.cache != nil {
+			// The whole file matched repomd.xml: keep it.
+			cerr := d.cache.commit()
+			d.cache = nil
+			if cerr != nil {
+				return n, cerr
+			}
+		}
 		return n, io.EOF
 	}
 	return n, fmt.Errorf("%s: %w", d.name, err)
 }
 
+// Close releases the stream. A download not read to its verified end is
+// not kept in the cache.
 func (d *dataReader) Close() error {
 	d.dec.Close()
-	return d.body.Close()
+	err := d.body.Close()
+	if d.cache != nil {
+		d.cache.abort()
+		d.cache = nil
+	}
+	return err
 }
