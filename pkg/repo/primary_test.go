@@ -66,7 +66,9 @@ func TestPrimaryYummy(t *testing.T) {
 func TestPrimaryErrors(t *testing.T) {
 	const head = "<?xml version=\"1.0\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" packages=\"1\">\n"
 	const sum = `<checksum type="sha256" pkgid="YES">` + "9d25370cf8f2bdf046145fa51ef3d0229ecc6862cbe35281a70184cc39089f54" + `</checksum>`
-	pkg := func(inner string) string { return head + "<package type=\"rpm\">\n" + inner + "</package>\n</metadata>\n" }
+	pkg := func(inner string) string {
+		return head + "<package type=\"rpm\">\n" + inner + "</package>\n</metadata>\n"
+	}
 	tests := []struct{ name, in, want string }{
 		{"not primary", "<repomd/>", "repo: not a primary.xml: line 1: root element is <repomd>, want <metadata>"},
 		{"no name", pkg("<arch>x86_64</arch>"), "primary: line 3: package without <name>"},

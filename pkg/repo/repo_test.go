@@ -466,4 +466,3 @@ func writeFile(t *testing.T, p string, raw []byte) {
 		t.Fatal(err)
 	}
 }
-
