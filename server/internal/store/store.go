@@ -166,6 +166,10 @@ type Queries interface {
 	Device(ctx context.Context, name string) (protocol.Device, error)
 	Devices(ctx context.Context, f DeviceFilter) ([]protocol.DeviceSummary, error)
 	Advisory(ctx context.Context, id string) (protocol.AdvisoryStatus, error)
+	// Advisories lists advisories at least as severe as min, most severe
+	// and newest first, with their fleet counts.
+	Advisories(ctx context.Context, min advisory.Severity) ([]protocol.AdvisorySummary, error)
+	Summary(ctx context.Context) (protocol.Summary, error)
 }
 
 // DeviceFilter narrows Devices. Zero fields do not filter.

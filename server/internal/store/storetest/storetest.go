@@ -47,6 +47,7 @@ func Run(t *testing.T, b Backend) {
 		{"NewAdvisoryUpdatesStatuses", testNewAdvisory},
 		{"CVEQuery", testCVE},
 		{"DeviceQueries", testDeviceQueries},
+		{"AdvisoryListAndSummary", testSummary},
 		{"ConcurrentWriters", testConcurrentWriters},
 	}
 	for _, tt := range tests {
@@ -777,5 +778,57 @@ func testConcurrentWriters(t *testing.T, b Backend) {
 		if d.Digest == "" {
 			t.Errorf("device pi%d has no package set after its reports", i)
 		}
+	}
+}
+
+func testSummary(t *testing.T, b Backend) {
+	f := newFleet(t, b)
+	// No device yet: nothing exposed, nothing divided by zero.
+	sum, err := f.s.Summary(t.Context())
+	if err != nil || sum.Devices != 0 || sum.FullyPatchedShare != 0 || sum.OldestUnpatchedCritical != nil {
+		t.Errorf("empty fleet summary = %+v, %v", sum, err)
+	}
+	a, c, e := f.enroll("a"), f.enroll("b"), f.enroll("c")
+	f.report(a.ID, full("r1", f.ubi))
+	glibcFixed, _, _ := upgrade(f.ubi, "0", "2.34", "60.el9_2.7", "glibc", "glibc-common", "glibc-minimal-langpack")
+	f.report(c.ID, full("r1", glibcFixed))
+	var clean []protocol.Package
+	for _, p := range f.ubi {
+		switch p.Name {
+		case "openssl", "openssl-libs", "glibc", "glibc-common", "glibc-minimal-langpack", "zlib", "libxml2":
+		default:
+			clean = append(clean, p)
+		}
+	}
+	f.report(e.ID, full("r1", clean))
+
+	advs, err := f.s.Advisories(t.Context(), 3) // Important and above
+	if err != nil || len(advs) != 1 || advs[0].ID != "ALSA-2023:5453" || advs[0].Affected != 1 || advs[0].Patched != 1 || len(advs[0].CVEs) != 3 {
+		t.Errorf("Advisories(Important) = %+v, %v; want the glibc one, 1 affected, 1 patched, 3 CVEs", advs, err)
+	}
+	all, err := f.s.Advisories(t.Context(), 0)
+	if err != nil || len(all) != 4 || all[0].ID != "ALSA-2023:5453" {
+		t.Errorf("Advisories(all) = %d, %v; want 4, the Important one first", len(all), err)
+	}
+	sum, err = f.s.Summary(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"Important": 1, "Moderate": 1}
+	if sum.Devices != 3 || sum.FullyPatched != 1 || !maps.Equal(sum.ExposedBySeverity, want) || sum.OldestUnpatchedCritical != nil {
+		t.Errorf("Summary = %+v; want 3 devices, 1 fully patched, exposure %v, no critical", sum, want)
+	}
+	if sum.FullyPatchedShare < 0.33 || sum.FullyPatchedShare > 0.34 {
+		t.Errorf("FullyPatchedShare = %v, want 1/3", sum.FullyPatchedShare)
+	}
+	// A Critical advisory affecting device a becomes the oldest unpatched.
+	crit := Advisories()
+	crit[2].Severity = 4
+	if _, err := f.s.PutAdvisories(t.Context(), crit, t0, Match(crit)); err != nil {
+		t.Fatal(err)
+	}
+	sum, err = f.s.Summary(t.Context())
+	if err != nil || sum.OldestUnpatchedCritical == nil || sum.OldestUnpatchedCritical.ID != "ALSA-2022:7314" || sum.OldestUnpatchedCritical.Affected != 2 {
+		t.Errorf("Summary after a critical zlib advisory: %+v, %v; want ALSA-2022:7314 affecting 2", sum.OldestUnpatchedCritical, err)
 	}
 }
