@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +15,10 @@ type Keyring struct {
 	entities openpgp.EntityList
 }
 
+// ErrNoKeys is returned by LoadKeyring when given no key file: an agent with
+// nothing pinned could install nothing, and should say so at start.
+var ErrNoKeys = errors.New("verify: no OpenPGP key files to pin")
+
 const armorBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 
 // LoadKeyring reads armored OpenPGP public keys, as distributions ship them in
@@ -22,6 +27,9 @@ const armorBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 // with no readable key is an error: a pin that silently pins nothing would
 // make every package fail with an unknown key and hide the real cause.
 func LoadKeyring(paths ...string) (*Keyring, error) {
+	if len(paths) == 0 {
+		return nil, ErrNoKeys
+	}
 	kr := &Keyring{}
 	for _, p := range paths {
 		data, err := os.ReadFile(p)

@@ -24,7 +24,7 @@ var testPkg = rpmtest.Package{
 	Files:   map[string]string{"/usr/share/verifytest/data": strings.Repeat("payload bytes of the verify test\n", 500)},
 }
 
-var testExpect = Expect{Name: "verifytest", EVR: rpmver.EVR{Epoch: "2", Version: "1.4", Release: "3.el9"}, Arch: "aarch64"}
+var testPlan = rpmver.NEVRA{Name: "verifytest", EVR: rpmver.EVR{Epoch: "2", Version: "1.4", Release: "3.el9"}, Arch: "aarch64"}
 
 // buildSigned builds testPkg into a fresh folder and signs it with sign.
 func buildSigned(t *testing.T, sign func(*rpmtest.Key, ...string) error, key *rpmtest.Key) string {
@@ -122,7 +122,7 @@ func TestSigned(t *testing.T) {
 		name string
 		make func(t *testing.T) string
 		keys []string
-		want *Expect
+		want *rpmver.NEVRA
 		kind Kind
 		rpm  string
 		says string
@@ -134,7 +134,7 @@ func TestSigned(t *testing.T) {
 		{name: "RSA-4096 v3 header+payload", make: func(t *testing.T) string { return buildSigned(t, rpmtest.SignV3, rsa) },
 			rpm: rpmOK},
 		{name: "as planned", make: func(t *testing.T) string { return buildSigned(t, rpmtest.Sign, rsa) },
-			want: &testExpect, rpm: rpmOK},
+			want: &testPlan, rpm: rpmOK},
 		{name: "tampered payload", make: func(t *testing.T) string {
 			p := buildSigned(t, rpmtest.Sign, rsa)
 			fi, _ := os.Stat(p)
@@ -164,7 +164,7 @@ func TestSigned(t *testing.T) {
 		{name: "pinned key is only the other one", make: func(t *testing.T) string { return buildSigned(t, rpmtest.Sign, ed) },
 			keys: []string{rsa.PublicKeyFile}, kind: UnknownKey, rpm: rpmNoKey, says: "key " + ed.KeyID + " is not pinned"},
 		{name: "NEVRA not as planned", make: func(t *testing.T) string { return buildSigned(t, rpmtest.Sign, rsa) },
-			want: &Expect{Name: "verifytest", EVR: rpmver.EVR{Epoch: "2", Version: "1.4", Release: "2.el9"}, Arch: "aarch64"},
+			want: &rpmver.NEVRA{Name: "verifytest", EVR: rpmver.EVR{Epoch: "2", Version: "1.4", Release: "2.el9"}, Arch: "aarch64"},
 			kind: Mismatch, rpm: rpmOK, says: `release is "3.el9", the plan says "2.el9"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

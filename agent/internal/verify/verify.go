@@ -93,20 +93,11 @@ const (
 	tagPayloadDigestAlgo = 5093
 )
 
-// Expect is what the plan says the package is.
-type Expect struct {
-	Name string
-	// EVR must equal the package's exactly; an empty Epoch equals "0".
-	rpmver.EVR
-	Arch string
-}
-
 // Result describes a package that passed every check.
 type Result struct {
 	Path string
-	Name string
-	rpmver.EVR
-	Arch string
+	// NEVRA is read from the signed header; Epoch is "" when it has none.
+	rpmver.NEVRA
 	// Signatures lists every signature checked, all of which verified.
 	Signatures []Signature
 	// HeaderSHA256 is the SHA-256 of the main header, hex.
@@ -142,11 +133,12 @@ type Signature struct {
 var now = time.Now
 
 // File checks the RPM package at path against the pinned keys and, when want
-// is not nil, against the plan. It reads the file once, streaming the payload
+// is not nil, against the plan: name, version, release and arch must be
+// equal strings, and the epochs equal with a missing epoch taken as "0". It reads the file once, streaming the payload
 // through the hashes, and holds only the headers in memory. A refused package
 // yields an *Error naming the file and exactly what was wrong; failing to open
 // or read the file yields the I/O error.
-func File(path string, keys *Keyring, want *Expect) (*Result, error) {
+func File(path string, keys *Keyring, want *rpmver.NEVRA) (*Result, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -185,7 +177,7 @@ func (d digestCheck) verify() error {
 
 var copyBufs = make(chan []byte, 4)
 
-func check(f io.Reader, size int64, keys *Keyring, want *Expect) (*Result, error) {
+func check(f io.Reader, size int64, keys *Keyring, want *rpmver.NEVRA) (*Result, error) {
 	br := bufio.NewReaderSize(f, 32<<10)
 	if err := readLead(br); err != nil {
 		return nil, err
@@ -445,7 +437,7 @@ func payloadDigestTag(h *header) (string, bool, error) {
 	return ss[0], true, nil
 }
 
-func compare(got *Result, want *Expect) error {
+func compare(got *Result, want *rpmver.NEVRA) error {
 	epoch := func(s string) string {
 		if s == "" {
 			return "0"

@@ -214,23 +214,23 @@ func checkAgainstRPM(t *testing.T, res *Result, file string) {
 	}
 }
 
-// TestExpect checks the plan comparison on a genuine package.
-func TestExpect(t *testing.T) {
+// TestPlan checks the comparison with the planned NEVRA on a genuine package.
+func TestPlan(t *testing.T) {
 	kr := loadKeys(t, td("rpm.org-rsa-2048-test.pub"))
 	file := td("hello-2.0-1.x86_64-signed.rpm")
 	for _, tc := range []struct {
 		name string
-		want Expect
+		want rpmver.NEVRA
 		kind Kind
 		says string
 	}{
-		{"as planned", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "x86_64"}, 0, ""},
-		{"epoch 0 written out", Expect{Name: "hello", EVR: rpmver.EVR{Epoch: "0", Version: "2.0", Release: "1"}, Arch: "x86_64"}, 0, ""},
-		{"other release", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "2"}, Arch: "x86_64"}, Mismatch, `release is "1", the plan says "2"`},
-		{"other epoch", Expect{Name: "hello", EVR: rpmver.EVR{Epoch: "1", Version: "2.0", Release: "1"}, Arch: "x86_64"}, Mismatch, `epoch is "0", the plan says "1"`},
-		{"other arch", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "aarch64"}, Mismatch, `arch is "x86_64", the plan says "aarch64"`},
-		{"other name", Expect{Name: "hello-libs", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "x86_64"}, Mismatch, `name is "hello"`},
-		{"release compared as a string", Expect{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "01"}, Arch: "x86_64"}, Mismatch, `release is "1"`},
+		{"as planned", rpmver.NEVRA{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "x86_64"}, 0, ""},
+		{"epoch 0 written out", rpmver.NEVRA{Name: "hello", EVR: rpmver.EVR{Epoch: "0", Version: "2.0", Release: "1"}, Arch: "x86_64"}, 0, ""},
+		{"other release", rpmver.NEVRA{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "2"}, Arch: "x86_64"}, Mismatch, `release is "1", the plan says "2"`},
+		{"other epoch", rpmver.NEVRA{Name: "hello", EVR: rpmver.EVR{Epoch: "1", Version: "2.0", Release: "1"}, Arch: "x86_64"}, Mismatch, `epoch is "0", the plan says "1"`},
+		{"other arch", rpmver.NEVRA{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "aarch64"}, Mismatch, `arch is "x86_64", the plan says "aarch64"`},
+		{"other name", rpmver.NEVRA{Name: "hello-libs", EVR: rpmver.EVR{Version: "2.0", Release: "1"}, Arch: "x86_64"}, Mismatch, `name is "hello"`},
+		{"release compared as a string", rpmver.NEVRA{Name: "hello", EVR: rpmver.EVR{Version: "2.0", Release: "01"}, Arch: "x86_64"}, Mismatch, `release is "1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.want
@@ -258,6 +258,9 @@ func TestLoadKeyring(t *testing.T) {
 			t.Errorf("%d keys, want 3: %v", n, kr.Fingerprints())
 		}
 	})
+	if _, err := LoadKeyring(); !errors.Is(err, ErrNoKeys) {
+		t.Errorf("LoadKeyring() = %v, want ErrNoKeys", err)
+	}
 	dir := t.TempDir()
 	write := func(name, s string) string {
 		p := filepath.Join(dir, name)
