@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ModRoot returns the directory holding go.mod, found by walking up from the
@@ -63,7 +64,7 @@ type Target struct {
 // the binary's path.
 func BuildAgent(t testing.TB, dir string, target Target, version string) string {
 	t.Helper()
-	out := filepath.Join(dir, "rpmfleet-agent_"+target.GOARCH+target.GOARM)
+	out := filepath.Join(dir, "rpmfleet-agent_linux_"+target.GOARCH+target.GOARM)
 	ldflags := "-s -w -X github.com/rpmfleet/rpmfleet/pkg/version.Version=" + version
 	Run(t, ModRoot(t), []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + target.GOARCH, "GOARM=" + target.GOARM},
 		"go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./agent/cmd/rpmfleet-agent")
@@ -91,5 +92,8 @@ func Command(dir string, env []string, name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	// A daemon the command leaves behind (gpg's gpg-agent) may hold its
+	// output pipe open; do not wait for it forever.
+	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
