@@ -19,7 +19,9 @@
 // Which entries belong to the package's stream ("count"):
 //
 //   - A non-modular package (no modularity label) counts every entry, so a
-//     rebase (firefox 102 installed, the fix ships 115) applies.
+//     rebase (firefox 102 installed, the fix ships 115) applies. A label
+//     without a name and a stream is treated as none: when in doubt, every
+//     entry counts, which errs toward reporting exposure.
 //   - A modular package (label "nodejs:18:8090020240226101806:a7c0f3f3")
 //     counts only entries of its own module stream. Where the advisory
 //     carries module data for the package's name (updateinfo's
@@ -181,7 +183,8 @@ type hit struct {
 // Match returns the advisories for the device's release ecosystem (such as
 // "AlmaLinux:9") that the installed packages are exposed to, in the order
 // NewIndex documents, each with its exposed packages sorted by name, then
-// arch. It returns nil when nothing applies.
+// arch. It returns nil when nothing applies. An empty ecosystem (a device
+// whose release is unknown) matches only advisories that name none.
 func (x *Index) Match(ecosystem string, installed []inventory.Package) []Finding {
 	if x == nil || len(x.byName) == 0 {
 		return nil

@@ -255,6 +255,20 @@ func TestMatchRules(t *testing.T) {
 			installed: []inventory.Package{inst("nodejs", "1:18.19.1-1.module_el9.3.0+1+f", "x86_64", node18)},
 		},
 		{
+			name:       "a label without a stream is no label: every entry counts",
+			ecosystem:  el9,
+			advisories: []advisory.Advisory{adv("A-1", el9, fixed("nodejs", "1:20.11.1-1.module_el9.3.0+95+a8c1c2a1", ""))},
+			installed:  []inventory.Package{inst("nodejs", "1:18.19.1-1.module_el9.3.0+1+f", "x86_64", "nodejs")},
+			want:       []string{"A-1 nodejs.x86_64 1:18.19.1-1.module_el9.3.0+1+f < 1:20.11.1-1.module_el9.3.0+95+a8c1c2a1"},
+		},
+		{
+			name:       "device of unknown release gets only advisories that name no release",
+			ecosystem:  "",
+			advisories: []advisory.Advisory{adv("A-1", el9, fixed("bash", "5.1.8-6.el9", "")), adv("A-2", "", fixed("bash", "5.1.8-6.el9", ""))},
+			installed:  []inventory.Package{inst("bash", "5.1.8-4.el9", "aarch64", "")},
+			want:       []string{"A-2 bash.aarch64 0:5.1.8-4.el9 < 0:5.1.8-6.el9"},
+		},
+		{
 			name:      "module data does not narrow a non-modular package",
 			ecosystem: el9,
 			advisories: []advisory.Advisory{adv("A-1", "",
