@@ -42,6 +42,11 @@ func (p Package) Module() (name, stream string, ok bool) {
 	return parts[0], parts[1], true
 }
 
+// NEVRA returns the package's name, epoch, version, release and arch.
+func (p Package) NEVRA() rpmver.NEVRA {
+	return rpmver.NEVRA{Name: p.Name, EVR: p.EVR, Arch: p.Arch}
+}
+
 // String writes the package as name-epoch:version-release.arch, with a
 // missing epoch written as 0, the way rpmfleet's reports name packages.
 func (p Package) String() string {

@@ -98,3 +98,15 @@ func TestDiff(t *testing.T) {
 		})
 	}
 }
+
+func TestNEVRA(t *testing.T) {
+	p := pkg("openssl-libs", "1:3.0.1-23.el9_0", "aarch64", "")
+	n := p.NEVRA()
+	back, err := rpmver.ParseNEVRA("openssl-libs-1:3.0.1-23.el9_0.aarch64")
+	if err != nil || n != back {
+		t.Errorf("NEVRA() = %+v, want %+v (%v)", n, back, err)
+	}
+	if p.String() != "openssl-libs-1:3.0.1-23.el9_0.aarch64" {
+		t.Errorf("String() = %s", p)
+	}
+}

@@ -128,34 +128,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 
 // parseAdd reads name-[epoch:]version-release.arch[@label].
 func parseAdd(s string) (rpmtest.Package, error) {
-	bad := func(why string) (rpmtest.Package, error) {
-		return rpmtest.Package{}, fmt.Errorf("-add %q: %s (want name-[epoch:]version-release.arch[@label])", s, why)
+	nevra, label, _ := strings.Cut(s, "@")
+	n, err := rpmver.ParseNEVRA(nevra)
+	if err != nil {
+		return rpmtest.Package{}, fmt.Errorf("-add: %w (want name-[epoch:]version-release.arch[@label])", err)
 	}
-	var p rpmtest.Package
-	rest, label, _ := strings.Cut(s, "@")
-	p.ModularityLabel = label
-	dot := strings.LastIndexByte(rest, '.')
-	if dot < 0 {
-		return bad("no arch")
-	}
-	rest, p.Arch = rest[:dot], rest[dot+1:]
-	dash := strings.LastIndexByte(rest, '-')
-	if dash < 0 {
-		return bad("no release")
-	}
-	rest, p.Release = rest[:dash], rest[dash+1:]
-	dash = strings.LastIndexByte(rest, '-')
-	if dash <= 0 {
-		return bad("no name or version")
-	}
-	p.Name, p.Version = rest[:dash], rest[dash+1:]
-	if e, v, ok := strings.Cut(p.Version, ":"); ok {
-		p.Epoch, p.Version = e, v
-	}
-	if p.Name == "" || p.Version == "" || p.Release == "" || p.Arch == "" {
-		return bad("empty field")
-	}
-	return p, nil
+	return rpmtest.Package{Name: n.Name, Epoch: n.Epoch, Version: n.Version, Release: n.Release, Arch: n.Arch, ModularityLabel: label}, nil
 }
 
 // osvRecord is the part of an OSV record extraPackages needs.

@@ -80,9 +80,9 @@ func TestParseAdd(t *testing.T) {
 		{"nodejs-1:18.19.1-1.module_el9.3.0+40+7bfa4a39.aarch64@nodejs:18:9030020240227103535:rhel9",
 			rpmtest.Package{Name: "nodejs", Epoch: "1", Version: "18.19.1", Release: "1.module_el9.3.0+40+7bfa4a39", Arch: "aarch64",
 				ModularityLabel: "nodejs:18:9030020240227103535:rhel9"}, ""},
-		{"bash", rpmtest.Package{}, "no arch"},
-		{"bash.x86_64", rpmtest.Package{}, "no release"},
-		{"bash-4.el9.x86_64", rpmtest.Package{}, "no name or version"},
+		{"bash", rpmtest.Package{}, `-add: parse NEVRA "bash"`},
+		{"bash.x86_64", rpmtest.Package{}, `-add: parse NEVRA "bash.x86_64"`},
+		{"bash-4.el9.x86_64@x", rpmtest.Package{}, `-add: parse NEVRA "bash-4.el9.x86_64"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
