@@ -297,6 +297,10 @@ func (r *Repo) fetch(ctx context.Context, href string) (io.ReadCloser, string, e
 	if err != nil {
 		return nil, name, fmt.Errorf("repo: %w", err)
 	}
+	// The bytes as stored, which are what the checksums are of: without
+	// this, Go's transport asks for gzip and silently decompresses the
+	// .xml.gz files of servers that label them Content-Encoding: gzip.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return nil, name, fmt.Errorf("repo: %w", err)

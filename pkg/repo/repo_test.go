@@ -466,3 +466,27 @@ func writeFile(t *testing.T, p string, raw []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestContentEncodingGzip: some web servers label .gz files
+// Content-Encoding: gzip. The checksums are of the stored bytes, so the
+// reader must not let the HTTP client decompress them.
+func TestContentEncodingGzip(t *testing.T) {
+	dir := makeRepo(t, "gz", true)
+	fs := http.FileServer(http.Dir(dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasSuffix(req.URL.Path, ".gz") {
+			w.Header().Set("Content-Encoding", "gzip")
+		}
+		fs.ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+	r, err := New(srv.URL, Options{HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"primary", "updateinfo"} {
+		if err := readData(r, typ); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+}
