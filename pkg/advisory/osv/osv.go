@@ -192,8 +192,10 @@ func (d *Decoder) Next() (*advisory.Advisory, error) {
 // they name no fixed version.
 func (d *Decoder) Skipped() int { return d.skipped }
 
-// Close releases the decompressor. It does not close the reader given to
-// NewDecoder. Next closes it by itself at the end of the input or on error.
+// Close stops and releases the decompressor (a compressed input is
+// decompressed by a goroutine of its own, ahead of the parser). It does not
+// close the reader given to NewDecoder. Next does the same by itself when it
+// returns an error or io.EOF; a caller that stops before must call Close.
 func (d *Decoder) Close() error {
 	if d.err == nil {
 		d.err = errors.New("osv: decoder closed")
@@ -230,9 +232,12 @@ func (d *Decoder) fill() error {
 		return io.EOF
 	}
 	if d.rc == nil {
-		rc, _, err := compressed.NewReader(d.src)
+		rc, format, err := compressed.NewReader(d.src)
 		if err != nil {
 			return err
+		}
+		if format != compressed.Plain {
+			rc = newPrefetcher(rc)
 		}
 		d.rc = rc
 		d.buf = make([]byte, 256<<10)
@@ -846,6 +851,7 @@ func parseOne(path string, opts Options, out []advisory.Advisory) ([]advisory.Ad
 	}
 	defer f.Close()
 	d := NewDecoder(f, opts)
+	defer d.Close()
 	d.name = path
 	for {
 		a, err := d.Next()

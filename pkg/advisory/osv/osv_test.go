@@ -506,6 +506,35 @@ func TestDuplicates(t *testing.T) {
 	}
 }
 
+// TestDecoderClose stops reading a compressed stream early: Close must stop
+// the decompressing goroutine and later calls must fail, not hang.
+func TestDecoderClose(t *testing.T) {
+	data, err := os.ReadFile(fixture(t, "almalinux9.jsonl.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder(bytes.NewReader(data), Options{Ecosystem: "AlmaLinux:9"})
+	if _, err := d.Next(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- d.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if a, err := d.Next(); err == nil || err == io.EOF {
+		t.Fatalf("Next after Close: %v, %v", a, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
 // TestDecoderStreams reads JSON lines through a Decoder from a reader, with
 // no file name involved, and counts entries naming no fix.
 func TestDecoderStreams(t *testing.T) {
