@@ -19,6 +19,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -36,6 +37,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/updateinfo"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
@@ -64,15 +67,26 @@ type Options struct {
 	// Use one directory per repository: Metadata removes the files the
 	// new repomd.xml no longer lists. Ignored for local repositories.
 	CacheDir string
+	// Keyring, when set, holds the keys trusted to sign repomd.xml: a
+	// repodata/repomd.xml.asc must verify against one of them, or
+	// Metadata fails with ErrBadSignature.
+	Keyring openpgp.KeyRing
+	// RequireSignature, with Keyring, refuses a repository that has no
+	// repomd.xml.asc (ErrNoSignature). Without it a missing signature is
+	// accepted, since many distributions do not sign repomd.xml, and only
+	// a present one is checked.
+	RequireSignature bool
 }
 
 // Repo is one repository, given by its base: an http or https URL, a
 // file:// URL or a local directory, under which repodata/repomd.xml lives.
 type Repo struct {
-	base     *url.URL // for http and https
-	dir      string   // for local directories
-	client   *http.Client
-	cacheDir string
+	base       *url.URL // for http and https
+	dir        string   // for local directories
+	client     *http.Client
+	cacheDir   string
+	keyring    openpgp.KeyRing
+	requireSig bool
 
 	mu        sync.Mutex // guards repomd and downloads
 	repomd    *Repomd    // the last one Metadata read
@@ -82,7 +96,10 @@ type Repo struct {
 // New returns the repository at base. It does not touch the network or the
 // disk.
 func New(base string, opts Options) (*Repo, error) {
-	r := &Repo{client: opts.HTTPClient, cacheDir: opts.CacheDir}
+	r := &Repo{client: opts.HTTPClient, cacheDir: opts.CacheDir, keyring: opts.Keyring, requireSig: opts.RequireSignature}
+	if r.requireSig && r.keyring == nil {
+		return nil, errors.New("repo: RequireSignature without a Keyring")
+	}
 	if r.client == nil {
 		r.client = http.DefaultClient
 	}
@@ -126,7 +143,20 @@ func (r *Repo) Metadata(ctx context.Context) (*Repomd, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	m, err := ParseRepomd(rc)
+	var src io.Reader = rc
+	if r.keyring != nil {
+		// The signature covers the exact bytes: read them once, check,
+		// then parse what was checked.
+		raw, err := io.ReadAll(io.LimitReader(rc, maxRepomdSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("repo: %s: %w", name, err)
+		}
+		if err := r.verifySignature(ctx, raw, name); err != nil {
+			return nil, err
+		}
+		src = bytes.NewReader(raw)
+	}
+	m, err := ParseRepomd(src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -307,9 +337,22 @@ func (r *Repo) fetch(ctx context.Context, href string) (io.ReadCloser, string, e
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, name, fmt.Errorf("repo: GET %s: %s", name, resp.Status)
+		return nil, name, &statusError{url: name, status: resp.Status, code: resp.StatusCode}
 	}
 	return resp.Body, name, nil
+}
+
+// statusError is an HTTP answer other than 200 OK. A 404 is
+// os.ErrNotExist, as a missing file in a local repository is.
+type statusError struct {
+	url, status string
+	code        int
+}
+
+func (e *statusError) Error() string { return "repo: GET " + e.url + ": " + e.status }
+
+func (e *statusError) Is(target error) bool {
+	return target == os.ErrNotExist && (e.code == http.StatusNotFound || e.code == http.StatusGone)
 }
 
 func newHash(typ string) (hash.Hash, error) {
