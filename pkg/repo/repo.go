@@ -10,12 +10,16 @@
 // of one, is caught (Open fails with ErrChecksum at the end of the stream,
 // naming the file and both digests, and never reports the stream as
 // complete). repomd.xml itself is trusted only as far as its transport
-// (HTTPS) or the signature its repomd.xml.asc carries, which this package
-// does not check: the caller that pins the distribution's keys does. The
-// packages' own digests in primary.xml are what the agent checks each
-// downloaded RPM against, on top of the RPM's signature. Locations in
+// (HTTPS) or its detached signature repodata/repomd.xml.asc: given
+// Options.Keyring (the distribution's pinned RPM-GPG-KEY-* keys), a present
+// signature must verify, and with RequireSignature a missing one is refused.
+// The packages' own digests in primary.xml are what the agent checks each
+// downloaded RPM against, on top of the RPM's own signature. Locations in
 // repomd.xml must stay inside the repository (no absolute paths, no ".."),
 // so a hostile repomd.xml cannot make a local read escape the directory.
+// The optional metadata cache keeps only files whose digest matched and
+// hashes them again before each use, so it is no more trusted than the
+// network.
 package repo
 
 import (
