@@ -2,6 +2,7 @@ package osv
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,6 +23,12 @@ func FuzzDecoder(f *testing.F) {
 		f.Add(data, false)
 		f.Add(data, true)
 	}
+	// A gzip-compressed stream, so that the fuzzer reaches decompression.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"id":"ALSA-2099:1","affected":[{"package":{"ecosystem":"AlmaLinux:9","name":"a"},"ranges":[{"type":"ECOSYSTEM","events":[{"fixed":"1-1"}]}]}]}` + "\n"))
+	zw.Close()
+	f.Add(gz.Bytes(), false)
 	f.Add([]byte(`{"id":"ALSA-1:1","affected":[{"package":{"ecosystem":"AlmaLinux:9","name":"a\u0062"},"ranges":[{"events":[{"fixed":"1-1","fixed":null}],"type":"ECOSYSTEM"}]}]}`), false)
 	f.Add([]byte("{\"id\":\"x\"}\n{\"id\":5}"), true)
 	f.Add([]byte(`{"id":"\ud800","summary":"  low : x","related":["CVE-1","CVE-1",null]} {}`), false)

@@ -386,13 +386,13 @@ func (p *parser) str() ([]byte, error) {
 	return []byte(s), nil
 }
 
+// literal reads true, false or null; a mismatch is reported at the first
+// wrong byte.
 func (p *parser) literal(word string) error {
-	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
-		for k := 0; k < len(word); k++ {
-			if p.pos >= len(p.data) || p.data[p.pos] != word[k] {
-				return p.unexpected(fmt.Sprintf("%q", word))
-			}
-			p.pos++
+	for k := 0; k < len(word); k++ {
+		if p.pos+k >= len(p.data) || p.data[p.pos+k] != word[k] {
+			p.pos += k
+			return p.unexpected(fmt.Sprintf("%q", word))
 		}
 	}
 	p.pos += len(word)
