@@ -40,8 +40,8 @@
 //     covers, so a valid header signature plus a matching payload digest
 //     makes the payload genuine too. A package whose payload is covered by
 //     neither a signed payload digest nor a header+payload signature is
-//     refused as Unsigned (rpm -K would say OK on its MD5, which nobody
-//     signed).
+//     refused as Unsigned: its MD5 is in the unsigned signature header. (rpm
+//     4.18 refuses it too, reporting the payload digest NOTFOUND.)
 //   - When the caller says what it expects, name, epoch, version, release and
 //     arch in the signed header equal the plan: a genuine but different
 //     package (an old vulnerable build replayed by a mirror) is refused.

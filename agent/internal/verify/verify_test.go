@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -41,7 +43,9 @@ func parseRPMKeys(out string) string {
 			signed = true
 		}
 		switch {
-		case strings.Contains(line, ": BAD"), strings.HasSuffix(line, ": NOTTRUSTED"):
+		// NOTFOUND: rpm wants a digest or signature over the payload and
+		// finds none; -K then says NOT OK.
+		case strings.Contains(line, ": BAD"), strings.HasSuffix(line, ": NOTTRUSTED"), strings.HasSuffix(line, ": NOTFOUND"):
 			bad = true
 		case strings.HasSuffix(line, ": NOKEY"):
 			nokey = true
@@ -64,6 +68,7 @@ func TestParseRPMKeys(t *testing.T) {
 		{"signed", "hello.rpm:\n    Header V4 RSA/SHA256 Signature, key ID 1964c5fc: OK\n    Header SHA256 digest: OK\n    Payload SHA256 digest: OK\n", rpmOK},
 		{"unsigned", "hello.rpm:\n    Header SHA256 digest: OK\n    Header SHA1 digest: OK\n    Payload SHA256 digest: OK\n    MD5 digest: OK\n", rpmDigests},
 		{"nokey", "c5.rpm:\n    Header V3 DSA/SHA1 Signature, key ID e8562897: NOKEY\n    Header SHA1 digest: OK\n", rpmNoKey},
+		{"payload not covered", "c7.rpm:\n    Header V3 RSA/SHA256 Signature, key ID f4a80eb5: OK\n    Header SHA1 digest: OK\n    Payload SHA256 digest: NOTFOUND\n    Payload SHA256 ALT digest: NOTFOUND\n    RSA signature: NOTFOUND\n    DSA signature: NOTFOUND\n    MD5 digest: OK\n", rpmNotOK},
 		{"corrupted", "c.rpm:\n    Header V4 RSA/SHA256 Signature, key ID 1964c5fc: OK\n    Payload SHA256 digest: BAD (Expected 84a7 != e3b0)\n    RSA signature: NOTFOUND\n", rpmNotOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,46 +128,114 @@ func loadKeys(t *testing.T, paths ...string) *Keyring {
 // header must equal what rpm reads.
 func TestFixtures(t *testing.T) {
 	rsaTest := td("rpm.org-rsa-2048-test.pub")
+	c7 := "centos-release-7-2.1511.el7.centos.2.10.x86_64.rpm"
+	c7key := []string{td("RPM-GPG-KEY-CentOS-7")}
 	for _, tc := range []struct {
-		name string
-		file string
-		keys []string
-		kind Kind // 0: accepted
-		rpm  string
+		name   string
+		file   string
+		tamper func(t *testing.T, path string) // applied to a copy
+		keys   []string
+		kind   Kind // 0: accepted
+		rpm    string
+		says   string
+		// differs explains why our verdict class may differ from rpm's.
+		differs string
 	}{
-		{"v4 RSA header+payload signed", "hello-2.0-1.x86_64-signed.rpm", []string{rsaTest}, 0, rpmOK},
-		{"v3 RSA signed", "hello-2.0-1.x86_64-v3-signed.rpm", []string{rsaTest}, 0, rpmOK},
-		{"unsigned", "hello-2.0-1.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
-		{"corrupted payload", "hello-2.0-1.x86_64-corrupted.rpm", []string{rsaTest}, BadDigest, rpmNotOK},
-		{"key not pinned", "hello-2.0-1.x86_64-signed.rpm", []string{td("RPM-GPG-KEY-AlmaLinux-8")}, UnknownKey, rpmNoKey},
-		{"CentOS 6", "centos-release-6-0.el6.centos.5.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-6")}, 0, rpmOK},
-		{"CentOS 7", "centos-release-7-2.1511.el7.centos.2.10.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-7")}, 0, rpmOK},
-		{"EPEL 7 by the CentOS 7 key", "epel-release-7-5.noarch.rpm", []string{td("RPM-GPG-KEY-CentOS-7")}, 0, rpmOK},
-		{"CentOS 7 with only the CentOS 6 key", "centos-release-7-2.1511.el7.centos.2.10.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-6")}, UnknownKey, rpmNoKey},
-		// rpm 4.18 refuses to import the DSA key, so it says NOKEY; we load
-		// it but refuse its DSA/SHA-1 signature. Both refuse the package.
-		{"CentOS 5 DSA/SHA1", "centos-release-5-0.0.el5.centos.2.x86_64.rpm", []string{td("RPM-GPG-KEY-CentOS-5")}, BadSignature, rpmNoKey},
-		{"RHEL 8 v3 RSA by Red Hat release key 2", "crypto-policies-20210617-1.gitc776d3e.el8.noarch.rpm", []string{td("RPM-GPG-KEY-redhat9-release")}, 0, rpmOK},
-		{"zstd payload unsigned", "payload-test-0.1-w3.zstdio.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
-		{"xz payload unsigned", "payload-test-0.1-w6.xzdio.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
-		{"gzip payload unsigned", "payload-test-0.1-w9.gzdio.x86_64.rpm", []string{rsaTest}, Unsigned, rpmDigests},
+		{name: "v4 RSA header+payload signed", file: "hello-2.0-1.x86_64-signed.rpm", keys: []string{rsaTest}, rpm: rpmOK},
+		{name: "v3 RSA signed", file: "hello-2.0-1.x86_64-v3-signed.rpm", keys: []string{rsaTest}, rpm: rpmOK},
+		{name: "unsigned", file: "hello-2.0-1.x86_64.rpm", keys: []string{rsaTest}, kind: Unsigned, rpm: rpmDigests, says: "no OpenPGP signature"},
+		{name: "corrupted payload", file: "hello-2.0-1.x86_64-corrupted.rpm", keys: []string{rsaTest}, kind: BadDigest, rpm: rpmNotOK, says: "payload SHA256 digest (header tag 5092) mismatch"},
+		{name: "key not pinned", file: "hello-2.0-1.x86_64-signed.rpm", keys: []string{td("RPM-GPG-KEY-AlmaLinux-8")}, kind: UnknownKey, rpm: rpmNoKey, says: "key 4344591E1964C5FC is not pinned"},
+		{name: "CentOS 6", file: "centos-release-6-0.el6.centos.5.x86_64.rpm", keys: []string{td("RPM-GPG-KEY-CentOS-6")}, rpm: rpmOK},
+		{name: "CentOS 7", file: c7, keys: c7key, rpm: rpmOK},
+		{name: "EPEL 7 by the CentOS 7 key", file: "epel-release-7-5.noarch.rpm", keys: c7key, rpm: rpmOK},
+		{name: "CentOS 7 with only the CentOS 6 key", file: c7, keys: []string{td("RPM-GPG-KEY-CentOS-6")}, kind: UnknownKey, rpm: rpmNoKey},
+		// Without a payload digest, the MD5 and the header+payload signature
+		// are what catch a changed payload.
+		{name: "CentOS 7 payload tampered", file: c7, keys: c7key, kind: BadDigest, rpm: rpmNotOK, says: "MD5 digest (signature header tag 1004) mismatch",
+			tamper: func(t *testing.T, p string) { fi, _ := os.Stat(p); flip(t, p, int(fi.Size())-20) }},
+		{name: "CentOS 7 header tampered", file: c7, keys: c7key, kind: BadDigest, rpm: rpmNotOK, says: "header SHA1 digest (signature header tag 269) mismatch",
+			tamper: func(t *testing.T, p string) { flipText(t, p, "CentOS Linux release file") }},
+		{name: "CentOS 7 header+payload signature hidden", file: c7, keys: c7key, kind: Unsigned, rpm: rpmNotOK,
+			says:    "the payload is covered by no signature",
+			differs: "both refuse; rpm reports the missing payload digest as NOTFOUND, we call the payload unsigned",
+			tamper:  func(t *testing.T, p string) { renameSigTag(t, p, sigTagPGP, 1999) }},
+		{name: "CentOS 5 DSA/SHA1", file: "centos-release-5-0.0.el5.centos.2.x86_64.rpm", keys: []string{td("RPM-GPG-KEY-CentOS-5")}, kind: BadSignature, rpm: rpmNoKey,
+			says:    "hash algorithm refused",
+			differs: "both refuse; rpm 4.18 cannot import the DSA key so it says NOKEY, we load it and refuse its DSA/SHA-1 signature"},
+		{name: "RHEL 8 v3 RSA by Red Hat release key 2", file: "crypto-policies-20210617-1.gitc776d3e.el8.noarch.rpm", keys: []string{td("RPM-GPG-KEY-redhat9-release")}, rpm: rpmOK},
+		{name: "zstd payload unsigned", file: "payload-test-0.1-w3.zstdio.x86_64.rpm", keys: []string{rsaTest}, kind: Unsigned, rpm: rpmDigests},
+		{name: "xz payload unsigned", file: "payload-test-0.1-w6.xzdio.x86_64.rpm", keys: []string{rsaTest}, kind: Unsigned, rpm: rpmDigests},
+		{name: "gzip payload unsigned", file: "payload-test-0.1-w9.gzdio.x86_64.rpm", keys: []string{rsaTest}, kind: Unsigned, rpm: rpmDigests},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := td(tc.file)
+			if tc.tamper != nil {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				file = filepath.Join(t.TempDir(), tc.file)
+				if err := os.WriteFile(file, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				tc.tamper(t, file)
+			}
 			rv, out := rpmKeys(t, tc.keys, file)
 			if rv != tc.rpm {
 				t.Fatalf("rpmkeys verdict %s, want %s:\n%s", rv, tc.rpm, out)
 			}
 			res, err := File(file, loadKeys(t, tc.keys...), nil)
 			checkVerdict(t, err, tc.kind, file)
-			if tc.kind != BadSignature && classOf(err) != rv {
+			if tc.differs == "" && classOf(err) != rv {
 				t.Errorf("our verdict %s (%v) differs from rpmkeys' %s:\n%s", classOf(err), err, rv, out)
+			}
+			if tc.differs != "" {
+				t.Logf("verdict classes: ours %s, rpm's %s: %s", classOf(err), rv, tc.differs)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
 			}
 			if err == nil {
 				checkAgainstRPM(t, res, file)
 			}
 		})
 	}
+}
+
+// flipText inverts a byte inside the first occurrence of text in the file.
+func flipText(t *testing.T, path, text string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(text))
+	if i < 0 {
+		t.Fatalf("%q not found in %s", text, path)
+	}
+	flip(t, path, i+len(text)/2)
+}
+
+// renameSigTag renumbers a signature header tag, hiding it from rpm and us.
+func renameSigTag(t *testing.T, path string, from, to int32) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(binary.BigEndian.Uint32(b[leadSize+8:]))
+	for i := range n {
+		e := b[leadSize+headerPreamble+i*indexEntrySize:]
+		if int32(binary.BigEndian.Uint32(e)) == from {
+			binary.BigEndian.PutUint32(e, uint32(to))
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s has no signature tag %d", path, from)
 }
 
 // checkVerdict asserts err is of kind want (0: no error), names the file and
