@@ -1,18 +1,24 @@
 // Package rpmdb reads a device's installed packages straight from its rpm
 // database, without running rpm: sqlite (rpmdb.sqlite, EL9 and later),
-// Berkeley DB (Packages, EL8) and ndb (Packages.db, SUSE), through
-// github.com/knqyf263/go-rpmdb.
+// Berkeley DB (Packages, EL8) and ndb (Packages.db, SUSE).
+//
+// Berkeley DB and ndb are read with github.com/knqyf263/go-rpmdb. For
+// sqlite, the format of every current Enterprise Linux, the header blobs
+// are read here, taking only the six tags an inventory needs (name, epoch,
+// version, release, arch, modularity label): go-rpmdb imports every tag of
+// every header, which took 87 ms for a 1,000-package device on this
+// project's 2-core machine against a budget of 60 ms for a whole check.
+// The tests hold the two readers to the same answer on every sqlite
+// database they have.
 //
 // The database is read-only input from the device's own disk, but it can
 // be damaged (a power cut, a full disk, a bad sector), so nothing here
-// trusts it: the format is recognized by its magic bytes before go-rpmdb
-// sees it, a sqlite database's header blobs are bounds-checked first (a
-// corrupt length would otherwise make go-rpmdb allocate gigabytes), panics
-// in go-rpmdb's header parsing become errors naming the file, and an empty
-// result from a database that has package rows is an error, never an empty
-// inventory. A sqlite write-ahead log left behind by a power cut is folded
-// into a private copy before reading, so the inventory includes the
-// transactions it holds.
+// trusts it: the format is recognized by its magic bytes, every header
+// length and offset is bounds-checked before use, a panic in go-rpmdb's
+// header parsing becomes an error naming the file, and an empty result is
+// an error, never an empty inventory. A sqlite write-ahead log left behind
+// by a power cut is folded into a private copy before reading, so the
+// inventory includes the transactions it holds.
 //
 // Known limit: go-rpmdb walks Berkeley DB and ndb pages in its own
 // goroutine; a panic there on a corrupt page cannot be recovered here.
@@ -136,24 +142,90 @@ func Read(path string) ([]inventory.Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := path
+	var pkgs []inventory.Package
+	headers := 0
 	if format == SQLite {
 		if strings.ContainsAny(path, "?#%") {
 			return nil, fmt.Errorf("read rpmdb %s: a sqlite database path may not hold ?, # or %%", path)
 		}
-		var cleanup func()
-		src, cleanup, err = foldWAL(path)
+		src, cleanup, err := foldWAL(path)
 		if err != nil {
 			return nil, err
 		}
 		defer cleanup()
-		if err := checkBlobs(src, path); err != nil {
+		pkgs, headers, err = readSQLite(src, path)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		pkgs, headers, err = readGoRPMDB(path, format)
+		if err != nil {
 			return nil, err
 		}
 	}
-	infos, err := list(src)
+	if len(pkgs) == 0 {
+		// An installed system always has packages; an empty list means
+		// a damaged or wrong file (go-rpmdb stops quietly on some), and
+		// must not read as "nothing installed, nothing to patch".
+		only := ""
+		if headers > 0 {
+			only = fmt.Sprintf(" (only %d gpg-pubkey entries)", headers)
+		}
+		return nil, fmt.Errorf("%w: %s (%s) lists no packages%s", ErrCorrupt, path, format, only)
+	}
+	return pkgs, nil
+}
+
+// readSQLite reads every header blob of a sqlite database with parseHeader.
+// name is the path to report. It returns the packages without gpg-pubkey
+// and the number of headers.
+func readSQLite(path, name string) ([]inventory.Package, int, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s (%s): %w", ErrCorrupt, path, format, err)
+		return nil, 0, fmt.Errorf("read rpmdb %s: %w", name, err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT hnum, blob FROM Packages")
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
+	}
+	defer rows.Close()
+	var pkgs []inventory.Package
+	headers := 0
+	for rows.Next() {
+		var (
+			hnum int64
+			blob sql.RawBytes // valid until Next; parseHeader copies what it keeps
+		)
+		if err := rows.Scan(&hnum, &blob); err != nil {
+			return nil, 0, fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
+		}
+		headers++
+		p, err := parseHeader(blob)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %s (sqlite): header %d: %w", ErrCorrupt, name, hnum, err)
+		}
+		if p.Name == "gpg-pubkey" {
+			continue // an imported key, not a package
+		}
+		if p.Name == "" || p.Version == "" || p.Release == "" || p.Arch == "" {
+			return nil, 0, fmt.Errorf("%w: %s (sqlite): header %d lacks a name, version, release or arch (%q %q %q %q)",
+				ErrCorrupt, name, hnum, p.Name, p.Version, p.Release, p.Arch)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
+	}
+	return pkgs, headers, nil
+}
+
+// readGoRPMDB reads a Berkeley DB or ndb database with go-rpmdb. It
+// returns the packages without gpg-pubkey and the number of headers.
+func readGoRPMDB(path string, format Format) ([]inventory.Package, int, error) {
+	infos, err := list(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %s (%s): %w", ErrCorrupt, path, format, err)
 	}
 	pkgs := make([]inventory.Package, 0, len(infos))
 	for _, info := range infos {
@@ -161,7 +233,7 @@ func Read(path string) ([]inventory.Package, error) {
 			continue
 		}
 		if info.Name == "" || info.Version == "" || info.Arch == "" {
-			return nil, fmt.Errorf("%w: %s (%s): a header without name, version or arch (%q %q %q)",
+			return nil, 0, fmt.Errorf("%w: %s (%s): a header without name, version or arch (%q %q %q)",
 				ErrCorrupt, path, format, info.Name, info.Version, info.Arch)
 		}
 		p := inventory.Package{
@@ -175,17 +247,7 @@ func Read(path string) ([]inventory.Package, error) {
 		}
 		pkgs = append(pkgs, p)
 	}
-	if len(pkgs) == 0 {
-		// An installed system always has packages; an empty list means
-		// a damaged or wrong file (go-rpmdb stops quietly on some), and
-		// must not read as "nothing installed, nothing to patch".
-		only := ""
-		if len(infos) > 0 {
-			only = fmt.Sprintf(" (only %d gpg-pubkey entries)", len(infos))
-		}
-		return nil, fmt.Errorf("%w: %s (%s) lists no packages%s", ErrCorrupt, path, format, only)
-	}
-	return pkgs, nil
+	return pkgs, len(infos), nil
 }
 
 // list runs go-rpmdb, turning a panic in its header parser into an error.
@@ -203,48 +265,9 @@ func list(path string) (infos []*rpmdb.PackageInfo, err error) {
 	return db.ListPackages()
 }
 
-// checkBlobs bounds-checks each header blob's index and data lengths
-// against its size, reading only their first 8 bytes. name is the path to
-// report.
-func checkBlobs(path, name string) error {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
-	if err != nil {
-		return fmt.Errorf("read rpmdb %s: %w", name, err)
-	}
-	defer db.Close()
-	rows, err := db.Query("SELECT hnum, substr(blob, 1, 8), length(blob) FROM Packages")
-	if err != nil {
-		return fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			hnum int64
-			head []byte
-			size int64
-		)
-		if err := rows.Scan(&hnum, &head, &size); err != nil {
-			return fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
-		}
-		if len(head) < 8 {
-			return fmt.Errorf("%w: %s (sqlite): header %d is %d bytes", ErrCorrupt, name, hnum, size)
-		}
-		il := int64(binary.BigEndian.Uint32(head[:4]))
-		dl := int64(binary.BigEndian.Uint32(head[4:]))
-		if il < 1 || il > maxTags || dl > maxHeader || 8+il*headerIndex+dl > size {
-			return fmt.Errorf("%w: %s (sqlite): header %d claims %d tags and %d data bytes in %d bytes",
-				ErrCorrupt, name, hnum, il, dl, size)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
-	}
-	return nil
-}
-
-// foldWAL returns a path go-rpmdb can read with all committed transactions.
-// go-rpmdb opens sqlite databases as immutable, which ignores the
-// write-ahead log; rpm checkpoints it on a clean exit, but a power cut
+// foldWAL returns a path that holds all committed transactions when opened
+// immutable (as readSQLite and go-rpmdb do: no locks, nothing written next
+// to the device's database), which ignores the write-ahead log; rpm checkpoints it on a clean exit, but a power cut
 // mid-transaction leaves committed pages only in rpmdb.sqlite-wal. Then the
 // database and log are copied to a temporary folder and checkpointed there,
 // leaving the device's files untouched.

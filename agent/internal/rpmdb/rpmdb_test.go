@@ -111,6 +111,19 @@ func csvLines(t *testing.T, src string, drop ...string) []string {
 	return out
 }
 
+// sameAsGoRPMDB holds Read's own sqlite header reader to go-rpmdb's
+// answer for the same database.
+func sameAsGoRPMDB(t *testing.T, path string, pkgs []inventory.Package) {
+	t.Helper()
+	want, _, err := readGoRPMDB(path, SQLite)
+	if err != nil {
+		t.Fatalf("go-rpmdb: %v", err)
+	}
+	if got, want := lines(pkgs), lines(want); !slices.Equal(got, want) {
+		t.Errorf("Read and go-rpmdb disagree:%s", diff(got, want))
+	}
+}
+
 func diff(got, want []string) string {
 	var b strings.Builder
 	for _, g := range got {
@@ -168,6 +181,9 @@ func TestReadRealDatabases(t *testing.T) {
 			}
 			if len(pkgs) != tc.count {
 				t.Errorf("%d packages, want %d", len(pkgs), tc.count)
+			}
+			if tc.format == SQLite {
+				sameAsGoRPMDB(t, path, pkgs)
 			}
 			if tc.want != nil {
 				if got, want := lines(pkgs), tc.want(t, path); !slices.Equal(got, want) {
@@ -246,6 +262,7 @@ func TestReadDevRootUBI9(t *testing.T) {
 	if len(pkgs) != 179 {
 		t.Errorf("%d packages, want 179", len(pkgs))
 	}
+	sameAsGoRPMDB(t, path, pkgs)
 	if got, want := lines(pkgs), rpmQA(t, "--root", root, "--dbpath", rpmtest.DBPath); !slices.Equal(got, want) {
 		t.Errorf("Read and rpm -qa disagree:%s", diff(got, want))
 	}
@@ -285,6 +302,7 @@ func TestReadEpochsAndLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sameAsGoRPMDB(t, filepath.Join(root, rpmtest.DBPath, "rpmdb.sqlite"), pkgs)
 	want := []string{
 		"bash||5.1.8|4.el9|aarch64|",
 		"nodejs|1|18.19.1|1.module_el8.9.0+3775+d8460d29|aarch64|nodejs:18:8090020240226101806:a7c0f3f3",
@@ -456,5 +474,28 @@ func rewriteBlob(good []byte, change func([]byte)) func(string) error {
 		change(blob)
 		_, err = db.Exec("UPDATE Packages SET blob = ? WHERE hnum = 5", blob)
 		return err
+	}
+}
+
+// BenchmarkRead reads the 179-package database of a device root built from
+// the RHEL 9 aarch64 manifest.
+func BenchmarkRead(b *testing.B) {
+	stubs, err := rpmtest.ReadManifest(filepath.Join(fixtures(b), "installed-inventory", "claircore-ubi9", "ubi9_ubi-aarch64-rpm-manifest.tsv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := b.TempDir()
+	if err := rpmtest.NewDevRoot(root, nil, stubs); err != nil {
+		b.Fatal(err)
+	}
+	path, err := Find(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Read(path); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
