@@ -33,9 +33,9 @@ package osv
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -131,8 +131,8 @@ type Decoder struct {
 	rangeFixed       []fixedEvent
 	cveViews         [][]byte
 	arena            []byte
-	idx              []int32
-	dup              []bool
+	table            []int32 // dedupe's hash table: index+1 into the packages, 0 empty
+	seed             maphash.Seed
 	ecosystems       []string
 	interned         map[string]string
 }
@@ -166,6 +166,7 @@ func NewDecoder(r io.Reader, opts Options) *Decoder {
 		src:      r,
 		line:     1,
 		interned: make(map[string]string),
+		seed:     maphash.MakeSeed(),
 	}
 }
 
@@ -736,45 +737,34 @@ func (d *Decoder) build(id, summary []byte, issued, updated time.Time) error {
 }
 
 // dedupe drops exact duplicates from pkgs in place, keeping the first of
-// each in order. Duplicates are rare and lists mostly short: short lists are
-// scanned, long ones (a kernel advisory names hundreds of packages) sorted
-// by index.
+// each in order, with a small open-addressing hash table reused across
+// advisories (a kernel advisory names hundreds of packages; a map per
+// advisory would cost more than the parsing).
 func (d *Decoder) dedupe(pkgs []advisory.Package) []advisory.Package {
-	if len(pkgs) < 64 {
-		out := pkgs[:0]
-		for _, p := range pkgs {
-			if !slices.Contains(out, p) {
+	if len(pkgs) < 2 {
+		return pkgs
+	}
+	size := 1
+	for size < 2*len(pkgs) {
+		size <<= 1
+	}
+	table := slices.Grow(d.table[:0], size)[:size]
+	clear(table)
+	d.table = table
+	out := pkgs[:0]
+	for _, p := range pkgs {
+		i := maphash.Comparable(d.seed, p) & uint64(size-1)
+		for {
+			at := table[i]
+			if at == 0 {
+				table[i] = int32(len(out)) + 1
 				out = append(out, p)
-			}
-		}
-		return out
-	}
-	idx := d.idx[:0]
-	for i := range pkgs {
-		idx = append(idx, int32(i))
-	}
-	cmpPkg := func(a, b int32) int {
-		p, q := &pkgs[a], &pkgs[b]
-		return cmp.Or(strings.Compare(p.Name, q.Name), strings.Compare(p.Epoch, q.Epoch),
-			strings.Compare(p.Version, q.Version), strings.Compare(p.Release, q.Release))
-	}
-	slices.SortStableFunc(idx, cmpPkg)
-	dup := slices.Grow(d.dup[:0], len(pkgs))[:len(pkgs)]
-	clear(dup)
-	for k := 1; k < len(idx); k++ {
-		// Equal packages sort next to each other, first occurrence first.
-		for j := k - 1; j >= 0 && cmpPkg(idx[j], idx[k]) == 0; j-- {
-			if !dup[idx[j]] && pkgs[idx[j]] == pkgs[idx[k]] {
-				dup[idx[k]] = true
 				break
 			}
-		}
-	}
-	d.idx, d.dup = idx, dup
-	out := pkgs[:0]
-	for i, p := range pkgs {
-		if !dup[i] {
-			out = append(out, p)
+			if out[at-1] == p {
+				break // a duplicate
+			}
+			i = (i + 1) & uint64(size-1)
 		}
 	}
 	return out
