@@ -50,9 +50,9 @@ var (
 	ErrCorrupt       = errors.New("rpmdb: corrupt rpm database")
 )
 
-// Dirs are the folders, relative to a root, where Find looks for the
+// dirs are the folders, relative to a root, where Find looks for the
 // database, in order.
-var Dirs = []string{"var/lib/rpm", "usr/lib/sysimage/rpm"}
+var dirs = []string{"var/lib/rpm", "usr/lib/sysimage/rpm"}
 
 // files are the database file names, newest backend first.
 var files = []string{"rpmdb.sqlite", "Packages.db", "Packages"}
@@ -61,13 +61,13 @@ var files = []string{"rpmdb.sqlite", "Packages.db", "Packages"}
 // rpmdb.sqlite, Packages.db and Packages in ROOT/var/lib/rpm, then in
 // ROOT/usr/lib/sysimage/rpm.
 func Find(root string) (string, error) {
-	for _, dir := range Dirs {
+	for _, dir := range dirs {
 		if p, ok := inDir(filepath.Join(root, dir)); ok {
 			return p, nil
 		}
 	}
 	return "", fmt.Errorf("%w under %s (looked for %s in %s)", ErrNotFound, root,
-		strings.Join(files, ", "), strings.Join(Dirs, " and "))
+		strings.Join(files, ", "), strings.Join(dirs, " and "))
 }
 
 func inDir(dir string) (string, bool) {
@@ -85,12 +85,16 @@ type Format string
 
 // Formats Read understands.
 const (
-	SQLite      Format = "sqlite"
-	BerkeleyDB  Format = "bdb"
-	NDB         Format = "ndb"
-	maxTags            = 0xffff    // rpm's hdrchkTags
-	maxHeader          = 256 << 20 // rpm's headerMaxbytes
-	headerIndex        = 16        // bytes per header index entry
+	SQLite     Format = "sqlite"
+	BerkeleyDB Format = "bdb"
+	NDB        Format = "ndb"
+)
+
+// Header bounds, as rpm checks them.
+const (
+	maxTags     = 0xffff    // rpm's hdrchkTags
+	maxHeader   = 256 << 20 // rpm's headerMaxbytes
+	headerIndex = 16        // bytes per header index entry
 )
 
 // Detect names the backend of the database file at path by its magic bytes.
