@@ -33,16 +33,30 @@ func NewRepo(dir string, rpms []string, updateinfoXML []byte) error {
 	if updateinfoXML == nil {
 		return nil
 	}
+	return AddUpdateinfo(dir, updateinfoXML, "")
+}
+
+// AddUpdateinfo adds (or replaces) the repository's updateinfo record with
+// modifyrepo_c, compressed with compression: "gz", "xz", "bz2", or "" for
+// modifyrepo_c's default (gz). The file is repodata/<sha256>-updateinfo.xml.<ext>
+// and repomd.xml points to it. (createrepo_c 0.17, Debian 12's, knows no
+// zstd; it came with createrepo_c 1.0.)
+func AddUpdateinfo(dir string, updateinfoXML []byte, compression string) error {
 	tmp, err := os.MkdirTemp("", "updateinfo")
 	if err != nil {
-		return fmt.Errorf("rpmtest: new repo: %w", err)
+		return fmt.Errorf("rpmtest: add updateinfo: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	ui := filepath.Join(tmp, "updateinfo.xml")
 	if err := os.WriteFile(ui, updateinfoXML, 0o644); err != nil {
-		return fmt.Errorf("rpmtest: new repo: %w", err)
+		return fmt.Errorf("rpmtest: add updateinfo: %w", err)
 	}
-	if out, err := exec.Command("modifyrepo_c", "--mdtype=updateinfo", ui, filepath.Join(dir, "repodata")).CombinedOutput(); err != nil {
+	args := []string{"--mdtype=updateinfo"}
+	if compression != "" {
+		args = append(args, "--compress-type="+compression)
+	}
+	args = append(args, ui, filepath.Join(dir, "repodata"))
+	if out, err := exec.Command("modifyrepo_c", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("rpmtest: modifyrepo_c %s: %w: %s (run make deps)", dir, err, out)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/rpmfleet/rpmfleet/pkg/compressed"
 )
 
 // TestNewRepoServe makes a repository with createrepo_c and modifyrepo_c,
@@ -114,4 +116,46 @@ func gunzip(t *testing.T, path string) string {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return string(b)
+}
+
+// TestAddUpdateinfo adds updateinfo.xml with each compression dnf reads and
+// reads it back by magic with pkg/compressed.
+func TestAddUpdateinfo(t *testing.T) {
+	mustTools(t, "createrepo_c", "modifyrepo_c")
+	ui := []byte("<?xml version=\"1.0\"?>\n<updates></updates>\n")
+	for _, tc := range []struct{ compression, ext string }{
+		{"", "gz"}, {"gz", "gz"}, {"xz", "xz"}, {"bz2", "bz2"},
+	} {
+		t.Run("compression "+tc.compression, func(t *testing.T) {
+			repo := t.TempDir()
+			if err := NewRepo(repo, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := AddUpdateinfo(repo, ui, tc.compression); err != nil {
+				t.Fatal(err)
+			}
+			repomd, err := os.ReadFile(filepath.Join(repo, "repodata", "repomd.xml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			loc := regexp.MustCompile(`<location href="(repodata/[0-9a-f]{64}-updateinfo\.xml\.` + tc.ext + `)"/>`).FindSubmatch(repomd)
+			if loc == nil {
+				t.Fatalf("repomd.xml has no updateinfo.xml.%s record:\n%s", tc.ext, repomd)
+			}
+			f, err := os.Open(filepath.Join(repo, string(loc[1])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			r, _, err := compressed.NewReader(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got, err := io.ReadAll(r)
+			if err != nil || string(got) != string(ui) {
+				t.Errorf("updateinfo reads back %q, %v; want %q", got, err, ui)
+			}
+		})
+	}
 }
