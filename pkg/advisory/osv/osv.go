@@ -271,7 +271,7 @@ func (d *Decoder) fill() error {
 	return nil
 }
 
-// readObject frames the next top-level object in buf, parses it and queues
+// readObject parses the next top-level object from buf and queues
 // its advisories. It returns io.EOF at the clean end of the input.
 func (d *Decoder) readObject() error {
 	// Skip whitespace between objects, counting lines.
