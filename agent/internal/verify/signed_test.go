@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -158,13 +159,16 @@ func TestSigned(t *testing.T) {
 		kind Kind
 		rpm  string
 		says string
+		tags string // signature tags checked, when accepted
 	}{
 		{name: "RSA-4096 header-only", make: func(t *testing.T) string { return buildSigned(t, rpmtest.Sign, rsa) },
-			rpm: rpmOK},
+			rpm: rpmOK, tags: "268"},
 		{name: "Ed25519 header-only", make: func(t *testing.T) string { return buildSigned(t, rpmtest.Sign, ed) },
-			rpm: rpmOK},
+			rpm: rpmOK, tags: "267"},
 		{name: "RSA-4096 v3 header+payload", make: func(t *testing.T) string { return buildSigned(t, rpmtest.SignV3, rsa) },
-			rpm: rpmOK},
+			rpm: rpmOK, tags: "268 1002"},
+		{name: "Ed25519 v3 header+payload", make: func(t *testing.T) string { return buildSigned(t, rpmtest.SignV3, ed) },
+			rpm: rpmOK, tags: "267 1005"},
 		{name: "as planned", make: func(t *testing.T) string { return buildSigned(t, rpmtest.Sign, rsa) },
 			want: &testPlan, rpm: rpmOK},
 		{name: "tampered payload", make: func(t *testing.T) string {
@@ -220,6 +224,13 @@ func TestSigned(t *testing.T) {
 			}
 			if err == nil {
 				checkAgainstRPM(t, res, file)
+				var tags []string
+				for _, s := range res.Signatures {
+					tags = append(tags, fmt.Sprint(s.Tag))
+				}
+				if got := strings.Join(tags, " "); tc.tags != "" && got != tc.tags {
+					t.Errorf("checked signature tags %s, want %s", got, tc.tags)
+				}
 			}
 		})
 	}
