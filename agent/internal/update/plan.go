@@ -1,0 +1,287 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/applicability"
+	"github.com/rpmfleet/rpmfleet/pkg/inventory"
+	"github.com/rpmfleet/rpmfleet/pkg/repo"
+	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
+)
+
+// Selection says which advisories a cycle applies.
+type Selection struct {
+	// IDs names advisories ("ALSA-2024:1234"); each must be in a
+	// repository's updateinfo.
+	IDs []string
+	// Security selects every security advisory, of at least MinSeverity.
+	Security    bool
+	MinSeverity advisory.Severity
+	// All selects every advisory.
+	All bool
+}
+
+func (s Selection) empty() bool { return len(s.IDs) == 0 && !s.Security && !s.All }
+
+func (s Selection) wants(a *advisory.Advisory) bool {
+	if len(s.IDs) > 0 {
+		return slices.Contains(s.IDs, a.ID)
+	}
+	if s.All {
+		return a.Severity >= s.MinSeverity
+	}
+	return s.Security && a.IsSecurity() && a.Severity >= s.MinSeverity
+}
+
+// Plan is what a cycle will do.
+type Plan struct {
+	Advisories []AdvisoryRef
+	Packages   []Package
+	Dropped    []Dropped
+	// SetAside are selected advisories not tried again, with the reason.
+	SetAside map[string]string
+}
+
+// wanted is one exposed installed package and what fixes it.
+type wanted struct {
+	installed  inventory.Package
+	fixed      rpmver.EVR
+	advisories []string
+	// best is the package chosen to install, old the installed version's
+	// package for the rollback set.
+	best, old         *repo.Package
+	bestRepo, oldRepo *repo.Repo
+}
+
+// makePlan reads the repositories' updateinfo, picks the selected
+// advisories the installed packages are exposed to, and finds, streaming each
+// primary.xml and keeping only the packages it needs, each fix and each
+// installed version (the rollback set).
+func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Package, sel Selection, setAside map[string]string) (*Plan, error) {
+	if sel.empty() {
+		return nil, stepErr(ErrPlan, false, "no advisories selected: give --advisory ID, --security or --all")
+	}
+	var advs []advisory.Advisory
+	seen := map[string]bool{}
+	for _, r := range repos {
+		ui, err := r.Updateinfo(ctx)
+		if errors.Is(err, repo.ErrNoUpdateinfo) {
+			continue
+		}
+		if err != nil {
+			return nil, stepErr(ErrPlan, true, "read updateinfo of %s: %w", r, err)
+		}
+		for {
+			a, err := ui.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				ui.Close()
+				return nil, stepErr(ErrPlan, true, "read updateinfo of %s: %w", r, err)
+			}
+			if !sel.wants(a) || seen[a.ID] {
+				continue
+			}
+			seen[a.ID] = true
+			advs = append(advs, *a)
+		}
+		if err := ui.Close(); err != nil {
+			return nil, stepErr(ErrPlan, true, "read updateinfo of %s: %w", r, err)
+		}
+	}
+	for _, id := range sel.IDs {
+		if !seen[id] {
+			return nil, stepErr(ErrPlan, false, "advisory %s is not in the updateinfo of %s", id, repoList(repos))
+		}
+	}
+	p := &Plan{SetAside: map[string]string{}}
+	kept := advs[:0]
+	for _, a := range advs {
+		if why, ok := setAside[a.ID]; ok {
+			p.SetAside[a.ID] = why
+			continue
+		}
+		kept = append(kept, a)
+	}
+	advs = kept
+
+	findings := applicability.NewIndex(advs).Match("", installed)
+	want := map[string]*wanted{}
+	var keys []string
+	exposed := map[string]bool{}
+	for _, f := range findings {
+		a := f.Advisory
+		p.Advisories = append(p.Advisories, AdvisoryRef{ID: a.ID, Type: string(a.Type), Severity: a.Severity.String(), RebootSuggested: a.RebootSuggested})
+		for _, fx := range f.Packages {
+			k := fx.Installed.Name + "." + fx.Installed.Arch
+			exposed[a.ID+" "+k] = true
+			w, ok := want[k]
+			if !ok {
+				w = &wanted{installed: fx.Installed, fixed: fx.Fixed.EVR}
+				want[k] = w
+				keys = append(keys, k)
+			} else if rpmver.Compare(fx.Fixed.EVR, w.fixed) > 0 {
+				w.fixed = fx.Fixed.EVR
+			}
+			w.advisories = append(w.advisories, a.ID)
+		}
+	}
+	// An advisory named on the command line whose packages are installed
+	// but already as new as its fix: installing the fix would be a
+	// downgrade or a reinstall, so it is reported, not planned.
+	for i := range advs {
+		a := &advs[i]
+		if !slices.Contains(sel.IDs, a.ID) {
+			continue
+		}
+		for _, ap := range a.Packages {
+			for _, ip := range installed {
+				k := ip.Name + "." + ip.Arch
+				if ip.Name != ap.Name || (ap.Arch != "" && ap.Arch != ip.Arch && ap.Arch != "noarch" && ip.Arch != "noarch") || exposed[a.ID+" "+k] {
+					continue
+				}
+				if rpmver.Compare(ap.EVR, ip.EVR) <= 0 {
+					p.Dropped = append(p.Dropped, Dropped{Name: ip.Name, Arch: ip.Arch, Installed: evr(ip.EVR), Fixed: evr(ap.EVR), Advisory: a.ID,
+						Reason: "installed version is not older than the fix; installing it would be a downgrade or a reinstall"})
+					exposed[a.ID+" "+k] = true
+				}
+			}
+		}
+	}
+	if len(want) == 0 {
+		return p, nil
+	}
+
+	for _, r := range repos {
+		if err := scanPrimary(ctx, r, want); err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		w := want[k]
+		if w.best == nil {
+			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: evr(w.installed.EVR), Fixed: evr(w.fixed),
+				Advisory: strings.Join(w.advisories, ","), Reason: "the fixed version is in no repository's primary.xml"})
+			continue
+		}
+		if rpmver.Compare(w.best.EVR, w.installed.EVR) <= 0 {
+			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: evr(w.installed.EVR), Fixed: evr(w.best.EVR),
+				Advisory: strings.Join(w.advisories, ","), Reason: "refused: not newer than the installed version"})
+			continue
+		}
+		pkg := Package{Name: w.installed.Name, Arch: w.installed.Arch, From: evr(w.installed.EVR), To: evr(w.best.EVR), Advisories: w.advisories}
+		var err error
+		if pkg.New, err = artifact(w.bestRepo, w.best); err != nil {
+			return nil, err
+		}
+		if w.old != nil {
+			old, err := artifact(w.oldRepo, w.old)
+			if err != nil {
+				return nil, err
+			}
+			pkg.Old = &old
+		}
+		p.Packages = append(p.Packages, pkg)
+	}
+	return p, nil
+}
+
+// scanPrimary streams one repository's primary.xml, keeping for each wanted
+// package the best fix (the fixed version itself, else the oldest newer one)
+// and the installed version, and nothing else.
+func scanPrimary(ctx context.Context, r *repo.Repo, want map[string]*wanted) error {
+	pr, err := r.Primary(ctx)
+	if err != nil {
+		return stepErr(ErrPlan, true, "read primary of %s: %w", r, err)
+	}
+	defer pr.Close()
+	for {
+		rp, err := pr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return stepErr(ErrPlan, true, "read primary of %s: %w", r, err)
+		}
+		w := want[rp.Name+"."+rp.Arch]
+		if w == nil {
+			continue
+		}
+		if rpmver.Compare(rp.EVR, w.installed.EVR) == 0 && w.old == nil {
+			w.old, w.oldRepo = rp, r
+		}
+		if rpmver.Compare(rp.EVR, w.fixed) < 0 {
+			continue
+		}
+		if w.best == nil || rpmver.Compare(w.best.EVR, w.fixed) != 0 && rpmver.Compare(rp.EVR, w.best.EVR) < 0 {
+			w.best, w.bestRepo = rp, r
+		}
+	}
+}
+
+func artifact(r *repo.Repo, p *repo.Package) (Artifact, error) {
+	u, err := r.PackageURL(p)
+	if err != nil {
+		return Artifact{}, stepErr(ErrPlan, false, "locate %s in %s: %w", p.NEVRA(), r, err)
+	}
+	n := rpmver.NEVRA{Name: p.Name, EVR: p.EVR, Arch: p.Arch}
+	return Artifact{NEVRA: n.String(), URL: u, Checksum: p.Checksum.String(), Size: p.Size, InstalledSize: p.InstalledSize,
+		File: path.Join("packages", path.Base(p.Location))}, nil
+}
+
+func repoList(repos []*repo.Repo) string {
+	var s []string
+	for _, r := range repos {
+		s = append(s, r.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// String renders the plan for people.
+func (p *Plan) String() string {
+	var b strings.Builder
+	for _, a := range p.Advisories {
+		fmt.Fprintf(&b, "advisory %s (%s, %s)\n", a.ID, a.Type, a.Severity)
+	}
+	for _, pk := range p.Packages {
+		rb := "rollback: " + pk.Name + "-" + pk.From
+		if pk.Old == nil {
+			rb = "no rollback: previous version in no repository"
+		}
+		fmt.Fprintf(&b, "  upgrade %s.%s %s -> %s (%s)\n", pk.Name, pk.Arch, pk.From, pk.To, rb)
+	}
+	for _, d := range p.Dropped {
+		fmt.Fprintf(&b, "  dropped %s.%s %s (fix %s, %s): %s\n", d.Name, d.Arch, d.Installed, d.Fixed, d.Advisory, d.Reason)
+	}
+	ids := make([]string, 0, len(p.SetAside))
+	for id := range p.SetAside {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		fmt.Fprintf(&b, "set aside %s: %s\n", id, p.SetAside[id])
+	}
+	return b.String()
+}
+
+// evr writes an EVR the way rpm -q does: the epoch only when it is not 0.
+func evr(e rpmver.EVR) string {
+	s := e.Version
+	if e.Epoch != "" && e.Epoch != "0" {
+		s = e.Epoch + ":" + s
+	}
+	if e.Release != "" || e.HasRelease() {
+		s += "-" + e.Release
+	}
+	return s
+}
