@@ -249,7 +249,7 @@ func (d *Decoder) fill() error {
 			d.start, d.end = 0, n
 		} else {
 			if d.end-d.start >= MaxObjectSize {
-				return ErrTooLarge
+				return fmt.Errorf("%w: over %d MiB", ErrTooLarge, MaxObjectSize>>20)
 			}
 			nb := make([]byte, 2*len(d.buf))
 			n := copy(nb, d.buf[d.start:d.end])

@@ -645,6 +645,27 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// endless reads as an unending run of one byte.
+type endless byte
+
+func (e endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(e)
+	}
+	return len(p), nil
+}
+
+// TestObjectTooLarge feeds an object that never ends: the decoder must stop
+// at MaxObjectSize with an error, not read (and hold) without bound.
+func TestObjectTooLarge(t *testing.T) {
+	r := io.MultiReader(strings.NewReader(`{"id":"ALSA-1:1","details":"`), endless('a'))
+	d := NewDecoder(r, Options{})
+	_, err := d.Next()
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "line 1: object too large") {
+		t.Fatalf("error %v, want ErrTooLarge on line 1", err)
+	}
+}
+
 func TestFolderErrors(t *testing.T) {
 	t.Run("no OSV files", func(t *testing.T) {
 		dir := t.TempDir()
