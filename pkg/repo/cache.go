@@ -17,9 +17,10 @@ import (
 //
 //	<cache dir>/sha256-<hex>-primary.xml.gz
 //
-// A file is written under a temporary name while it streams in and renamed
-// only once its digest and size have matched, so a cut download, a
-// tampered one or a reader that stops early leaves nothing behind. A cached
+// A file is downloaded whole under a temporary name and renamed only once
+// its digest and size have matched; only then is it read, from the cache.
+// So a cut or tampered download leaves nothing behind, and a caller never
+// sees a byte that was not checked. A cached
 // file is hashed again before use; one that no longer matches (a bad disk,
 // a stray edit) is removed and downloaded again. Files that the current
 // repomd.xml no longer lists are removed each time Metadata reads it.
@@ -131,50 +132,67 @@ func (r *Repo) pruneCache(m *Repomd) error {
 	return nil
 }
 
-// openRaw returns the raw (compressed) bytes of d: from the cache when a
-// checked copy is there, otherwise downloaded, with a cacheWriter to keep
-// them when the repository is cached.
-func (r *Repo) openRaw(ctx context.Context, d Data) (io.ReadCloser, string, *cacheWriter, error) {
+// openRaw returns the raw (compressed) bytes of d and a name for errors.
+// With a cache, a file not cached yet is downloaded whole and checked
+// before it is kept and returned, so a caller never sees a byte that did
+// not match repomd.xml.
+func (r *Repo) openRaw(ctx context.Context, d Data) (io.ReadCloser, string, error) {
 	if r.cacheDir == "" || r.base == nil {
-		body, name, err := r.fetch(ctx, d.Location)
-		return body, name, nil, err
+		return r.fetch(ctx, d.Location)
 	}
 	f, err := r.openCached(d)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", err
 	}
-	if f != nil {
-		return f, f.(*os.File).Name(), nil, nil
+	if f == nil {
+		if err := r.download(ctx, d); err != nil {
+			return nil, "", err
+		}
+		if f, err = r.openCached(d); err != nil {
+			return nil, "", err
+		}
+		if f == nil {
+			return nil, "", fmt.Errorf("repo: cache: %s vanished after download", cacheName(d))
+		}
+	}
+	return f, f.(*os.File).Name(), nil
+}
+
+// download fetches d into the cache, keeping it only when its digest and
+// size match repomd.xml.
+func (r *Repo) download(ctx context.Context, d Data) error {
+	h, err := newHash(d.Checksum.Type)
+	if err != nil {
+		return fmt.Errorf("repo: data %q: %w", d.Type, err)
 	}
 	body, name, err := r.fetch(ctx, d.Location)
 	if err != nil {
-		return nil, name, nil, err
+		return err
 	}
-	cw, err := r.newCacheWriter(d)
-	if err != nil {
-		body.Close()
-		return nil, name, nil, err
-	}
+	defer body.Close()
 	r.mu.Lock()
 	r.downloads++
 	r.mu.Unlock()
-	return &teeBody{r: io.TeeReader(body, cw), body: body, done: func() {
+	defer func() {
 		r.mu.Lock()
 		r.downloads--
 		r.mu.Unlock()
-	}}, name, cw, nil
-}
-
-// teeBody is a download being copied into the cache.
-type teeBody struct {
-	r    io.Reader
-	body io.Closer
-	done func()
-}
-
-func (t *teeBody) Read(p []byte) (int, error) { return t.r.Read(p) }
-
-func (t *teeBody) Close() error {
-	t.done()
-	return t.body.Close()
+	}()
+	cw, err := r.newCacheWriter(d)
+	if err != nil {
+		return err
+	}
+	v := &verifier{r: body, h: h, name: name, want: d.Checksum, size: d.Size}
+	if _, err := io.Copy(cw, v); err != nil {
+		cw.abort()
+		if v.err != nil {
+			return v.err
+		}
+		return fmt.Errorf("repo: %s: %w", name, err)
+	}
+	if v.err != nil {
+		cw.abort()
+		return v.err
+	}
+	return cw.commit()
 }

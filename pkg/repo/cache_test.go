@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,8 +70,8 @@ func readAllData(t *testing.T, r *Repo, typ string) []byte {
 
 // TestCache: metadata downloaded once is read from the cache while
 // repomd.xml lists the same checksum, re-downloaded when the cached copy is
-// damaged, never kept when the download was bad or not read to its end,
-// and dropped when repomd.xml moves on.
+// damaged, never kept (nor returned) when the download was tampered with or
+// cut, and dropped when repomd.xml moves on.
 func TestCache(t *testing.T) {
 	ctx := context.Background()
 	repoDir := makeRepo(t, "gz", true)
@@ -120,17 +121,29 @@ func TestCache(t *testing.T) {
 		}
 	})
 
-	t.Run("reader closed early keeps nothing", func(t *testing.T) {
-		rc, err := r.Open(ctx, "updateinfo")
+	t.Run("dropped connection keeps nothing", func(t *testing.T) {
+		// A server that sends half of every .gz file, then hangs up.
+		fs := http.FileServer(http.Dir(repoDir))
+		cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if !strings.HasSuffix(req.URL.Path, ".gz") {
+				fs.ServeHTTP(w, req)
+				return
+			}
+			raw := readFile(t, filepath.Join(repoDir, req.URL.Path))
+			w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+			w.Write(raw[:len(raw)/2])
+		}))
+		defer cut.Close()
+		rc, err := New(cut.URL, Options{HTTPClient: cut.Client(), CacheDir: cacheDir})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rc.Read(make([]byte, 10)); err != nil {
-			t.Fatal(err)
+		_, err = rc.Open(ctx, "updateinfo")
+		if err == nil || !strings.Contains(err.Error(), "unexpected EOF") {
+			t.Fatalf("got %v, want the cut download's error at Open", err)
 		}
-		rc.Close()
 		if got := cacheFiles(t, cacheDir); len(got) != 1 {
-			t.Errorf("cache holds %v after an abandoned download", got)
+			t.Errorf("cache holds %v after a cut download", got)
 		}
 	})
 
@@ -142,14 +155,10 @@ func TestCache(t *testing.T) {
 		bad[len(bad)/2] ^= 0x01
 		writeFile(t, p, bad)
 		defer writeFile(t, p, orig)
-		rc, err := r.Open(ctx, "updateinfo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
+		// With a cache, the whole file is checked before Open returns.
+		_, err := r.Open(ctx, "updateinfo")
 		if !errors.Is(err, ErrChecksum) {
-			t.Fatalf("got %v, want ErrChecksum", err)
+			t.Fatalf("got %v, want ErrChecksum from Open", err)
 		}
 		if got := cacheFiles(t, cacheDir); len(got) != 1 {
 			t.Errorf("cache holds %v after a tampered download", got)

@@ -189,8 +189,10 @@ func (r *Repo) metadata(ctx context.Context) (*Repomd, error) {
 // type ("primary", "updateinfo", ...), streaming. The file's digest and size
 // are checked against repomd.xml as it is read: a mismatch is an error
 // wrapping ErrChecksum, returned by Read at the end of the stream (or as
-// soon as the file is longer than repomd.xml says). The caller must Close
-// it.
+// soon as the file is longer than repomd.xml says), so a caller must not
+// act on what it read until Read has returned io.EOF. With
+// Options.CacheDir the file is downloaded and checked whole before the
+// first byte is returned. The caller must Close it.
 func (r *Repo) Open(ctx context.Context, dataType string) (io.ReadCloser, error) {
 	m, err := r.metadata(ctx)
 	if err != nil {
@@ -212,7 +214,7 @@ func (r *Repo) OpenData(ctx context.Context, d Data) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repo: data %q: %w", d.Type, err)
 	}
-	body, name, cw, err := r.openRaw(ctx, d)
+	body, name, err := r.openRaw(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -220,15 +222,12 @@ func (r *Repo) OpenData(ctx context.Context, d Data) (io.ReadCloser, error) {
 	zr, _, err := compressed.NewReader(v)
 	if err != nil {
 		body.Close()
-		if cw != nil {
-			cw.abort()
-		}
 		if v.err != nil {
 			return nil, v.err
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &dataReader{dec: zr, v: v, body: body, name: name, cache: cw}, nil
+	return &dataReader{dec: zr, v: v, body: body, name: name}, nil
 }
 
 // Updateinfo is a repository's updateinfo, decoded as it streams in.
@@ -420,11 +419,10 @@ func (v *verifier) Read(p []byte) (int, error) {
 
 // dataReader is the decompressed stream of a verified metadata file.
 type dataReader struct {
-	dec   io.ReadCloser
-	v     *verifier
-	body  io.Closer
-	name  string
-	cache *cacheWriter // nil when not caching, or once committed
+	dec  io.ReadCloser
+	v    *verifier
+	body io.Closer
+	name string
 }
 
 func (d *dataReader) Read(p []byte) (int, error) {
@@ -443,27 +441,12 @@ func (d *dataReader) Read(p []byte) (int, error) {
 		return n, d.v.err
 	}
 	if err == io.EOF {
-		if d.cache != nil {
-			// The whole file matched repomd.xml: keep it.
-			cerr := d.cache.commit()
-			d.cache = nil
-			if cerr != nil {
-				return n, cerr
-			}
-		}
 		return n, io.EOF
 	}
 	return n, fmt.Errorf("%s: %w", d.name, err)
 }
 
-// Close releases the stream. A download not read to its verified end is
-// not kept in the cache.
 func (d *dataReader) Close() error {
 	d.dec.Close()
-	err := d.body.Close()
-	if d.cache != nil {
-		d.cache.abort()
-		d.cache = nil
-	}
-	return err
+	return d.body.Close()
 }
