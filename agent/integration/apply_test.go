@@ -42,6 +42,8 @@ type world struct {
 	srv                          *rpmtest.Server
 	keys                         []string
 	rsa, ed                      *rpmtest.Key
+	// fromFolder makes apply read the repository as a folder.
+	fromFolder bool
 	// newRPM maps a package name to its new version's file in the repo.
 	newRPM map[string]string
 }
@@ -55,6 +57,8 @@ type worldOpts struct {
 	beforeRepo, afterRepo func(t *testing.T, w *world, rpms map[string]string)
 	// advisories replaces the one advisory.
 	advisories []*advisory.Advisory
+	// noOld leaves the installed versions out of the repository.
+	noOld bool
 }
 
 func needTools(t *testing.T) {
@@ -131,7 +135,11 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	if err := uw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rpmtest.NewRepo(w.repoDir, paths, ui.Bytes()); err != nil {
+	inRepo := paths
+	if o.noOld {
+		inRepo = []string{paths[1], paths[3], paths[4]}
+	}
+	if err := rpmtest.NewRepo(w.repoDir, inRepo, ui.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	if o.afterRepo != nil {
@@ -149,7 +157,11 @@ func newWorld(t *testing.T, o worldOpts) *world {
 // flags.
 func (w *world) apply(t *testing.T, env []string, extra ...string) result {
 	t.Helper()
-	args := []string{"apply", "--root", w.root, "--repo", w.srv.URL, "--state-dir", w.stateDir}
+	repoArg := w.srv.URL
+	if w.fromFolder {
+		repoArg = w.repoDir
+	}
+	args := []string{"apply", "--root", w.root, "--repo", repoArg, "--state-dir", w.stateDir}
 	for _, k := range w.keys {
 		args = append(args, "--gpgkey", k)
 	}
@@ -283,4 +295,17 @@ func TestApplyHappyPathOverHTTP(t *testing.T) {
 	if !strings.Contains(st.stdout, "idle: last cycle 1 committed") {
 		t.Errorf("status:\n%s", st.stdout)
 	}
+}
+
+// fork is another device like w's, sharing its repository: a copy of the
+// root as built, and a fresh state dir.
+func (w *world) fork(t *testing.T) *world {
+	t.Helper()
+	f := *w
+	dir := t.TempDir()
+	f.root, f.stateDir = filepath.Join(dir, "root"), filepath.Join(dir, "state")
+	if out, err := exec.Command("cp", "-a", w.root, f.root).CombinedOutput(); err != nil {
+		t.Fatalf("copy root: %v\n%s", err, out)
+	}
+	return &f
 }
