@@ -57,7 +57,7 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	if *asJSON && res != nil {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(applyJSON{Recovered: res.Recovered, Plan: res.Plan, Cycle: res.Cycle, SetAside: res.SetAside, Error: errString(err)}); jerr != nil {
+		if jerr := enc.Encode(applyJSON{Recovered: res.Recovered, Pending: res.Pending, Plan: res.Plan, Cycle: res.Cycle, SetAside: res.SetAside, Error: errString(err)}); jerr != nil {
 			return fail(e, "apply", jerr)
 		}
 	} else if res != nil {
@@ -75,6 +75,7 @@ func runApply(ctx context.Context, e *env, args []string) int {
 
 type applyJSON struct {
 	Recovered *update.Cycle `json:"recovered,omitempty"`
+	Pending   *update.Cycle `json:"pending,omitempty"`
 	Plan      *update.Plan  `json:"plan,omitempty"`
 	Cycle     *update.Cycle `json:"cycle,omitempty"`
 	SetAside  []string      `json:"set_aside,omitempty"`
@@ -94,6 +95,9 @@ func writeApplyText(w io.Writer, res *update.Result, dryRun bool) {
 		for _, r := range c.Recovery {
 			fmt.Fprintf(w, "  %s\n", r)
 		}
+	}
+	if c := res.Pending; c != nil {
+		fmt.Fprintf(w, "Cycle %d was interrupted in phase %s; the next apply (without --dry-run) settles it first.\n", c.ID, c.Phase)
 	}
 	if res.Plan != nil {
 		if len(res.Plan.Packages) == 0 {

@@ -71,6 +71,8 @@ type Result struct {
 	Cycle *Cycle
 	// SetAside lists advisories set aside by this run.
 	SetAside []string
+	// Pending is an unfinished cycle a dry run found and left alone.
+	Pending *Cycle
 }
 
 func (o *Options) fill() error {
@@ -147,6 +149,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		c, err := ReadCycle(j.dir, st.Active)
 		if err != nil {
 			return res, fmt.Errorf("resume cycle %d: %w", st.Active, err)
+		}
+		if o.DryRun {
+			// A dry run changes nothing, not even an interrupted cycle.
+			res.Pending = c
+			return res, nil
 		}
 		r := &runner{o: &o, j: j, st: st, c: c, log: o.Log.With("cycle", c.ID)}
 		r.log.Info("resuming interrupted cycle", "phase", c.Phase)

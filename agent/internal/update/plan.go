@@ -149,11 +149,15 @@ func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Pac
 				if ip.Name != ap.Name || (ap.Arch != "" && ap.Arch != ip.Arch && ap.Arch != "noarch" && ip.Arch != "noarch") || exposed[a.ID+" "+k] {
 					continue
 				}
-				if rpmver.Compare(ap.EVR, ip.EVR) <= 0 {
+				switch c := rpmver.Compare(ap.EVR, ip.EVR); {
+				case c == 0:
 					p.Dropped = append(p.Dropped, Dropped{Name: ip.Name, Arch: ip.Arch, Installed: evr(ip.EVR), Fixed: evr(ap.EVR), Advisory: a.ID,
-						Reason: "installed version is not older than the fix; installing it would be a downgrade or a reinstall"})
-					exposed[a.ID+" "+k] = true
+						Reason: "the fixed version is already installed"})
+				case c < 0:
+					p.Dropped = append(p.Dropped, Dropped{Name: ip.Name, Arch: ip.Arch, Installed: evr(ip.EVR), Fixed: evr(ap.EVR), Advisory: a.ID,
+						Reason: "refused: the installed version is newer than the fix; installing it would be a downgrade"})
 				}
+				exposed[a.ID+" "+k] = true
 			}
 		}
 	}
