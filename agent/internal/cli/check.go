@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -119,24 +120,27 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 		eco = dev.ecosystem
 	}
 
-	var advs []advisory.Advisory
+	// Advisories stream through the matcher one at a time; only those
+	// that apply are kept, so memory does not grow with the sources.
+	keep := func(a *advisory.Advisory) bool {
+		return (!*security || a.IsSecurity()) && a.Severity >= minSev && (*cve == "" || a.HasCVE(*cve))
+	}
+	m := &checker{dev: applicability.NewDevice(eco, dev.pkgs), eco: eco, ecosystems: map[string]int{}}
 	for _, src := range srcs {
-		a, err := source.Load(ctx, src, source.Options{})
-		if err != nil {
+		if err := m.read(ctx, src, keep); err != nil {
 			return fail(e, "check", err)
 		}
-		advs = append(advs, a...)
 	}
-	if err := checkEcosystem(advs, eco); err != nil {
+	if err := m.ecosystemError(); err != nil {
 		return fail(e, "check", err)
 	}
-	advs = filterAdvisories(advs, *security, minSev, *cve)
-
-	findings := applicability.NewIndex(advs).Match(eco, dev.pkgs)
+	findings := m.findings
+	applicability.SortFindings(findings)
+	nadvs := m.kept
 	if *asJSON {
 		err = writeCheckJSON(e.stdout, findings)
 	} else {
-		err = writeCheckText(e.stdout, findings, eco, len(dev.pkgs), len(advs))
+		err = writeCheckText(e.stdout, findings, eco, len(dev.pkgs), nadvs)
 	}
 	if err != nil {
 		return fail(e, "check", err)
@@ -147,46 +151,57 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	return ExitOK
 }
 
-// checkEcosystem refuses to answer "nothing applies" when the sources hold
-// advisories, all of them for other releases than the device's: that answer
-// would be empty for the wrong reason.
-func checkEcosystem(advs []advisory.Advisory, eco string) error {
-	seen := map[string]bool{}
-	for i := range advs {
-		if advs[i].Ecosystem == "" || advs[i].Ecosystem == eco {
+// checker matches advisories against one device as they stream in.
+type checker struct {
+	dev      *applicability.Device
+	eco      string
+	findings []applicability.Finding
+	// kept counts the advisories that passed the filters and were matched.
+	kept int
+	// ecosystems counts the advisories seen per ecosystem ("" when the
+	// source does not say), to tell "nothing applies" from "nothing was
+	// for this device's release".
+	ecosystems map[string]int
+}
+
+func (c *checker) read(ctx context.Context, src string, keep func(*advisory.Advisory) bool) error {
+	s, err := source.Open(ctx, src, source.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for {
+		a, err := s.Next()
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		seen[advs[i].Ecosystem] = true
+		if err != nil {
+			return err
+		}
+		c.ecosystems[a.Ecosystem]++
+		if !keep(a) {
+			continue
+		}
+		c.kept++
+		if f, ok := c.dev.Match(a); ok {
+			c.findings = append(c.findings, f)
+		}
 	}
-	if len(seen) == 0 {
+}
+
+// ecosystemError refuses to answer "nothing applies" when the sources hold
+// advisories, all of them for other releases than the device's: that answer
+// would be empty for the wrong reason.
+func (c *checker) ecosystemError() error {
+	if c.ecosystems[""] > 0 || c.ecosystems[c.eco] > 0 || len(c.ecosystems) == 0 {
 		return nil
 	}
-	others := make([]string, 0, len(seen))
-	for s := range seen {
+	others := make([]string, 0, len(c.ecosystems))
+	for s := range c.ecosystems {
 		others = append(others, s)
 	}
 	sort.Strings(others)
-	return fmt.Errorf("the advisories are for %s, none for this device's %s (pass --release to check against one of them)", strings.Join(others, ", "), eco)
-}
-
-func filterAdvisories(advs []advisory.Advisory, securityOnly bool, minSev advisory.Severity, cve string) []advisory.Advisory {
-	if !securityOnly && minSev == advisory.SeverityNone && cve == "" {
-		return advs
-	}
-	out := advs[:0:0]
-	for _, a := range advs {
-		if securityOnly && !a.IsSecurity() {
-			continue
-		}
-		if a.Severity < minSev {
-			continue
-		}
-		if cve != "" && !a.HasCVE(cve) {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
+	return fmt.Errorf("the advisories are for %s, none for this device's %s (pass --release to check against one of them)", strings.Join(others, ", "), c.eco)
 }
 
 // checkJSON is check's --json output: {"advisories": [...]}, EVRs written

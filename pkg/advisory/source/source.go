@@ -1,5 +1,6 @@
 // Package source opens whatever a user names as a source of advisories and
-// reads every advisory from it, telling the kind by content, never by name:
+// reads the advisories from it one at a time, telling the kind by content,
+// never by name:
 //
 //   - an updateinfo.xml file, plain or compressed (gzip, xz, zstd, bzip2);
 //   - an OSV file: one object, or JSON lines, plain or compressed;
@@ -8,7 +9,8 @@
 //     repodata/repomd.xml leads to updateinfo.xml, whose checksum is verified;
 //   - a repodata/repomd.xml file, which stands for its repository.
 //
-// An http(s) URL that is not a repository base is fetched and read as a file.
+// An http(s) URL whose last element has a file extension (.xml, .json, .gz,
+// ...) is fetched and read as a file; any other URL is a repository base.
 package source
 
 import (
@@ -34,7 +36,7 @@ import (
 // OSV JSON.
 var ErrUnknownFormat = errors.New("source: unknown advisory format (want updateinfo.xml, OSV JSON or a repository)")
 
-// Options tune Load.
+// Options tune Open and Load.
 type Options struct {
 	// HTTPClient fetches URLs; nil means http.DefaultClient.
 	HTTPClient *http.Client
@@ -47,18 +49,62 @@ func (o Options) client() *http.Client {
 	return http.DefaultClient
 }
 
-// Load reads every advisory from src. Errors name src.
-func Load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, error) {
-	advs, err := load(ctx, src, opts)
+// Stream yields a source's advisories one at a time. Next returns io.EOF
+// after the last one; any other error is final and names the source. Each
+// Advisory returned is the caller's.
+type Stream interface {
+	Next() (*advisory.Advisory, error)
+	Close() error
+}
+
+// Open opens src for reading its advisories one at a time, so that a caller
+// that keeps only some of them (the agent's check keeps those that apply)
+// holds memory bounded whatever the size of the source.
+func Open(ctx context.Context, src string, opts Options) (Stream, error) {
+	s, err := open(ctx, src, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	return advs, nil
+	return &named{Stream: s, name: src}, nil
 }
 
-func load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, error) {
+// Load reads every advisory from src. Errors name src.
+func Load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, error) {
+	s, err := Open(ctx, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var out []advisory.Advisory
+	for {
+		a, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+}
+
+// named prefixes a stream's errors with the source's name.
+type named struct {
+	Stream
+	name string
+}
+
+func (n *named) Next() (*advisory.Advisory, error) {
+	a, err := n.Stream.Next()
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%s: %w", n.name, err)
+	}
+	return a, err
+}
+
+func open(ctx context.Context, src string, opts Options) (Stream, error) {
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		return loadURL(ctx, src, opts)
+		return openURL(ctx, src, opts)
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -66,53 +112,100 @@ func load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, e
 	}
 	if fi.IsDir() {
 		if _, err := os.Stat(filepath.Join(src, "repodata", "repomd.xml")); err == nil {
-			return loadRepo(ctx, src, opts)
+			return openRepo(ctx, src, opts)
 		}
-		return osv.ParseFile(src, osv.Options{})
+		advs, err := osv.ParseFile(src, osv.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return &sliceStream{advs: advs}, nil
 	}
 	f, err := os.Open(src)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	advs, err := decode(f)
+	s, err := decode(f, f)
 	if errors.Is(err, errRepomd) {
 		// A repomd.xml stands for the repository above its repodata folder.
-		return loadRepo(ctx, filepath.Dir(filepath.Dir(src)), opts)
+		return openRepo(ctx, filepath.Dir(filepath.Dir(src)), opts)
 	}
-	return advs, err
+	return s, err
 }
 
 var errRepomd = errors.New("source: repomd.xml")
 
 // decode reads one stream, telling updateinfo.xml from OSV JSON by the first
-// bytes after decompression.
-func decode(r io.Reader) ([]advisory.Advisory, error) {
+// bytes after decompression. body is closed with the returned Stream, or
+// before decode returns an error.
+func decode(r io.Reader, body io.Closer) (Stream, error) {
 	rc, _, err := compressed.NewReader(r)
 	if err != nil {
+		body.Close()
 		return nil, err
 	}
-	defer rc.Close()
+	closeAll := func() error {
+		err := rc.Close()
+		if cerr := body.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 	br := bufio.NewReaderSize(rc, 64<<10)
 	head, err := br.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) {
+		closeAll()
 		return nil, err
 	}
 	head = bytes.TrimPrefix(head, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimLeft(head, " \t\r\n")
 	switch {
 	case len(trimmed) == 0:
+		closeAll()
 		return nil, fmt.Errorf("%w: the file is empty", ErrUnknownFormat)
 	case trimmed[0] == '<':
 		if isRepomd(head) {
+			closeAll()
 			return nil, errRepomd
 		}
-		return readAll(updateinfo.NewDecoder(br))
+		return &closing{Stream: updateinfo.NewDecoder(br), close: closeAll}, nil
 	case trimmed[0] == '{' || trimmed[0] == '[':
-		return readAll(osv.NewDecoder(br, osv.Options{}))
+		return &closing{Stream: osv.NewDecoder(br, osv.Options{}), close: closeAll}, nil
 	}
+	closeAll()
 	return nil, ErrUnknownFormat
 }
+
+// closing closes what lies under a decoder along with it.
+type closing struct {
+	Stream
+	close func() error
+}
+
+func (c *closing) Close() error {
+	err := c.Stream.Close()
+	if cerr := c.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sliceStream yields advisories already read.
+type sliceStream struct {
+	advs []advisory.Advisory
+	i    int
+}
+
+func (s *sliceStream) Next() (*advisory.Advisory, error) {
+	if s.i >= len(s.advs) {
+		return nil, io.EOF
+	}
+	a := s.advs[s.i]
+	s.advs[s.i] = advisory.Advisory{} // the caller owns it now
+	s.i++
+	return &a, nil
+}
+
+func (s *sliceStream) Close() error { s.advs = nil; return nil }
 
 // isRepomd reports whether an XML head's root element is <repomd>.
 func isRepomd(head []byte) bool {
@@ -130,35 +223,15 @@ func isRepomd(head []byte) bool {
 	}
 }
 
-type decoder interface {
-	Next() (*advisory.Advisory, error)
-	Close() error
-}
-
-func readAll(d decoder) ([]advisory.Advisory, error) {
-	defer d.Close()
-	var out []advisory.Advisory
-	for {
-		a, err := d.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *a)
-	}
-}
-
-// loadURL reads a URL: one that names a file (by its extension) is fetched
+// openURL reads a URL: one that names a file (by its extension) is fetched
 // and read as a file, any other is a repository base.
-func loadURL(ctx context.Context, u string, opts Options) ([]advisory.Advisory, error) {
+func openURL(ctx context.Context, u string, opts Options) (Stream, error) {
 	base := strings.TrimSuffix(u, "/")
 	if strings.HasSuffix(base, "/repodata/repomd.xml") {
-		return loadRepo(ctx, strings.TrimSuffix(base, "/repodata/repomd.xml"), opts)
+		return openRepo(ctx, strings.TrimSuffix(base, "/repodata/repomd.xml"), opts)
 	}
 	if !namesFile(base) {
-		return loadRepo(ctx, base, opts)
+		return openRepo(ctx, base, opts)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -168,11 +241,11 @@ func loadURL(ctx context.Context, u string, opts Options) ([]advisory.Advisory, 
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	return decode(resp.Body)
+	return decode(resp.Body, resp.Body)
 }
 
 var fileExts = []string{".xml", ".json", ".jsonl", ".gz", ".xz", ".zst", ".bz2"}
@@ -190,10 +263,10 @@ func namesFile(u string) bool {
 	return false
 }
 
-// loadRepo reads a repository's updateinfo through its repomd.xml, checking
-// the file's checksum as it streams. A repository without updateinfo has no
-// advisories; that is an error, since the user named it as their source.
-func loadRepo(ctx context.Context, base string, opts Options) ([]advisory.Advisory, error) {
+// openRepo reads a repository's updateinfo through its repomd.xml, checking
+// the file's checksum as it streams. A repository without updateinfo is an
+// error, since the user named it as their source of advisories.
+func openRepo(ctx context.Context, base string, opts Options) (Stream, error) {
 	r, err := repo.New(base, repo.Options{HTTPClient: opts.HTTPClient})
 	if err != nil {
 		return nil, err
@@ -201,9 +274,5 @@ func loadRepo(ctx context.Context, base string, opts Options) ([]advisory.Adviso
 	if _, err := r.Metadata(ctx); err != nil {
 		return nil, err
 	}
-	u, err := r.Updateinfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return readAll(u)
+	return r.Updateinfo(ctx)
 }
