@@ -1,0 +1,161 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+)
+
+// ErrNotEnrolled is returned by LoadCredential when the state folder holds
+// no credential.
+var ErrNotEnrolled = errors.New("client: not enrolled")
+
+// Files in the state folder.
+const (
+	credentialFile = "credential.json"
+	ackedFile      = "inventory-acked.json"
+	pendingFile    = "report-pending.json"
+)
+
+// Credential is what enrolment gave the device, kept in the state folder.
+type Credential struct {
+	Server     string `json:"server"`
+	DeviceID   string `json:"device_id"`
+	Name       string `json:"name"`
+	Credential string `json:"credential"`
+	NoticeKey  []byte `json:"notice_key"`
+	BrokerURL  string `json:"broker_url,omitempty"`
+}
+
+// Pending is a report made but not yet acknowledged, with the package set it
+// leaves the server holding once applied.
+type Pending struct {
+	Report protocol.Report   `json:"report"`
+	After  []protocol.Package `json:"after"`
+}
+
+// State is the agent's state folder.
+type State struct{ Dir string }
+
+// SaveCredential writes the credential, readable by the owner only.
+func (s State) SaveCredential(c Credential) error { return s.write(credentialFile, c) }
+
+// LoadCredential reads the credential, or fails with ErrNotEnrolled.
+func (s State) LoadCredential() (Credential, error) {
+	var c Credential
+	ok, err := s.read(credentialFile, &c)
+	if err != nil {
+		return c, err
+	}
+	if !ok || c.Credential == "" {
+		return c, fmt.Errorf("%w: no %s (run rpmfleet-agent enroll)", ErrNotEnrolled, filepath.Join(s.Dir, credentialFile))
+	}
+	return c, nil
+}
+
+// Acked returns the package set the server last acknowledged; ok is false
+// when there is none, and the next report must be a full one.
+func (s State) Acked() (pkgs []protocol.Package, ok bool, err error) {
+	ok, err = s.read(ackedFile, &pkgs)
+	return pkgs, ok, err
+}
+
+// SetAcked records the package set the server now holds; nil forgets it.
+func (s State) SetAcked(pkgs []protocol.Package) error {
+	if pkgs == nil {
+		return s.remove(ackedFile)
+	}
+	return s.write(ackedFile, pkgs)
+}
+
+// Pending returns the report waiting for delivery, if any.
+func (s State) Pending() (*Pending, error) {
+	var p Pending
+	ok, err := s.read(pendingFile, &p)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// SetPending records the report about to be sent, before it is sent, so a
+// retry after a crash or a failure sends the same id; nil clears it.
+func (s State) SetPending(p *Pending) error {
+	if p == nil {
+		return s.remove(pendingFile)
+	}
+	return s.write(pendingFile, p)
+}
+
+func (s State) read(name string, v any) (bool, error) {
+	path := filepath.Join(s.Dir, name)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read state: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("read state %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// write replaces name atomically: temp file, fsync, rename, fsync of the
+// folder, every file 0600.
+func (s State) write(name string, v any) error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(s.Dir, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("write state: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(s.Dir, name)); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return syncDir(s.Dir)
+}
+
+func (s State) remove(name string) error {
+	if err := os.Remove(filepath.Join(s.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return syncDir(s.Dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil // nothing to sync
+	}
+	defer d.Close()
+	d.Sync()
+	return nil
+}

@@ -1,0 +1,45 @@
+// Command rpmfleet-server is the fleet server: it enrols devices, takes their
+// reports, imports advisories and answers which device is exposed to what,
+// over the HTTP API under /api/v1. With no arguments it keeps its data in
+// ./rpmfleet-data (SQLite) and listens on 127.0.0.1:8080.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	fs := flag.NewFlagSet("rpmfleet-server", flag.ContinueOnError)
+	var f flags
+	fs.StringVar(&f.config, "config", "", "TOML configuration file")
+	fs.StringVar(&f.data, "data", "", "data folder (default ./rpmfleet-data)")
+	fs.StringVar(&f.listen, "listen", "", "HTTP API address (default 127.0.0.1:8080)")
+	fs.StringVar(&f.db, "db", "", "postgres:// URL of a PostgreSQL store (default: SQLite in the data folder)")
+	fs.BoolVar(&f.allowInsecure, "allow-insecure-http", false, "serve plain HTTP on a non-loopback address")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "rpmfleet-server: unexpected argument %q\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, f, log)
+	stop()
+	if err != nil {
+		log.Error("server stopped", "err", err)
+		os.Exit(1)
+	}
+}

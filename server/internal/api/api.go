@@ -1,0 +1,406 @@
+// Package api serves the fleet server's HTTP API, versioned JSON under
+// /api/v1 (pkg/protocol holds the types and paths, docs/api.md documents
+// them).
+//
+// Threat model. Every request but enrolment carries a bearer secret: an
+// admin token, whose role (read-only, operator, admin) bounds what it may
+// do, or a device credential, which may post only that device's reports and
+// read only that device's own record. Enrolment is authorised by the
+// enrolment token in its body, spent by the store in the same transaction that
+// creates the device. An unknown, revoked or missing secret gets 401; a known
+// one asking beyond its rights gets 403. Bodies are bounded
+// (http.MaxBytesReader, 413 beyond), JSON is decoded strictly (unknown fields
+// refused, 400 naming the field), and an error answer never echoes a secret.
+// The API serves plain HTTP only where the server's main allows it (loopback,
+// or explicitly allowed): over a network the transport must be TLS.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/advisory/source"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/pkg/version"
+	"github.com/rpmfleet/rpmfleet/server/internal/fleet"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+)
+
+// Body limits. A full inventory of a large device (3,000 packages) is about
+// 400 kB of JSON; the AlmaLinux 9 OSV database, compressed, under 1 MB.
+const (
+	DefaultMaxBody   = 1 << 20
+	DefaultMaxReport = 16 << 20
+	DefaultMaxImport = 512 << 20
+)
+
+// Options configure a Server.
+type Options struct {
+	// TempDir receives uploaded advisory files while they are read; empty
+	// means os.TempDir().
+	TempDir string
+	// MaxBody, MaxReport and MaxImport bound request bodies; zero means
+	// the defaults above.
+	MaxBody, MaxReport, MaxImport int64
+	// Source is passed to source.Load for imports by URL.
+	Source source.Options
+	// Log receives request errors; nil discards them.
+	Log *slog.Logger
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	svc  *fleet.Service
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// New returns the API over svc.
+func New(svc *fleet.Service, opts Options) *Server {
+	if opts.MaxBody == 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.MaxReport == 0 {
+		opts.MaxReport = DefaultMaxReport
+	}
+	if opts.MaxImport == 0 {
+		opts.MaxImport = DefaultMaxImport
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, st: svc.Store(), opts: opts, log: log.With("component", "api"), mux: http.NewServeMux()}
+	ro := access{role: protocol.RoleReadOnly}
+	op := access{role: protocol.RoleOperator}
+	adm := access{role: protocol.RoleAdmin}
+	s.mux.HandleFunc("POST "+protocol.PathEnroll, s.enroll)
+	s.mux.HandleFunc("POST "+protocol.PathReport, s.guard(access{device: true}, s.report))
+	s.mux.HandleFunc("GET "+protocol.PathDevices, s.guard(ro, s.devices))
+	s.mux.HandleFunc("GET "+protocol.PathDevice+"{name}", s.guard(access{role: protocol.RoleReadOnly, device: true}, s.device))
+	s.mux.HandleFunc("GET "+protocol.PathCVE+"{id}", s.guard(ro, s.cve))
+	s.mux.HandleFunc("GET "+protocol.PathAdvisory+"{id}", s.guard(ro, s.advisory))
+	s.mux.HandleFunc("GET "+protocol.PathAdvisories, s.guard(ro, s.advisories))
+	s.mux.HandleFunc("GET "+protocol.PathSummary, s.guard(ro, s.summary))
+	s.mux.HandleFunc("POST "+protocol.PathImport, s.guard(op, s.importAdvisories))
+	s.mux.HandleFunc("POST "+protocol.PathEnrollTokens, s.guard(op, s.createEnrollToken))
+	s.mux.HandleFunc("GET "+protocol.PathTokens, s.guard(adm, s.listTokens))
+	s.mux.HandleFunc("POST "+protocol.PathTokens, s.guard(adm, s.createToken))
+	s.mux.HandleFunc("DELETE "+protocol.PathTokens+"/{id}", s.guard(adm, s.revokeToken))
+	s.mux.HandleFunc("GET /{$}", dashboard)
+	s.mux.HandleFunc(protocol.PathPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "")
+	})
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(protocol.VersionHeader, fmt.Sprint(protocol.Version))
+	s.mux.ServeHTTP(w, r)
+}
+
+func dashboard(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, "<!doctype html><title>rpmfleet</title><h1>rpmfleet %s</h1><p>The dashboard is not built yet. The API is under <code>%s</code>; use the <code>rpmfleet</code> CLI.</p>\n",
+		version.String(), protocol.PathPrefix)
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	var req protocol.EnrollRequest
+	if !s.decode(w, r, s.opts.MaxBody, &req) {
+		return
+	}
+	if req.Token == "" {
+		writeError(w, http.StatusBadRequest, "token: empty", "token")
+		return
+	}
+	resp, err := s.svc.Enroll(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	dev := callerFrom(r.Context()).device
+	var rep protocol.Report
+	if !s.decode(w, r, s.opts.MaxReport, &rep) {
+		return
+	}
+	if rep.ID == "" || len(rep.ID) > 128 {
+		writeError(w, http.StatusBadRequest, "id: must be 1 to 128 bytes", "id")
+		return
+	}
+	resp, err := s.svc.Report(r.Context(), dev.ID, &rep)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
+	f := store.DeviceFilter{ExposedTo: r.URL.Query().Get("exposed_to")}
+	for _, l := range r.URL.Query()["label"] {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("label: %q is not key=value", l), "label")
+			return
+		}
+		if f.Labels == nil {
+			f.Labels = map[string]string{}
+		}
+		f.Labels[k] = v
+	}
+	ds, err := s.st.Devices(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(ds))
+}
+
+func (s *Server) device(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if dev := callerFrom(r.Context()).device; dev != nil && dev.Name != name {
+		// A device reads only its own record; it learns nothing about
+		// whether another name exists.
+		writeError(w, http.StatusForbidden, "a device may read only its own record", "")
+		return
+	}
+	d, err := s.st.Device(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) cve(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	resp, err := s.st.CVE(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp.Exposed, resp.Patched = nonNil(resp.Exposed), nonNil(resp.Patched)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) advisory(w http.ResponseWriter, r *http.Request) {
+	a, err := s.st.Advisory(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	a.Devices = nonNil(a.Devices)
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) advisories(w http.ResponseWriter, r *http.Request) {
+	sev, err := advisory.ParseSeverity(r.URL.Query().Get("severity"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "severity: "+err.Error(), "severity")
+		return
+	}
+	as, err := s.st.Advisories(r.Context(), sev)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(as))
+}
+
+func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
+	sum, err := s.st.Summary(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sum)
+}
+
+// importAdvisories takes either an ImportRequest (Content-Type
+// application/json) naming URLs, or the raw bytes of an advisory file of any
+// kind source.Load reads (any other Content-Type), streamed to a temporary
+// file first so a large upload is never held in memory.
+func (s *Server) importAdvisories(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var advs []advisory.Advisory
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "application/json" {
+		var req protocol.ImportRequest
+		if !s.decode(w, r, s.opts.MaxBody, &req) {
+			return
+		}
+		if len(req.URLs) == 0 {
+			writeError(w, http.StatusBadRequest, "urls: empty", "urls")
+			return
+		}
+		for i, u := range req.URLs {
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("urls[%d]: %q is not an http(s) URL", i, u), fmt.Sprintf("urls[%d]", i))
+				return
+			}
+			a, err := source.Load(ctx, u, s.opts.Source)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("urls[%d]: %v", i, err), fmt.Sprintf("urls[%d]", i))
+				return
+			}
+			advs = append(advs, a...)
+		}
+	} else {
+		a, status, err := s.loadUpload(ctx, w, r)
+		if err != nil {
+			writeError(w, status, err.Error(), "")
+			return
+		}
+		advs = a
+	}
+	resp, err := s.svc.Import(ctx, advs)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) loadUpload(ctx context.Context, w http.ResponseWriter, r *http.Request) ([]advisory.Advisory, int, error) {
+	f, err := os.CreateTemp(s.opts.TempDir, "import-*")
+	if err != nil {
+		return nil, http.StatusInternalServerError, fmt.Errorf("store upload: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, s.opts.MaxImport))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("upload larger than %d bytes", mbe.Limit)
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("read upload: %w", err)
+	}
+	if n == 0 {
+		return nil, http.StatusBadRequest, errors.New("empty upload")
+	}
+	if err := f.Close(); err != nil {
+		return nil, http.StatusInternalServerError, fmt.Errorf("store upload: %w", err)
+	}
+	advs, err := source.Load(ctx, f.Name(), source.Options{})
+	if err != nil {
+		// The temporary name means nothing to the client.
+		msg := strings.ReplaceAll(err.Error(), f.Name(), "upload")
+		return nil, http.StatusBadRequest, errors.New(msg)
+	}
+	return advs, 0, nil
+}
+
+func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) {
+	var req protocol.EnrollTokenCreateRequest
+	if !s.decode(w, r, s.opts.MaxBody, &req) {
+		return
+	}
+	resp, err := s.svc.CreateEnrollToken(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
+	var req protocol.TokenCreateRequest
+	if !s.decode(w, r, s.opts.MaxBody, &req) {
+		return
+	}
+	resp, err := s.svc.CreateToken(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.st.ListTokens(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]protocol.TokenInfo, 0, len(ts))
+	for _, t := range ts {
+		ti := protocol.TokenInfo{ID: t.ID, Name: t.Name, Role: t.Role, Created: t.Created}
+		if !t.Revoked.IsZero() {
+			rv := t.Revoked
+			ti.Revoked = &rv
+		}
+		out = append(out, ti)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.st.RevokeToken(r.Context(), id, time.Now().UTC()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// fail maps an error to its status: what the caller got wrong in 4xx with
+// the error's words, anything else 500 with the details only in the log.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, fleet.ErrBadRequest), errors.Is(err, store.ErrBadReport):
+		writeError(w, http.StatusBadRequest, err.Error(), "")
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error(), "")
+	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):
+		writeError(w, http.StatusUnauthorized, err.Error(), "token")
+	case errors.Is(err, store.ErrNameTaken):
+		writeError(w, http.StatusConflict, err.Error(), "name")
+	case errors.Is(err, context.Canceled):
+		writeError(w, http.StatusServiceUnavailable, "request cancelled", "")
+	default:
+		s.internal(w, r, err)
+	}
+}
+
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal error; see the server log", "")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg, field string) {
+	writeJSON(w, status, protocol.Error{Error: msg, Field: field})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

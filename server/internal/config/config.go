@@ -1,0 +1,94 @@
+// Package config reads the fleet server's TOML configuration. Every setting
+// has an embedded default, so the server runs with no file at all; flags
+// override what the file says.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrInsecure is returned by Check for plain HTTP on an address other
+// machines can reach, without AllowInsecureHTTP.
+var ErrInsecure = errors.New("config: plain HTTP on a non-loopback address")
+
+// Config is the server's configuration.
+type Config struct {
+	// Data is the folder holding the SQLite database, the admin token and
+	// the notice key ("./rpmfleet-data").
+	Data string `toml:"data"`
+	// Listen is the HTTP API's address ("127.0.0.1:8080").
+	Listen string `toml:"listen"`
+	// DB selects the store: empty for SQLite in Data, or a
+	// postgres:// URL.
+	DB string `toml:"db"`
+	// AllowInsecureHTTP lets the API serve plain HTTP on a non-loopback
+	// address (behind a TLS-terminating proxy, say).
+	AllowInsecureHTTP bool `toml:"allow_insecure_http"`
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{Data: "rpmfleet-data", Listen: "127.0.0.1:8080"}
+}
+
+// Load reads path over the defaults. Keys it does not know are an error
+// naming them, so a misspelt setting is never silently ignored.
+func Load(path string) (Config, error) {
+	c := Default()
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("read config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	return c, nil
+}
+
+// Check reports settings that must not run: an empty data folder or listen
+// address, a bad db URL, or plain HTTP on a reachable address unless allowed.
+func (c Config) Check() error {
+	if c.Data == "" {
+		return errors.New("config: data: empty")
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("config: listen: %w", err)
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		return fmt.Errorf("config: db: %q is not a postgres:// URL (leave it empty for SQLite)", redact(c.DB))
+	}
+	if !c.AllowInsecureHTTP && !Loopback(host) {
+		return fmt.Errorf("%w: listen %s; allow it with --allow-insecure-http (allow_insecure_http = true) only behind TLS", ErrInsecure, c.Listen)
+	}
+	return nil
+}
+
+// Loopback reports whether host names only this machine: "localhost" or a
+// loopback IP. An empty host (all interfaces) is not loopback.
+func Loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redact hides a password in a URL-like string.
+func redact(s string) string {
+	if at := strings.LastIndex(s, "@"); at >= 0 {
+		if colon := strings.Index(s, "://"); colon >= 0 && colon < at {
+			return s[:colon+3] + "***" + s[at:]
+		}
+	}
+	return s
+}

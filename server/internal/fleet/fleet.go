@@ -1,0 +1,215 @@
+// Package fleet is the fleet server's service layer: it ties the store to
+// advisory matching, so that the HTTP API (server/internal/api) only decodes
+// requests, checks who sent them, and calls one method here.
+//
+// Threat model. This package mints every secret the server hands out: admin
+// tokens, enrolment tokens and device credentials are 256 bits from
+// crypto/rand, returned to the caller once and stored only as their SHA-256
+// (store.HashSecret). Who may call which method is decided by the API layer;
+// Service trusts its caller and never logs a secret.
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+)
+
+// ErrBadRequest marks a request the service refuses for what it says, not
+// for who sent it or for a fault of the server.
+var ErrBadRequest = errors.New("fleet: bad request")
+
+// DefaultEnrollTokenTTL is how long an enrolment token works when its
+// creator gives no expiry.
+const DefaultEnrollTokenTTL = 24 * time.Hour
+
+// AdvisoryLoader reads back every stored advisory. Both store
+// implementations (sqlstore) have it; the service rebuilds its matching
+// index from it at start.
+type AdvisoryLoader interface {
+	LoadAdvisories(ctx context.Context) ([]advisory.Advisory, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	// NoticeKey is the Ed25519 public key enrolment hands to devices.
+	NoticeKey []byte
+	// BrokerURL is the MQTT broker devices are told to use; empty for none.
+	BrokerURL string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives the service's logs; nil discards them.
+	Log *slog.Logger
+}
+
+// Service is the fleet's operations over a store.
+type Service struct {
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+
+	// mu guards advs and m. Import holds it for writing while it stores
+	// advisories and swaps the index; reports hold it for reading while
+	// they are matched and stored, so a report never misses an advisory
+	// whose import already returned.
+	mu   sync.RWMutex
+	advs map[string]advisory.Advisory
+	m    *matcher
+}
+
+// New returns a Service over st. When st is an AdvisoryLoader, the advisories
+// already stored are loaded into the matching index.
+func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{st: st, opts: opts, log: log.With("component", "fleet"), advs: map[string]advisory.Advisory{}}
+	if l, ok := st.(AdvisoryLoader); ok {
+		advs, err := l.LoadAdvisories(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range advs {
+			s.advs[a.ID] = a
+		}
+		s.log.Info("advisories loaded", "count", len(advs))
+	}
+	s.m = newMatcher(s.all())
+	return s, nil
+}
+
+func (s *Service) all() []advisory.Advisory {
+	out := make([]advisory.Advisory, 0, len(s.advs))
+	for _, a := range s.advs {
+		out = append(out, a)
+	}
+	return out
+}
+
+// Store returns the store, for the queries the API answers directly.
+func (s *Service) Store() store.Store { return s.st }
+
+// Import stores advisories, brings the status of every device they touch
+// up to date and adds them to the index later reports are matched against.
+func (s *Service) Import(ctx context.Context, advs []advisory.Advisory) (protocol.ImportResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed, err := s.st.PutAdvisories(ctx, advs, s.opts.Now().UTC(), newMatcher(advs).match)
+	if err != nil {
+		return protocol.ImportResponse{}, fmt.Errorf("import: %w", err)
+	}
+	for _, a := range advs {
+		s.advs[a.ID] = a
+	}
+	if changed > 0 {
+		s.m = newMatcher(s.all())
+	}
+	s.log.Info("advisories imported", "read", len(advs), "changed", changed)
+	return protocol.ImportResponse{Advisories: len(advs), Changed: changed}, nil
+}
+
+// Report applies a device's report.
+func (s *Service) Report(ctx context.Context, deviceID string, r *protocol.Report) (protocol.ReportResponse, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	resp, err := s.st.Report(ctx, deviceID, r, s.opts.Now().UTC(), s.m.match)
+	if err != nil {
+		if errors.Is(err, store.ErrBadReport) {
+			return resp, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		return resp, fmt.Errorf("report: %w", err)
+	}
+	return resp, nil
+}
+
+// Enroll spends an enrolment token and makes the device with a fresh
+// credential.
+func (s *Service) Enroll(ctx context.Context, req protocol.EnrollRequest) (protocol.EnrollResponse, error) {
+	name := req.Name
+	if name == "" {
+		name = req.Device.Hostname
+	}
+	if name == "" {
+		return protocol.EnrollResponse{}, fmt.Errorf("%w: name: neither a name nor a hostname given", ErrBadRequest)
+	}
+	cred := newSecret("rfd_")
+	d, err := s.st.Enroll(ctx, store.HashSecret(req.Token), store.NewDevice{
+		ID: newID(), Name: name, CredentialHash: store.HashSecret(cred),
+		Info: req.Device, Enrolled: s.opts.Now().UTC(),
+	})
+	if err != nil {
+		return protocol.EnrollResponse{}, fmt.Errorf("enroll %s: %w", name, err)
+	}
+	s.log.Info("device enrolled", "device", d.Name, "id", d.ID)
+	return protocol.EnrollResponse{DeviceID: d.ID, Name: d.Name, Credential: cred,
+		NoticeKey: s.opts.NoticeKey, BrokerURL: s.opts.BrokerURL}, nil
+}
+
+// CreateEnrollToken makes an enrolment token.
+func (s *Service) CreateEnrollToken(ctx context.Context, req protocol.EnrollTokenCreateRequest) (protocol.EnrollTokenCreateResponse, error) {
+	now := s.opts.Now().UTC()
+	if req.Uses < 0 {
+		return protocol.EnrollTokenCreateResponse{}, fmt.Errorf("%w: uses: %d is negative", ErrBadRequest, req.Uses)
+	}
+	if req.Uses == 0 {
+		req.Uses = 1
+	}
+	if req.Expires.IsZero() {
+		req.Expires = now.Add(DefaultEnrollTokenTTL)
+	}
+	secret := newSecret("rfe_")
+	t := store.EnrollToken{ID: newID(), Hash: store.HashSecret(secret), Labels: req.Labels,
+		Expires: req.Expires.UTC(), UsesLeft: req.Uses, Created: now}
+	if err := s.st.CreateEnrollToken(ctx, t); err != nil {
+		return protocol.EnrollTokenCreateResponse{}, err
+	}
+	s.log.Info("enrolment token created", "id", t.ID, "uses", t.UsesLeft, "expires", t.Expires)
+	return protocol.EnrollTokenCreateResponse{ID: t.ID, Token: secret, Expires: t.Expires, Uses: t.UsesLeft}, nil
+}
+
+// CreateToken makes an admin token.
+func (s *Service) CreateToken(ctx context.Context, req protocol.TokenCreateRequest) (protocol.TokenCreateResponse, error) {
+	switch req.Role {
+	case protocol.RoleReadOnly, protocol.RoleOperator, protocol.RoleAdmin:
+	default:
+		return protocol.TokenCreateResponse{}, fmt.Errorf("%w: role: %q is not read-only, operator or admin", ErrBadRequest, req.Role)
+	}
+	if req.Name == "" {
+		return protocol.TokenCreateResponse{}, fmt.Errorf("%w: name: empty", ErrBadRequest)
+	}
+	secret := newSecret("rfa_")
+	t := store.Token{ID: newID(), Name: req.Name, Role: req.Role, Hash: store.HashSecret(secret), Created: s.opts.Now().UTC()}
+	if err := s.st.CreateToken(ctx, t); err != nil {
+		return protocol.TokenCreateResponse{}, err
+	}
+	s.log.Info("admin token created", "id", t.ID, "name", t.Name, "role", t.Role)
+	return protocol.TokenCreateResponse{ID: t.ID, Token: secret}, nil
+}
+
+// newSecret returns 256 random bits, URL-safe, behind a prefix that tells
+// a leaked secret's kind at a glance.
+func newSecret(prefix string) string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails; see crypto/rand.Read
+	return prefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
