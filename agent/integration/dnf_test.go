@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
-	"github.com/rpmfleet/rpmfleet/pkg/advisory/updateinfo"
+	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 )
 
 // TestCheckAgreesWithDNF is the differential test of issue 2: the whole
@@ -70,38 +70,14 @@ func updateinfoRepo(t *testing.T, osvPath, ecosystem string, arches []string) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	repo := filepath.Join(dir, "repo")
-	xmlPath := filepath.Join(dir, "updateinfo.xml")
-	f, err := os.Create(xmlPath)
+	xml, err := rpmtest.UpdateinfoXML(advs, arches)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := updateinfo.NewWriter(f)
-	for i := range advs {
-		a := advs[i]
-		a.Packages = nil
-		for _, p := range advs[i].Packages {
-			for _, arch := range arches {
-				p.Arch = arch
-				a.Packages = append(a.Packages, p)
-			}
-		}
-		if err := w.Write(&a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
+	repo := t.TempDir()
+	if err := rpmtest.NewRepo(repo, nil, xml); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	run(t, "createrepo_c", "--quiet", repo)
-	run(t, "modifyrepo_c", "--mdtype=updateinfo", xmlPath, filepath.Join(repo, "repodata"))
 	return repo
 }
 
