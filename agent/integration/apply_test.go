@@ -634,3 +634,97 @@ func TestApplyRecoversFromKill(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyFromDeviceRepoFiles: without --repo and --gpgkey, apply reads the
+// device's own ROOT/etc/yum.repos.d (baseurl, gpgkey, enabled), selects by
+// --security and --severity, runs the executables of
+// ROOT/etc/rpmfleet/health.d, and refuses to start on a disk without room.
+func TestApplyFromDeviceRepoFiles(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	keyDir := filepath.Join(w.root, "etc/pki/rpm-gpg")
+	if err := os.MkdirAll(keyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]string{"RPM-GPG-KEY-demo-rsa": w.rsa.PublicKeyFile, "RPM-GPG-KEY-demo-ed": w.ed.PublicKeyFile} {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(keyDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repoFile := fmt.Sprintf(`[demo]
+name=Demo $releasever
+baseurl=%s
+enabled=1
+gpgcheck=1
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-demo-rsa
+       file:///etc/pki/rpm-gpg/RPM-GPG-KEY-demo-ed
+
+[demo-disabled]
+baseurl=http://127.0.0.1:1/nothing-here/
+enabled=0
+`, w.srv.URL)
+	healthDir := filepath.Join(w.root, "etc/rpmfleet/health.d")
+	for dir, files := range map[string]map[string]string{
+		filepath.Join(w.root, "etc/yum.repos.d"): {"demo.repo": repoFile},
+		healthDir: {"10-app": "#!/bin/sh\ngrep -q 'app 2.1' \"$RPMFLEET_ROOT/usr/bin/demo-app\"\n"},
+	} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run := func(args ...string) result {
+		return runAgent(t, append([]string{"apply", "--root", w.root, "--state-dir", w.stateDir}, args...)...)
+	}
+
+	r := run("--security", "--severity", "Critical")
+	if r.code != 0 || !strings.Contains(r.stdout, "Nothing to apply") {
+		t.Fatalf("--severity Critical: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run("--security", "--min-free", "1152921504606846976")
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "bytes free, the update needs") {
+		t.Fatalf("no room: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertDB(t, w, before, "no room on the root")
+
+	r = run("--security", "--severity", "Important", "--json")
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var out struct {
+		Cycle struct {
+			Phase  string `json:"phase"`
+			Health []struct {
+				Check string `json:"check"`
+				OK    bool   `json:"ok"`
+			} `json:"health"`
+			Reboot struct {
+				Needed bool `json:"needed"`
+			} `json:"reboot"`
+		} `json:"cycle"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("apply --json: %v\n%s", err, r.stdout)
+	}
+	if out.Cycle.Phase != "committed" || len(out.Cycle.Health) != 1 || out.Cycle.Health[0].Check != filepath.Join(healthDir, "10-app") || !out.Cycle.Health[0].OK || out.Cycle.Reboot.Needed {
+		t.Errorf("cycle: %+v", out.Cycle)
+	}
+	assertDB(t, w, after, "from the device's repo files")
+
+	hist := runAgent(t, "history", "--state-dir", w.stateDir)
+	if !strings.Contains(hist.stdout, "cycle 1") || !strings.Contains(hist.stdout, "failed") || !strings.Contains(hist.stdout, "cycle 2") || !strings.Contains(hist.stdout, "committed") ||
+		!strings.Contains(hist.stdout, "demo-lib.x86_64  1.0-1 -> 1.1-1") {
+		t.Errorf("history:\n%s", hist.stdout)
+	}
+	st := runAgent(t, "status", "--json", "--state-dir", w.stateDir)
+	if !strings.Contains(st.stdout, `"phase": "committed"`) || !strings.Contains(st.stdout, `"active": false`) {
+		t.Errorf("status --json:\n%s", st.stdout)
+	}
+}

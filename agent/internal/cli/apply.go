@@ -23,7 +23,7 @@ func init() {
 }
 
 func runApply(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "apply", "apply [--root DIR] [--dbpath PATH] [--repo URL|DIR ...] [--gpgkey FILE ...] (--advisory ID ... | --security [--severity LEVEL] | --all) [--health-check CMD ...] [--state-dir DIR] [--no-rollback] [--dry-run] [--json]")
+	fs := newFlagSet(e, "apply", "apply [--root DIR] [--dbpath PATH] [--repo URL|DIR ...] [--gpgkey FILE ...] (--advisory ID ... | --security [--severity LEVEL] | --all) [--health-check CMD ...] [--state-dir DIR] [--no-rollback] [--min-free BYTES] [--dry-run] [--json]")
 	root := fs.String("root", "/", "filesystem root of the device to update")
 	dbPath := fs.String("dbpath", "", "rpm database folder inside --root, as with rpm --dbpath (default: found under --root)")
 	var repos, keys, ids, checks multiFlag
@@ -37,6 +37,7 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	stateDir := fs.String("state-dir", DefaultStateDir, "journal, lock and downloads")
 	noRollback := fs.Bool("no-rollback", false, "apply even when the installed versions are in no repository (no way back)")
 	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
+	minFree := fs.Int64("min-free", 16<<20, "bytes to keep free on the root beyond what the update installs")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -52,7 +53,7 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	res, err := update.Run(ctx, update.Options{
 		StateDir: *stateDir, Root: *root, DBPath: *dbPath, Repos: repos, Keys: keys,
 		Select:       update.Selection{IDs: ids, Security: *security, MinSeverity: minSev, All: *all},
-		HealthChecks: checks, NoRollback: *noRollback, DryRun: *dryRun, Log: e.log,
+		HealthChecks: checks, NoRollback: *noRollback, DryRun: *dryRun, Log: e.log, MinFreeBytes: *minFree,
 	})
 	if *asJSON && res != nil {
 		enc := json.NewEncoder(e.stdout)

@@ -103,7 +103,7 @@ func (o *Options) fill() error {
 	if o.NewRPM == nil {
 		o.NewRPM = func(root, dbPath string) RPM { return &rpmcmd.Runner{Root: root, DBPath: dbPath} }
 	}
-	if o.MinFreeBytes == 0 {
+	if o.MinFreeBytes <= 0 {
 		o.MinFreeBytes = 16 << 20
 	}
 	return nil
