@@ -1,0 +1,164 @@
+// Package broker is the MQTT broker embedded in rpmfleet-server: the push
+// half of "push, with poll as the fallback". The server publishes the
+// signed advisory-feed notice and per-device commands through it; devices
+// publish their retained state and presence.
+//
+// Threat model. Anyone who can reach the listener may try to connect, so
+// every connection authenticates with a username and password that the
+// server's Authenticator maps to a Principal: the server itself or one
+// device. Anonymous connections are refused. A device is confined to its
+// own topics (see pkg/protocol): it may subscribe only to the advisory feed
+// and its own command topic, publish only to its own state and online
+// topics, and set a last will only on its own online topic; its client id
+// must be its device id, so it cannot take over another device's session.
+// Everything else is refused: a subscription gets the "not authorized"
+// return code, a publication is dropped, and a message the server
+// publishes on another device's topic is never delivered to it, because
+// delivery is checked again per subscriber. The broker is not what makes
+// a device safe: notices and plans are signed with the server's Ed25519
+// key, so a device that reads another's command or a forged feed notice
+// gains nothing it can act on. The ACL keeps devices from spying on each
+// other and from spoofing each other's state and presence.
+//
+// mochi-mqtt's large Hook interface is met by one adapter (hook.go) that
+// speaks this package's small Authenticator; no mochi type leaves this
+// package.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// DefaultListen is where the broker listens unless told otherwise: loopback
+// only, so a fresh server exposes nothing until its admin chooses to.
+const DefaultListen = "127.0.0.1:1883"
+
+// ListenOff as Options.Listen runs the broker with no listener: the server
+// can still call Publish, and nobody receives it.
+const ListenOff = "off"
+
+// Sentinel errors.
+var (
+	// ErrNoAuthenticator: Options.Auth is nil; the broker never runs open.
+	ErrNoAuthenticator = errors.New("broker: no authenticator")
+	// ErrBadTopic: a server-side Publish to a topic outside
+	// protocol.TopicPrefix or with wildcards.
+	ErrBadTopic = errors.New("broker: bad topic")
+)
+
+// Principal is who a connection authenticated as: the server itself
+// (Server true, DeviceID empty) or one device (DeviceID set, Server false).
+// Any other combination, the zero value included, is refused.
+type Principal struct {
+	// Server marks the server's own connections (a server replica, a
+	// bridge); they may use every topic under protocol.TopicPrefix.
+	Server bool
+	// DeviceID is the device's id, as it appears in its topics.
+	DeviceID string
+}
+
+// Authenticator checks a connection's credentials. The fleet server backs
+// it with its store of device credentials (stored hashed).
+type Authenticator interface {
+	// Authenticate returns who username and password belong to, and
+	// false when they belong to nobody.
+	Authenticate(username, password string) (principal Principal, ok bool)
+}
+
+// Options configures a Broker.
+type Options struct {
+	// Listen is the TCP address to listen on; empty means DefaultListen
+	// and ListenOff means no listener. Port 0 picks a free port (see
+	// Broker.Addr).
+	Listen string
+	// Auth authenticates every connection; required.
+	Auth Authenticator
+	// Logger receives the broker's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Broker is a running embedded MQTT broker.
+type Broker struct {
+	srv *mqtt.Server
+	tcp *listeners.TCP // nil when Listen is ListenOff
+	log *slog.Logger
+}
+
+// New builds a broker and binds its listener, so the address is known and
+// a port in use is reported here; Start begins accepting connections.
+func New(opts Options) (*Broker, error) {
+	if opts.Auth == nil {
+		return nil, ErrNoAuthenticator
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "broker")
+	listen := opts.Listen
+	if listen == "" {
+		listen = DefaultListen
+	}
+
+	srv := mqtt.New(&mqtt.Options{
+		InlineClient: true,
+		// mochi logs every connection at Info; keep only its warnings.
+		Logger: slog.New(levelFilter{min: slog.LevelWarn, h: log.Handler()}),
+	})
+	if err := srv.AddHook(&aclHook{auth: opts.Auth, log: log}, nil); err != nil {
+		return nil, fmt.Errorf("add acl hook: %w", err)
+	}
+	b := &Broker{srv: srv, log: log}
+	if listen != ListenOff {
+		b.tcp = listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: listen})
+		if err := srv.AddListener(b.tcp); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", listen, err)
+		}
+	}
+	return b, nil
+}
+
+// Addr returns the address the broker listens on ("127.0.0.1:41233"), or
+// "" when it has no listener.
+func (b *Broker) Addr() string {
+	if b.tcp == nil {
+		return ""
+	}
+	return b.tcp.Address()
+}
+
+// Start begins serving connections; it does not block.
+func (b *Broker) Start() error {
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	b.log.Info("broker started", "addr", b.Addr())
+	return nil
+}
+
+// Close disconnects every client and stops the listener.
+func (b *Broker) Close() error {
+	if err := b.srv.Close(); err != nil {
+		return fmt.Errorf("close broker: %w", err)
+	}
+	return nil
+}
+
+// Publish sends payload to topic from the server itself, at QoS 1, retained
+// when retain is set (the advisory-feed notice is). The topic must lie under
+// protocol.TopicPrefix and hold no wildcard.
+func (b *Broker) Publish(topic string, payload []byte, retain bool) error {
+	if !validTopic(topic) || strings.ContainsAny(topic, "+#") {
+		return fmt.Errorf("publish to %q: %w", topic, ErrBadTopic)
+	}
+	if err := b.srv.Publish(topic, payload, retain, 1); err != nil {
+		return fmt.Errorf("publish to %q: %w", topic, err)
+	}
+	return nil
+}
