@@ -669,7 +669,7 @@ enabled=0
 	healthDir := filepath.Join(w.root, "etc/rpmfleet/health.d")
 	for dir, files := range map[string]map[string]string{
 		filepath.Join(w.root, "etc/yum.repos.d"): {"demo.repo": repoFile},
-		healthDir: {"10-app": "#!/bin/sh\ngrep -q 'app 2.1' \"$RPMFLEET_ROOT/usr/bin/demo-app\"\n"},
+		healthDir:                                {"10-app": "#!/bin/sh\ngrep -q 'app 2.1' \"$RPMFLEET_ROOT/usr/bin/demo-app\"\n"},
 	} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
