@@ -16,7 +16,17 @@ func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Backend{
-		New: func(t *testing.T) string { return pg.NewDatabase(t) },
+		New: pg.NewDatabase,
+		Open: func(ctx context.Context, url string) (store.Store, error) {
+			return postgres.Open(ctx, url)
+		},
+	})
+}
+
+// BenchmarkFleet: go test -run '^$' -bench Fleet -benchtime=10000x ./server/internal/store/postgres/
+func BenchmarkFleet(b *testing.B) {
+	storetest.Bench(b, storetest.Backend{
+		New: pg.NewDatabase,
 		Open: func(ctx context.Context, url string) (store.Store, error) {
 			return postgres.Open(ctx, url)
 		},

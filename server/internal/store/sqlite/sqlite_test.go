@@ -12,7 +12,17 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Backend{
-		New: func(t *testing.T) string { return filepath.Join(t.TempDir(), "fleet.db") },
+		New: func(t testing.TB) string { return filepath.Join(t.TempDir(), "fleet.db") },
+		Open: func(ctx context.Context, path string) (store.Store, error) {
+			return sqlite.Open(ctx, path)
+		},
+	})
+}
+
+// BenchmarkFleet: go test -run '^$' -bench Fleet -benchtime=10000x ./server/internal/store/sqlite/
+func BenchmarkFleet(b *testing.B) {
+	storetest.Bench(b, storetest.Backend{
+		New: func(t testing.TB) string { return filepath.Join(t.TempDir(), "fleet.db") },
 		Open: func(ctx context.Context, path string) (store.Store, error) {
 			return sqlite.Open(ctx, path)
 		},

@@ -328,20 +328,35 @@ func (s *Store) match(ctx context.Context, c Conn, id int64, digest string, pkgs
 }
 
 // insertFindings stores findings of a set, only those of advisories in
-// keep when keep is not nil.
+// keep when keep is not nil, a hundred rows to a statement.
 func insertFindings(ctx context.Context, c Conn, setID int64, fs []store.Finding, keep map[string]bool) error {
+	const batch = 100
+	args := make([]any, 0, batch*7)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		q := `INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected) VALUES (?, ?, ?, ?, ?, ?, ?)` +
+			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, len(args)/7-1) + ` ON CONFLICT DO NOTHING`
+		_, err := c.Exec(ctx, q, args...)
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("store findings of package set %d: %w", setID, err)
+		}
+		return nil
+	}
 	for _, f := range fs {
 		if keep != nil && !keep[f.Advisory] {
 			continue
 		}
-		_, err := c.Exec(ctx, `INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			setID, f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed, b2i(f.Affected))
-		if err != nil {
-			return fmt.Errorf("store finding %s/%s: %w", f.Advisory, f.Package, err)
+		args = append(args, setID, f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed, b2i(f.Affected))
+		if len(args) == batch*7 {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
 
 // events are what a report says happened to advisories on the device.
@@ -352,13 +367,45 @@ type events struct {
 	rebootPending bool
 }
 
+// any reports whether the events can change a status beyond what the
+// package set says.
+func (ev events) any() bool {
+	return len(ev.failed)+len(ev.reboot)+len(ev.succeeded) > 0
+}
+
 // refreshDevice brings the device's status rows in line with its package
 // set's findings and the events, for the advisories in only (all when only
 // is nil). Only rows whose status changes are written.
 func refreshDevice(ctx context.Context, c Conn, deviceID string, setID int64, only []string, ev events, now time.Time) error {
 	filter, args := inClause("advisory_id", only)
+	current := map[string]protocol.Status{}
+	rows, err := c.Query(ctx, `SELECT advisory_id, status FROM device_status WHERE device_id = ?`+filter, append([]any{deviceID}, args...)...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var a, st string
+		if err := rows.Scan(&a, &st); err != nil {
+			rows.Close()
+			return err
+		}
+		current[a] = protocol.Status(st)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(current) == 0 && !ev.any() {
+		// A device new to this set (its first report): every status is
+		// the set's, written in one statement.
+		_, err := c.Exec(ctx, `INSERT INTO device_status (device_id, advisory_id, status, since)
+			SELECT ?, advisory_id, CASE WHEN MAX(affected) = 1 THEN 'affected' ELSE 'patched' END, ?
+			FROM set_findings WHERE set_id = ?`+filter+` GROUP BY advisory_id`,
+			append([]any{deviceID, micros(now), setID}, args...)...)
+		return err
+	}
 	desired := map[string]bool{} // advisory -> affected
-	rows, err := c.Query(ctx, `SELECT advisory_id, MAX(affected) FROM set_findings WHERE set_id = ?`+filter+` GROUP BY advisory_id`,
+	rows, err = c.Query(ctx, `SELECT advisory_id, MAX(affected) FROM set_findings WHERE set_id = ?`+filter+` GROUP BY advisory_id`,
 		append([]any{setID}, args...)...)
 	if err != nil {
 		return err
@@ -371,23 +418,6 @@ func refreshDevice(ctx context.Context, c Conn, deviceID string, setID int64, on
 			return err
 		}
 		desired[a] = aff != 0
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	current := map[string]protocol.Status{}
-	rows, err = c.Query(ctx, `SELECT advisory_id, status FROM device_status WHERE device_id = ?`+filter, append([]any{deviceID}, args...)...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var a, st string
-		if err := rows.Scan(&a, &st); err != nil {
-			rows.Close()
-			return err
-		}
-		current[a] = protocol.Status(st)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

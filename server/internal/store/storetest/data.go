@@ -93,22 +93,26 @@ func dir() string {
 // server's real matching, with module streams and arch rules, is
 // pkg/applicability's; the store only stores what it is given.
 func Match(advs []advisory.Advisory) store.MatchFunc {
-	return func(pkgs []protocol.Package) ([]store.Finding, error) {
-		byName := map[string][]protocol.Package{}
-		for _, p := range pkgs {
-			byName[p.Name] = append(byName[p.Name], p)
+	type fix struct {
+		id string
+		p  advisory.Package
+	}
+	byName := map[string][]fix{}
+	for _, a := range advs {
+		for _, p := range a.Packages {
+			byName[p.Name] = append(byName[p.Name], fix{a.ID, p})
 		}
+	}
+	return func(pkgs []protocol.Package) ([]store.Finding, error) {
 		var fs []store.Finding
-		for _, a := range advs {
-			for _, fix := range a.Packages {
-				for _, p := range byName[fix.Name] {
-					if fix.Arch != "" && fix.Arch != p.Arch && p.Arch != "noarch" {
-						continue
-					}
-					inst := rpmver.EVR{Epoch: p.Epoch, Version: p.Version, Release: p.Release}
-					fs = append(fs, store.Finding{Advisory: a.ID, Package: p.Name, Arch: p.Arch,
-						Installed: inst.String(), Fixed: fix.EVR.String(), Affected: rpmver.Compare(inst, fix.EVR) < 0})
+		for _, p := range pkgs {
+			inst := rpmver.EVR{Epoch: p.Epoch, Version: p.Version, Release: p.Release}
+			for _, f := range byName[p.Name] {
+				if f.p.Arch != "" && f.p.Arch != p.Arch && p.Arch != "noarch" {
+					continue
 				}
+				fs = append(fs, store.Finding{Advisory: f.id, Package: p.Name, Arch: p.Arch,
+					Installed: inst.String(), Fixed: f.p.EVR.String(), Affected: rpmver.Compare(inst, f.p.EVR) < 0})
 			}
 		}
 		return fs, nil

@@ -22,7 +22,7 @@ import (
 type Backend struct {
 	// New creates an empty database for one test and returns its address
 	// (a file path, a URL); the database is removed when the test ends.
-	New func(t *testing.T) string
+	New func(t testing.TB) string
 	// Open opens the store at addr, applying its migrations.
 	Open func(ctx context.Context, addr string) (store.Store, error)
 }
@@ -57,7 +57,7 @@ func Run(t *testing.T, b Backend) {
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-func open(t *testing.T, b Backend) store.Store {
+func open(t testing.TB, b Backend) store.Store {
 	t.Helper()
 	s, err := b.Open(t.Context(), b.New(t))
 	if err != nil {
