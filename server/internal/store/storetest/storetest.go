@@ -452,7 +452,11 @@ func testBadReport(t *testing.T, b Backend) {
 		{"empty id", full("", f.ubi), "id"},
 		{"package without a name", noName, "inventory.packages[0].name"},
 		{"unknown inventory kind", func() *protocol.Report { r := full("r4", f.ubi); r.Inventory.Kind = "some"; return r }(), "inventory.kind"},
-		{"malformed digest", func() *protocol.Report { r := full("r5", f.ubi); r.Inventory.Digest = "sha256:" + r.Inventory.Digest; return r }(), "inventory.digest"},
+		{"malformed digest", func() *protocol.Report {
+			r := full("r5", f.ubi)
+			r.Inventory.Digest = "sha256:" + r.Inventory.Digest
+			return r
+		}(), "inventory.digest"},
 		{"digest not of the packages", lying, "inventory.digest"},
 		{"bad epoch", full("r6", []protocol.Package{{Name: "x", Epoch: "one", Version: "1", Arch: "noarch"}}), "inventory.packages[0].epoch"},
 		{"unknown outcome", func() *protocol.Report {
