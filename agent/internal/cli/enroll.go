@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/rpmfleet/rpmfleet/agent/internal/client"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/pkg/version"
+)
+
+func init() {
+	register("enroll", "join a fleet server with an enrolment token", runEnroll)
+	register("report", "send this device's inventory to its fleet server", runReport)
+}
+
+func runEnroll(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "enroll", "enroll --server URL --token TOKEN [--name NAME] [--root DIR] [--state-dir DIR]")
+	server := fs.String("server", "", "fleet server URL (\"https://fleet.example:8443\")")
+	token := fs.String("token", "", "enrolment token (rpmfleet enroll-token create); or RPMFLEET_ENROLL_TOKEN")
+	name := fs.String("name", "", "the device's name in the fleet (default: its host name)")
+	root := fs.String("root", "/", "filesystem root of the device (for os-release)")
+	stateDir := fs.String("state-dir", DefaultStateDir, "where the credential is kept")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *token == "" {
+		*token = os.Getenv("RPMFLEET_ENROLL_TOKEN")
+	}
+	if *server == "" || *token == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	st := client.State{Dir: *stateDir}
+	if c, err := st.LoadCredential(); err == nil {
+		return fail(e, "enroll", fmt.Errorf("already enrolled as %q with %s; remove %s to enrol again", c.Name, c.Server, *stateDir))
+	} else if !errors.Is(err, client.ErrNotEnrolled) {
+		return fail(e, "enroll", err)
+	}
+	info := deviceInfo(*root)
+	resp, err := client.New(*server, "", nil).Enroll(ctx, protocol.EnrollRequest{Token: *token, Name: *name, Device: info})
+	if err != nil {
+		return fail(e, "enroll", err)
+	}
+	if err := st.SaveCredential(client.Credential{Server: *server, DeviceID: resp.DeviceID, Name: resp.Name,
+		Credential: resp.Credential, NoticeKey: resp.NoticeKey, BrokerURL: resp.BrokerURL}); err != nil {
+		return fail(e, "enroll", err)
+	}
+	// A new identity starts from nothing the server knows.
+	if err := st.SetAcked(nil); err != nil {
+		return fail(e, "enroll", err)
+	}
+	if err := st.SetPending(nil); err != nil {
+		return fail(e, "enroll", err)
+	}
+	fmt.Fprintf(e.stdout, "enrolled as %s (id %s) with %s\n", resp.Name, resp.DeviceID, *server)
+	return ExitOK
+}
+
+// deviceInfo describes the device under root: its os-release, and what the
+// running system says of itself.
+func deviceInfo(root string) protocol.DeviceInfo {
+	info := protocol.DeviceInfo{Arch: rpmArch(), Kernel: kernelRelease(), AgentVersion: version.String()}
+	if rel, err := readOSRelease(root); err == nil {
+		info.OSID, info.OSVersionID = rel.ID, rel.VersionID
+	}
+	info.Hostname, _ = os.Hostname()
+	return info
+}
+
+// rpmArch names the machine as rpm does.
+func rpmArch() string {
+	switch runtime.GOARCH {
+	case "arm64":
+		return "aarch64"
+	case "amd64":
+		return "x86_64"
+	case "arm":
+		return "armv7hl"
+	case "386":
+		return "i686"
+	}
+	return runtime.GOARCH
+}
+
+// kernelRelease is uname -r, read where the kernel publishes it.
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,542 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+)
+
+func init() {
+	register("login", "save the server URL and token for later commands", runLogin)
+	register("enroll-token", "create an enrolment token for devices (create)", runEnrollToken)
+	register("import", "import advisories from files, folders or repository URLs", runImport)
+	register("devices", "list devices", runDevices)
+	register("device", "show one device and the advisories that apply to it", runDevice)
+	register("cve", "list the devices exposed to a CVE and those patched", runCVE)
+	register("advisory", "show an advisory's status across the fleet", runAdvisory)
+	register("advisories", "list advisories with fleet counts", runAdvisories)
+	register("summary", "the fleet at a glance", runSummary)
+	register("token", "create, list or revoke admin tokens", runToken)
+}
+
+func runLogin(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "login", "login --server URL --token T", &c)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if c.server == "" || c.token == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "login", err)
+	}
+	// Check the pair works before saving it.
+	if err := api.get(ctx, protocol.PathSummary, &protocol.Summary{}); err != nil {
+		return fail(e, "login", err)
+	}
+	p, err := loginPath(e)
+	if err != nil {
+		return fail(e, "login", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fail(e, "login", err)
+	}
+	b, _ := json.MarshalIndent(login{Server: c.server, Token: c.token}, "", "  ")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fail(e, "login", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fail(e, "login", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fail(e, "login", err)
+	}
+	fmt.Fprintf(e.stderr, "login saved to %s\n", p)
+	return ExitOK
+}
+
+func runEnrollToken(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprintln(e.stderr, "Usage: rpmfleet enroll-token create [--label k=v ...] [--expires DURATION] [--uses N]")
+		return ExitUsage
+	}
+	var c conn
+	fs := newFlagSet(e, "enroll-token create", "enroll-token create [--label k=v ...] [--expires DURATION] [--uses N] [--json]", &c)
+	labels := labelFlag{}
+	fs.Var(labels, "label", "label given to devices enrolled with the token, key=value (repeatable)")
+	expires := fs.Duration("expires", 24*time.Hour, "how long the token works")
+	uses := fs.Int("uses", 1, "how many devices may enrol with it")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
+	}
+	if fs.NArg() != 0 || *uses < 1 || *expires <= 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "enroll-token", err)
+	}
+	req := protocol.EnrollTokenCreateRequest{Expires: time.Now().Add(*expires).UTC(), Uses: *uses}
+	if len(labels) > 0 {
+		req.Labels = labels
+	}
+	var resp protocol.EnrollTokenCreateResponse
+	if err := api.do(ctx, http.MethodPost, protocol.PathEnrollTokens, req, "", &resp); err != nil {
+		return fail(e, "enroll-token", err)
+	}
+	if *asJSON {
+		writeJSON(e.stdout, resp)
+		return ExitOK
+	}
+	// The token alone on stdout, so scripts can take it.
+	fmt.Fprintln(e.stdout, resp.Token)
+	fmt.Fprintf(e.stderr, "enrolment token %s: %d use(s), expires %s\n", resp.ID, resp.Uses, resp.Expires.Format(time.RFC3339))
+	return ExitOK
+}
+
+func runImport(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "import", "import SRC... (OSV files, JSON lines, updateinfo.xml, folders of OSV files, repository URLs)", &c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "import", err)
+	}
+	var total protocol.ImportResponse
+	var urls []string
+	for _, src := range fs.Args() {
+		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+			urls = append(urls, src)
+			continue
+		}
+		files, err := sourceFiles(src)
+		if err != nil {
+			return fail(e, "import", err)
+		}
+		for _, f := range files {
+			resp, err := uploadFile(ctx, api, f, e.stderr)
+			if err != nil {
+				return fail(e, "import", fmt.Errorf("%s: %w", f, err))
+			}
+			fmt.Fprintf(e.stderr, "%s: %d advisories, %d new or changed\n", f, resp.Advisories, resp.Changed)
+			total.Advisories += resp.Advisories
+			total.Changed += resp.Changed
+		}
+	}
+	if len(urls) > 0 {
+		fmt.Fprintf(e.stderr, "asking the server to import %s\n", strings.Join(urls, ", "))
+		var resp protocol.ImportResponse
+		if err := api.do(ctx, http.MethodPost, protocol.PathImport, protocol.ImportRequest{URLs: urls}, "", &resp); err != nil {
+			return fail(e, "import", err)
+		}
+		total.Advisories += resp.Advisories
+		total.Changed += resp.Changed
+	}
+	if *asJSON {
+		writeJSON(e.stdout, total)
+	} else {
+		fmt.Fprintf(e.stdout, "imported %d advisories, %d new or changed\n", total.Advisories, total.Changed)
+	}
+	return ExitOK
+}
+
+// sourceFiles lists what to upload for src: the file itself, or a folder's
+// regular files (a folder of OSV files), sorted.
+func sourceFiles(src string) ([]string, error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{src}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("%s: no files", src)
+	}
+	return files, err
+}
+
+// uploadFile sends one file as the import body, showing progress on w.
+func uploadFile(ctx context.Context, api *apiClient, path string, w io.Writer) (protocol.ImportResponse, error) {
+	var resp protocol.ImportResponse
+	f, err := os.Open(path)
+	if err != nil {
+		return resp, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return resp, err
+	}
+	pr := &progress{r: f, total: st.Size(), w: w, name: filepath.Base(path)}
+	err = api.do(ctx, http.MethodPost, protocol.PathImport, pr, "application/octet-stream", &resp)
+	pr.done()
+	return resp, err
+}
+
+// progress reports how much of an upload was sent, every 10%.
+type progress struct {
+	r           io.Reader
+	total, sent int64
+	shown       int64
+	w           io.Writer
+	name        string
+}
+
+func (p *progress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.sent += int64(n)
+	if p.total > 0 {
+		if pct := p.sent * 100 / p.total; pct >= p.shown+10 {
+			p.shown = pct - pct%10
+			fmt.Fprintf(p.w, "\ruploading %s: %3d%% of %d kB", p.name, p.shown, p.total/1024)
+		}
+	}
+	return n, err
+}
+
+func (p *progress) done() {
+	if p.shown > 0 {
+		fmt.Fprintf(p.w, "\ruploading %s: done, the server is reading it\n", p.name)
+	}
+}
+
+func runDevices(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "devices", "devices [--label k=v ...] [--exposed-to CVE] [--json]", &c)
+	labels := labelFlag{}
+	fs.Var(labels, "label", "only devices with this label, key=value (repeatable)")
+	exposed := fs.String("exposed-to", "", "only devices exposed to this CVE")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "devices", err)
+	}
+	q := url.Values{}
+	for k, v := range labels {
+		q.Add("label", k+"="+v)
+	}
+	if *exposed != "" {
+		q.Set("exposed_to", *exposed)
+	}
+	path := protocol.PathDevices
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var ds []protocol.DeviceSummary
+	if err := api.get(ctx, path, &ds); err != nil {
+		return fail(e, "devices", err)
+	}
+	if *asJSON {
+		writeJSON(e.stdout, ds)
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tOS\tARCH\tPACKAGES\tEXPOSED\tWORST\tLAST SEEN")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%d\t%d\t%s\t%s\n", d.Name, d.Info.OSID, d.Info.OSVersionID, d.Info.Arch,
+			d.Packages, d.Affected, dash(d.WorstSeverity), fmtTime(d.LastSeen))
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+func runDevice(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "device", "device NAME [--json]", &c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return ExitUsage
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "device", err)
+	}
+	var d protocol.Device
+	if err := api.get(ctx, protocol.PathDevice+esc(fs.Arg(0)), &d); err != nil {
+		return fail(e, "device", err)
+	}
+	if *asJSON {
+		writeJSON(e.stdout, d)
+		return ExitOK
+	}
+	fmt.Fprintf(e.stdout, "%s (id %s)\n  os %s %s, %s, kernel %s, agent %s\n  enrolled %s, last seen %s, %d packages\n",
+		d.Name, d.ID, d.Info.OSID, d.Info.OSVersionID, d.Info.Arch, dash(d.Info.Kernel), dash(d.Info.AgentVersion),
+		fmtTime(d.Enrolled), fmtTime(d.LastSeen), d.Packages)
+	if len(d.Advisories) == 0 {
+		fmt.Fprintln(e.stdout, "  no advisory applies")
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nADVISORY\tSEVERITY\tSTATUS\tSINCE")
+	for _, a := range d.Advisories {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Advisory, a.Severity, a.Status, fmtTime(a.Since))
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+func runCVE(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "cve", "cve CVE-ID [--json]", &c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return ExitUsage
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "cve", err)
+	}
+	var r protocol.CVEResponse
+	if err := api.get(ctx, protocol.PathCVE+esc(fs.Arg(0)), &r); err != nil {
+		return fail(e, "cve", err)
+	}
+	if *asJSON {
+		writeJSON(e.stdout, r)
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s: %d exposed, %d patched\n", r.CVE, countDevices(r.Exposed), len(r.Patched))
+	if len(r.Exposed) > 0 {
+		fmt.Fprintln(tw, "\nEXPOSED\tADVISORY\tPACKAGE\tINSTALLED\tFIXED IN")
+		for _, x := range r.Exposed {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.Device, x.Advisory, x.Package, x.Installed, x.Fixed)
+		}
+	}
+	if len(r.Patched) > 0 {
+		fmt.Fprintln(tw, "\nPATCHED\tADVISORY")
+		for _, p := range r.Patched {
+			fmt.Fprintf(tw, "%s\t%s\n", p.Device, p.Advisory)
+		}
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+func countDevices(xs []protocol.CVEExposure) int {
+	seen := map[string]bool{}
+	for _, x := range xs {
+		seen[x.Device] = true
+	}
+	return len(seen)
+}
+
+func runAdvisory(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "advisory", "advisory ID [--json]", &c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return ExitUsage
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "advisory", err)
+	}
+	var a protocol.AdvisoryStatus
+	if err := api.get(ctx, protocol.PathAdvisory+esc(fs.Arg(0)), &a); err != nil {
+		return fail(e, "advisory", err)
+	}
+	if *asJSON {
+		writeJSON(e.stdout, a)
+		return ExitOK
+	}
+	fmt.Fprintf(e.stdout, "%s (%s, %s, issued %s): %s\n  CVEs: %s\n  affected %d, patched %d, pending reboot %d, failed %d\n",
+		a.ID, a.Type, a.Severity, fmtTime(a.Issued), a.Title, dash(strings.Join(a.CVEs, " ")), a.Affected, a.Patched, a.PendingReboot, a.Failed)
+	if len(a.Devices) > 0 {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nDEVICE\tSTATUS")
+		for _, d := range a.Devices {
+			fmt.Fprintf(tw, "%s\t%s\n", d.Device, d.Status)
+		}
+		tw.Flush()
+	}
+	return ExitOK
+}
+
+func runAdvisories(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "advisories", "advisories [--severity LEVEL] [--json]", &c)
+	sev := fs.String("severity", "", "only advisories at least this severe (Low, Moderate, Important, Critical)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "advisories", err)
+	}
+	path := protocol.PathAdvisories
+	if *sev != "" {
+		path += "?severity=" + url.QueryEscape(*sev)
+	}
+	var as []protocol.AdvisorySummary
+	if err := api.get(ctx, path, &as); err != nil {
+		return fail(e, "advisories", err)
+	}
+	if *asJSON {
+		writeJSON(e.stdout, as)
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADVISORY\tSEVERITY\tISSUED\tAFFECTED\tPATCHED\tPENDING REBOOT\tFAILED\tTITLE")
+	for _, a := range as {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", a.ID, a.Severity, fmtTime(a.Issued), a.Affected, a.Patched, a.PendingReboot, a.Failed, a.Title)
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+func runSummary(ctx context.Context, e *env, args []string) int {
+	var c conn
+	fs := newFlagSet(e, "summary", "summary [--json]", &c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "summary", err)
+	}
+	var s protocol.Summary
+	if err := api.get(ctx, protocol.PathSummary, &s); err != nil {
+		return fail(e, "summary", err)
+	}
+	if *asJSON {
+		writeJSON(e.stdout, s)
+		return ExitOK
+	}
+	fmt.Fprintf(e.stdout, "devices: %d, fully patched: %d (%.0f%%)\n", s.Devices, s.FullyPatched, 100*s.FullyPatchedShare)
+	for _, sev := range []string{"Critical", "Important", "Moderate", "Low", "None"} {
+		if n := s.ExposedBySeverity[sev]; n > 0 {
+			fmt.Fprintf(e.stdout, "  worst exposure %s: %d devices\n", sev, n)
+		}
+	}
+	if o := s.OldestUnpatchedCritical; o != nil {
+		fmt.Fprintf(e.stdout, "oldest unpatched critical: %s (issued %s, %d devices affected)\n", o.ID, fmtTime(o.Issued), o.Affected)
+	}
+	return ExitOK
+}
+
+func runToken(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(e.stderr, "Usage: rpmfleet token create --name NAME --role read-only|operator|admin | list | revoke ID")
+		return ExitUsage
+	}
+	sub, args := args[0], args[1:]
+	var c conn
+	fs := newFlagSet(e, "token "+sub, "token create --name NAME --role ROLE | token list [--json] | token revoke ID", &c)
+	name := fs.String("name", "", "who holds the token (create)")
+	role := fs.String("role", string(protocol.RoleReadOnly), "read-only, operator or admin (create)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	api, err := c.client(e)
+	if err != nil {
+		return fail(e, "token", err)
+	}
+	switch sub {
+	case "create":
+		if *name == "" || fs.NArg() != 0 {
+			fs.Usage()
+			return ExitUsage
+		}
+		var resp protocol.TokenCreateResponse
+		if err := api.do(ctx, http.MethodPost, protocol.PathTokens, protocol.TokenCreateRequest{Name: *name, Role: protocol.Role(*role)}, "", &resp); err != nil {
+			return fail(e, "token", err)
+		}
+		if *asJSON {
+			writeJSON(e.stdout, resp)
+			return ExitOK
+		}
+		fmt.Fprintln(e.stdout, resp.Token)
+		fmt.Fprintf(e.stderr, "token %s (%s, %s) created\n", resp.ID, *name, *role)
+	case "list":
+		var ts []protocol.TokenInfo
+		if err := api.get(ctx, protocol.PathTokens, &ts); err != nil {
+			return fail(e, "token", err)
+		}
+		if *asJSON {
+			writeJSON(e.stdout, ts)
+			return ExitOK
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
+		for _, t := range ts {
+			rv := "-"
+			if t.Revoked != nil {
+				rv = fmtTime(*t.Revoked)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, fmtTime(t.Created), rv)
+		}
+		tw.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			fs.Usage()
+			return ExitUsage
+		}
+		if err := api.do(ctx, http.MethodDelete, protocol.PathTokens+"/"+esc(fs.Arg(0)), nil, "", nil); err != nil {
+			return fail(e, "token", err)
+		}
+		fmt.Fprintf(e.stderr, "token %s revoked\n", fs.Arg(0))
+	default:
+		return fail(e, "token", errors.New("unknown subcommand "+sub+"; use create, list or revoke"))
+	}
+	return ExitOK
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
