@@ -50,6 +50,10 @@ demo: deps build ## Check a sample RHEL 9 aarch64 device against the AlmaLinux 9
 bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md by hand).
 	go test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-check
+bench-check: deps ## rpmfleet-agent check beside dnf on the same devices and advisories (prints a table).
+	@./agent/demo/bench.sh
+
 .PHONY: clean
 clean: ## Remove build output.
 	rm -rf $(BIN) dist .demo
