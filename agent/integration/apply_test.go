@@ -568,6 +568,8 @@ func TestApplyRecoversFromKill(t *testing.T) {
 		// database then.
 		phase string
 		want  []string
+		// between runs, after the kill.
+		between func(t *testing.T, w *world)
 	}{
 		{at: "planned", phase: "committed", want: after},
 		{at: "downloading", phase: "committed", want: after},
@@ -579,11 +581,23 @@ func TestApplyRecoversFromKill(t *testing.T) {
 		{at: "committed", phase: "committed", want: after},
 		{at: "health-check", health: badHealth, phase: "rolled-back", want: before},
 		{at: "rolling-back", health: badHealth, phase: "rolled-back", want: before},
+		// rpm cut half way: demo-lib is new, demo-app still old. The
+		// resumed cycle rolls back only demo-lib; the rerun then applies
+		// the advisory in a new cycle.
+		{at: "applying", phase: "rolled-back", want: after, between: func(t *testing.T, w *world) {
+			out, err := exec.Command("rpm", "--root", w.root, "--dbpath", rpmtest.DBPath, "-U", "--nosignature", w.newRPM["demo-lib"]).CombinedOutput()
+			if err != nil {
+				t.Fatalf("half apply: %v\n%s", err, out)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		name := tt.at
 		if tt.health != "" {
 			name += " with bad health"
+		}
+		if tt.between != nil {
+			name += " half applied"
 		}
 		t.Run(name, func(t *testing.T) {
 			w := base.fork(t)
@@ -599,6 +613,9 @@ func TestApplyRecoversFromKill(t *testing.T) {
 			if !strings.Contains(st.stdout, "cycle 1 in progress") {
 				t.Errorf("status after the kill:\n%s", st.stdout)
 			}
+			if tt.between != nil {
+				tt.between(t, w)
+			}
 			// A dry run does not touch the interrupted cycle.
 			if r := w.apply(t, nil, append(args, "--dry-run")...); r.code != 0 || !strings.Contains(r.stdout, "Cycle 1 was interrupted") {
 				t.Errorf("dry run after the kill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -612,6 +629,11 @@ func TestApplyRecoversFromKill(t *testing.T) {
 			h := w.history(t)
 			if len(h) == 0 || h[0]["phase"] != tt.phase {
 				t.Fatalf("cycle 1 after recovery: %v\n%s\n%s", h, r.stdout, r.stderr)
+			}
+			if tt.between != nil {
+				if len(h) != 2 || h[1]["phase"] != "committed" || !strings.Contains(fmt.Sprint(h[0]["recovery"]), "mix of old and new") {
+					t.Errorf("half-applied recovery: %d cycles, %v", len(h), h[0]["recovery"])
+				}
 			}
 			if tt.phase == "committed" {
 				// Installed once: no second cycle, and rpm -qa shows

@@ -514,16 +514,6 @@ func (r *runner) newFiles() []string {
 	return fs
 }
 
-func (r *runner) oldFiles() []string {
-	var fs []string
-	for _, p := range r.c.Packages {
-		if p.Old != nil {
-			fs = append(fs, p.Old.File)
-		}
-	}
-	return fs
-}
-
 // apply imports the pinned keys and runs the one rpm -U transaction. When
 // rpm fails, the database says whether it changed anything.
 func (r *runner) apply(ctx context.Context) (Phase, error) {
@@ -538,7 +528,7 @@ func (r *runner) apply(ctx context.Context) (Phase, error) {
 		return HealthCheck, nil
 	}
 	applyErr := stepErr(ErrApply, false, "%w", err)
-	st, serr := r.dbState()
+	st, _, serr := r.dbState()
 	if serr != nil {
 		return Failed, applyErr
 	}
@@ -575,24 +565,36 @@ func (r *runner) health(ctx context.Context) (Phase, error) {
 // holds them (a rollback finished before an interruption), and checks
 // health again.
 func (r *runner) rollback(ctx context.Context) (Phase, error) {
-	var missing []string
-	for _, p := range r.c.Packages {
+	_, notOld, err := r.dbState()
+	if err != nil {
+		return Failed, stepErr(ErrRollback, false, "read rpm database: %w", err)
+	}
+	// Only the packages not at their previous version are reinstalled:
+	// after a transaction cut half way, the others are still there, and
+	// rpm would refuse to install them again.
+	var files, missing []string
+	for _, i := range notOld {
+		p := r.c.Packages[i]
 		if p.Old == nil {
-			missing = append(missing, p.Name+"-"+p.From)
+			missing = append(missing, p.Name+"-"+p.From+"."+p.Arch)
+			continue
 		}
+		files = append(files, p.Old.File)
 	}
 	if len(missing) > 0 {
 		return Failed, stepErr(ErrRollback, false, "cannot roll back, no previous version of %s (applied with --no-rollback)", strings.Join(missing, ", "))
 	}
-	st, err := r.dbState()
-	if err != nil {
-		return Failed, stepErr(ErrRollback, false, "read rpm database: %w", err)
-	}
-	if st != allOld {
+	if len(files) > 0 {
 		if err := r.verifyAll(true); err != nil {
 			return Failed, stepErr(ErrRollback, false, "rollback set: %w", err)
 		}
-		out, err := r.rpm.Rollback(ctx, r.oldFiles()...)
+		// The keys are imported again: a cycle resumed after a cut
+		// transaction may never have reached the import in apply.
+		if out, err := r.rpm.ImportKeys(ctx, r.c.Keys...); err != nil {
+			r.c.RollbackOutput = out
+			return Failed, stepErr(ErrRollback, false, "import pinned keys: %w", err)
+		}
+		out, err := r.rpm.Rollback(ctx, files...)
 		r.c.RollbackOutput = out
 		if err != nil {
 			return Failed, stepErr(ErrRollback, false, "%w", err)
@@ -605,10 +607,7 @@ func (r *runner) rollback(ctx context.Context) (Phase, error) {
 	if err != nil {
 		return Failed, stepErr(ErrRollback, false, "health after rollback: %w", err)
 	}
-	if r.c.Error == "" {
-		return RolledBack, stepErr(ErrRollback, false, "rolled back")
-	}
-	return RolledBack, stepErr(ErrHealth, false, "%s", r.c.Error)
+	return RolledBack, stepErr(ErrRollback, false, "rolled back: %s", r.c.Error)
 }
 
 type dbVerdict int
@@ -620,35 +619,41 @@ const (
 )
 
 // dbState reads the database and says whether it holds the previous
-// versions of every planned package, the new ones, or a mix.
-func (r *runner) dbState() (dbVerdict, error) {
+// versions of every planned package, the new ones, or a mix; notOld lists
+// the packages (indices into Packages) not at their previous version.
+func (r *runner) dbState() (v dbVerdict, notOld []int, err error) {
 	pkgs, err := r.installed()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	nNew, nOld := 0, 0
-	for _, p := range r.c.Packages {
+	for i, p := range r.c.Packages {
 		to, _ := rpmver.ParseEVR(p.To)
 		from, _ := rpmver.ParseEVR(p.From)
+		isNew, isOld := false, false
 		for _, ip := range pkgs {
 			if ip.Name != p.Name || ip.Arch != p.Arch {
 				continue
 			}
-			if rpmver.Compare(ip.EVR, to) == 0 {
-				nNew++
-			}
-			if rpmver.Compare(ip.EVR, from) == 0 {
-				nOld++
-			}
+			isNew = isNew || rpmver.Compare(ip.EVR, to) == 0
+			isOld = isOld || rpmver.Compare(ip.EVR, from) == 0
+		}
+		if isNew {
+			nNew++
+		}
+		if isOld {
+			nOld++
+		} else {
+			notOld = append(notOld, i)
 		}
 	}
 	switch n := len(r.c.Packages); {
 	case nNew == n && nOld == 0:
-		return allNew, nil
+		return allNew, notOld, nil
 	case nOld == n && nNew == 0:
-		return allOld, nil
+		return allOld, notOld, nil
 	}
-	return mixed, nil
+	return mixed, notOld, nil
 }
 
 // resume settles a cycle an earlier run left unfinished. The journal says
@@ -665,7 +670,7 @@ func (r *runner) resume(ctx context.Context) ([]string, error) {
 		r.st.Active = 0
 		return nil, r.j.SaveState(r.st)
 	}
-	st, err := r.dbState()
+	st, _, err := r.dbState()
 	if err != nil {
 		return nil, fmt.Errorf("resume cycle %d: read rpm database: %w", c.ID, err)
 	}
