@@ -136,3 +136,20 @@ func TestReboot(t *testing.T) {
 		})
 	}
 }
+
+func TestInstallOnly(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"kernel", true}, {"kernel-core", true}, {"kernel-modules-extra", true}, {"kernel-64k-core", true}, {"kernel-rt-debug", true},
+		{"kernel-headers", false}, {"kernel-tools", false}, {"kernel-tools-libs", false}, {"kernelshark", false}, {"glibc", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := installOnly(tt.name); got != tt.want {
+				t.Errorf("installOnly(%q) = %v, want %v", tt.name, got, tt.want)
+			}
+		})
+	}
+}

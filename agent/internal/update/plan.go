@@ -178,6 +178,11 @@ func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Pac
 				Advisory: strings.Join(w.advisories, ","), Reason: "the fixed version is in no repository's primary.xml"})
 			continue
 		}
+		if installOnly(w.installed.Name) {
+			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: evr(w.installed.EVR), Fixed: evr(w.best.EVR),
+				Advisory: strings.Join(w.advisories, ","), Reason: "install-only package: rpm -U would erase the installed kernel, and this backend does not install kernels side by side yet"})
+			continue
+		}
 		if rpmver.Compare(w.best.EVR, w.installed.EVR) <= 0 {
 			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: evr(w.installed.EVR), Fixed: evr(w.best.EVR),
 				Advisory: strings.Join(w.advisories, ","), Reason: "refused: not newer than the installed version"})
@@ -288,4 +293,23 @@ func evr(e rpmver.EVR) string {
 		s += "-" + e.Release
 	}
 	return s
+}
+
+// installOnly reports whether name is one of the packages dnf installs side
+// by side instead of upgrading (its installonlypkgs: the kernel and its
+// parts). Upgrading one with rpm -U would erase the kernel the device runs.
+func installOnly(name string) bool {
+	if name == "kernel" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, "kernel-")
+	if !ok {
+		return false
+	}
+	for _, p := range []string{"core", "modules", "devel", "debug", "rt", "64k", "uek", "PAE", "lpae", "zfcpdump"} {
+		if rest == p || strings.HasPrefix(rest, p+"-") {
+			return true
+		}
+	}
+	return false
 }
