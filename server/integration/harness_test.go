@@ -70,7 +70,12 @@ type server struct {
 // dataDir, and waits until it answers.
 func startServer(t *testing.T, dataDir string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	return startServerAt(t, dataDir, freeAddr(t))
+}
+
+// startServerAt starts rpmfleet-server listening on addr.
+func startServerAt(t *testing.T, dataDir, addr string) *server {
+	t.Helper()
 	s := &server{url: "http://" + addr, data: dataDir, log: &bytes.Buffer{}}
 	s.cmd = exec.Command(filepath.Join(binDir, "rpmfleet-server"), "--data", dataDir, "--listen", addr)
 	stderr, err := s.cmd.StderrPipe()
@@ -261,6 +266,28 @@ func call(t *testing.T, method, url, secret string, body any, out any) (int, []b
 		}
 	}
 	return resp.StatusCode, raw
+}
+
+// rawCall is call without a testing.T, for goroutines: it sends body as
+// JSON and returns the status and body.
+func rawCall(hc *http.Client, method, url, secret string, body any) (int, []byte, error) {
+	j, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(j))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
 }
 
 // apiError decodes an error body.
