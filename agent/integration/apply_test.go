@@ -750,3 +750,34 @@ enabled=0
 		t.Errorf("status --json:\n%s", st.stdout)
 	}
 }
+
+// TestApplyChecksRepomdSignature: a repomd.xml.asc is checked against the
+// pinned keys: one made by a pinned key is accepted, one made by another key
+// stops apply before anything is planned or installed.
+func TestApplyChecksRepomdSignature(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	sign := func(k *rpmtest.Key) {
+		t.Helper()
+		repomd := filepath.Join(w.repoDir, "repodata", "repomd.xml")
+		out, err := exec.Command("gpg", "--homedir", k.Home, "--batch", "--yes", "--armor", "--detach-sign", "-u", k.Fingerprint, "-o", repomd+".asc", repomd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sign repomd.xml: %v\n%s", err, out)
+		}
+	}
+	sign(rpmtest.NewKey(t, rpmtest.KeyRSA4096, "rpmfleet-apply-rogue"))
+	r := w.apply(t, nil)
+	if r.code != 1 || !strings.Contains(r.stderr, "bad repomd.xml signature") {
+		t.Fatalf("repomd.xml signed by an unpinned key: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertDB(t, w, before, "refused repomd.xml signature")
+
+	sign(w.ed)
+	r = w.apply(t, nil)
+	if r.code != 0 {
+		t.Fatalf("repomd.xml signed by a pinned key: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertDB(t, w, after, "signed repomd.xml")
+	if w.srv.Requests("/repodata/repomd.xml.asc") == 0 {
+		t.Error("repomd.xml.asc was never fetched")
+	}
+}

@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/rpmcmd"
 	"github.com/rpmfleet/rpmfleet/agent/internal/rpmdb"
@@ -239,35 +242,128 @@ func isCycleErr(err error) bool {
 }
 
 // repositories opens --repo, or the device's enabled .repo files, and
-// returns the keys to pin.
+// returns the keys to pin. The pinned keys also check repomd.xml.asc where a
+// repository has one; a .repo file's repo_gpgcheck makes it required.
 func (o *Options) repositories() ([]*repo.Repo, []string, error) {
+	type source struct {
+		base       string
+		requireSig bool
+	}
+	var srcs []source
 	keys := o.Keys
-	bases := o.Repos
-	if len(bases) == 0 {
-		rel, _ := readReleaseVer(o.Root)
-		cfgs, err := ReadRepoDir(o.Root, rel)
+	if len(o.Repos) > 0 {
+		for _, b := range o.Repos {
+			srcs = append(srcs, source{base: b})
+		}
+	} else {
+		cfgs, err := o.repoConfigs()
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(cfgs) == 0 {
-			return nil, nil, stepErr(ErrPlan, false, "no repository: give --repo, or enable one in %s", filepath.Join(o.Root, "etc/yum.repos.d"))
-		}
 		for _, c := range cfgs {
-			bases = append(bases, c.BaseURL)
-			if len(o.Keys) == 0 {
-				keys = append(keys, c.GPGKeys...)
+			srcs = append(srcs, source{base: c.BaseURLs[0], requireSig: c.RepoGPGCheck})
+			if len(o.Keys) > 0 {
+				continue
+			}
+			for _, k := range c.GPGKeys {
+				p, ok := strings.CutPrefix(k, "file://")
+				if !ok {
+					return nil, nil, stepErr(ErrPlan, false, "%s:%d: [%s] gpgkey %q is not a file:// URL; only local keys can be pinned (give --gpgkey)", c.File, c.Line, c.ID, k)
+				}
+				keys = append(keys, filepath.Join(o.Root, p))
 			}
 		}
 	}
+	ring, err := armoredKeyRing(keys)
+	if err != nil {
+		return nil, nil, err
+	}
 	var repos []*repo.Repo
-	for i, b := range bases {
-		r, err := repo.New(b, repo.Options{HTTPClient: o.HTTPClient, CacheDir: filepath.Join(o.StateDir, "metadata", fmt.Sprint(i))})
+	for i, s := range srcs {
+		r, err := repo.New(s.base, repo.Options{HTTPClient: o.HTTPClient, CacheDir: filepath.Join(o.StateDir, "metadata", fmt.Sprint(i)),
+			Keyring: ring, RequireSignature: s.requireSig && ring != nil})
 		if err != nil {
-			return nil, nil, stepErr(ErrPlan, false, "repository %s: %w", b, err)
+			return nil, nil, stepErr(ErrPlan, false, "repository %s: %w", s.base, err)
 		}
 		repos = append(repos, r)
 	}
 	return repos, keys, nil
+}
+
+// repoConfigs reads the enabled repositories of ROOT/etc/yum.repos.d, with
+// $releasever from os-release, $basearch from this machine and the
+// variables of ROOT/etc/dnf/vars.
+func (o *Options) repoConfigs() ([]repo.Config, error) {
+	vars, err := repo.ReadVars(filepath.Join(o.Root, "etc/dnf/vars"))
+	if err != nil {
+		return nil, err
+	}
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	if _, ok := vars["releasever"]; !ok {
+		if rel, err := readReleaseVer(o.Root); err == nil {
+			vars["releasever"] = rel
+		}
+	}
+	if _, ok := vars["basearch"]; !ok {
+		vars["basearch"] = baseArch()
+		vars["arch"] = baseArch()
+	}
+	dir := filepath.Join(o.Root, "etc/yum.repos.d")
+	all, err := repo.LoadConfigDir(dir, vars)
+	if err != nil {
+		return nil, err
+	}
+	var out []repo.Config
+	for _, c := range all {
+		if !c.Enabled {
+			continue
+		}
+		if len(c.BaseURLs) == 0 {
+			o.Log.Warn("repository has no baseurl, only a mirror list; skipped", "repo", c.ID, "file", c.File)
+			continue
+		}
+		if strings.Contains(c.BaseURLs[0], "$") {
+			return nil, stepErr(ErrPlan, false, "%s:%d: [%s] baseurl %q has a variable this agent cannot fill", c.File, c.Line, c.ID, c.BaseURLs[0])
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, stepErr(ErrPlan, false, "no repository: give --repo, or enable one with a baseurl in %s", dir)
+	}
+	return out, nil
+}
+
+// armoredKeyRing reads the pinned key files for the repomd.xml.asc check;
+// nil when there are none.
+func armoredKeyRing(files []string) (openpgp.EntityList, error) {
+	var ring openpgp.EntityList
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("read pinned key: %w", err)
+		}
+		el, err := openpgp.ReadArmoredKeyRing(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read pinned key %s: %w", f, err)
+		}
+		ring = append(ring, el...)
+	}
+	return ring, nil
+}
+
+func baseArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "arm":
+		return "armhfp"
+	}
+	return runtime.GOARCH
 }
 
 func readReleaseVer(root string) (string, error) {

@@ -12,7 +12,10 @@
 // cycle with nothing installed. No package older than or equal to the
 // installed one is ever installed, except the recorded previous version in a
 // rollback. rpm itself runs with _pkgverify_level signature and only the pinned
-// keys imported, so a file swapped after the check is still refused.
+// keys imported, so a file swapped after the check is still refused. The same
+// keys check a repository's repodata/repomd.xml.asc when it has one (and must,
+// when its .repo file sets repo_gpgcheck); keys named by a .repo file are
+// pinned only when they are local files (file://), never fetched.
 //
 // The cycle is a persisted state machine (see Phase): the journal in the state
 // dir is written, by temp file, fsync and rename, before every step. A cycle
