@@ -617,7 +617,9 @@ func (r *runner) apply(ctx context.Context) (Phase, error) {
 		r.c.RPMOutput = out
 		return Failed, stepErr(ErrApply, false, "import pinned keys: %w", err)
 	}
-	out, err := r.rpm.Upgrade(ctx, r.newFiles()...)
+	// The transaction is not cancelled with ctx: killing rpm half way
+	// through would leave exactly the mix the journal exists to avoid.
+	out, err := r.rpm.Upgrade(context.WithoutCancel(ctx), r.newFiles()...)
 	r.c.RPMOutput = out
 	crashPoint("applied")
 	if err == nil {
@@ -690,7 +692,7 @@ func (r *runner) rollback(ctx context.Context) (Phase, error) {
 			r.c.RollbackOutput = out
 			return Failed, stepErr(ErrRollback, false, "import pinned keys: %w", err)
 		}
-		out, err := r.rpm.Rollback(ctx, files...)
+		out, err := r.rpm.Rollback(context.WithoutCancel(ctx), files...)
 		r.c.RollbackOutput = out
 		if err != nil {
 			return Failed, stepErr(ErrRollback, false, "%w", err)
