@@ -1,0 +1,188 @@
+package fleet
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/advisory/source"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+	"github.com/rpmfleet/rpmfleet/server/internal/store/sqlite"
+)
+
+func loadTestdata(t *testing.T) []advisory.Advisory {
+	t.Helper()
+	var advs []advisory.Advisory
+	for _, f := range []string{"almalinux9_ALSA-2023_3722.json", "almalinux8_ALSA-2023_3083.json"} {
+		a, err := source.Load(context.Background(), filepath.Join("testdata", f), source.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		advs = append(advs, a...)
+	}
+	return advs
+}
+
+var (
+	oldSSL   = protocol.Package{Name: "openssl-libs", Epoch: "1", Version: "3.0.1", Release: "23.el9_0", Arch: "aarch64"}
+	fixedSSL = protocol.Package{Name: "openssl-libs", Epoch: "1", Version: "3.0.7", Release: "16.el9_2", Arch: "aarch64"}
+	alma9    = protocol.Package{Name: "almalinux-release", Version: "9.2", Release: "1.el9", Arch: "aarch64"}
+	alma8    = protocol.Package{Name: "almalinux-release", Version: "8.8", Release: "1.el8", Arch: "aarch64"}
+	golang8  = protocol.Package{Name: "golang", Version: "1.18.0", Release: "1.el8", Arch: "aarch64"}
+)
+
+func TestMatch(t *testing.T) {
+	m := newMatcher(loadTestdata(t))
+	tests := []struct {
+		name string
+		pkgs []protocol.Package
+		want []store.Finding
+	}{
+		{
+			name: "exposed openssl on AlmaLinux 9",
+			pkgs: []protocol.Package{alma9, oldSSL},
+			want: []store.Finding{{Advisory: "ALSA-2023:3722", Package: "openssl-libs", Arch: "aarch64",
+				Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2", Affected: true}},
+		},
+		{
+			name: "fixed openssl is a patched finding",
+			pkgs: []protocol.Package{alma9, fixedSSL},
+			want: []store.Finding{{Advisory: "ALSA-2023:3722", Package: "openssl-libs", Arch: "aarch64",
+				Installed: "1:3.0.7-16.el9_2", Fixed: "1:3.0.7-16.el9_2"}},
+		},
+		{
+			name: "no release package: the el9 dist tags decide",
+			pkgs: []protocol.Package{oldSSL},
+			want: []store.Finding{{Advisory: "ALSA-2023:3722", Package: "openssl-libs", Arch: "aarch64",
+				Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2", Affected: true}},
+		},
+		{
+			name: "an AlmaLinux 8 advisory never applies to AlmaLinux 9",
+			pkgs: []protocol.Package{alma9, golang8},
+		},
+		{
+			name: "the same package on AlmaLinux 8 is exposed",
+			pkgs: []protocol.Package{alma8, golang8},
+			want: []store.Finding{{Advisory: "ALSA-2023:3083", Package: "golang", Arch: "aarch64",
+				Installed: "0:1.18.0-1.el8", Fixed: "0:1.19.6-1.module_el8.8.0+3558+75c9cb88", Affected: true}},
+		},
+		{
+			name: "packages no advisory names",
+			pkgs: []protocol.Package{alma9, {Name: "bash", Version: "5.1.8", Release: "6.el9_1", Arch: "aarch64"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := m.match(tt.pkgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("match = %+v\nwant    %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReleaseAdmits(t *testing.T) {
+	tests := []struct {
+		name string
+		rel  release
+		eco  string
+		want bool
+	}{
+		{"same ecosystem", release{ecosystem: "AlmaLinux:9"}, "AlmaLinux:9", true},
+		{"other major", release{ecosystem: "AlmaLinux:9"}, "AlmaLinux:8", false},
+		{"other distribution", release{ecosystem: "AlmaLinux:9"}, "Rocky Linux:9", false},
+		{"updateinfo names none", release{ecosystem: "AlmaLinux:9"}, "", true},
+		{"major only", release{major: "9"}, "AlmaLinux:9", true},
+		{"major only, other major", release{major: "9"}, "AlmaLinux:8", false},
+		{"major only, no false suffix", release{major: "9"}, "AlmaLinux:10:9x", false},
+		{"unknown release takes all", release{}, "AlmaLinux:8", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.rel.admits(tt.eco); got != tt.want {
+				t.Errorf("%+v.admits(%q) = %v, want %v", tt.rel, tt.eco, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestServiceRestart: advisories imported before a restart still match
+// reports after it, because New rebuilds the index from the store.
+func TestServiceRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := svc.Import(ctx, loadTestdata(t))
+	if err != nil || resp.Advisories != 2 || resp.Changed != 2 {
+		t.Fatalf("Import = %+v, %v; want 2 read, 2 changed", resp, err)
+	}
+	if resp, err := svc.Import(ctx, loadTestdata(t)); err != nil || resp.Changed != 0 {
+		t.Fatalf("second Import = %+v, %v; want nothing changed", resp, err)
+	}
+	st.Close()
+
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err = New(ctx, st, Options{Now: func() time.Time { return time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := svc.CreateEnrollToken(ctx, protocol.EnrollTokenCreateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Uses != 1 || !tok.Expires.Equal(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("default enrolment token = %+v, want 1 use, 24 h", tok)
+	}
+	dev, err := svc.Enroll(ctx, protocol.EnrollRequest{Token: tok.Token, Device: protocol.DeviceInfo{Hostname: "pi"}})
+	if err != nil || dev.Name != "pi" {
+		t.Fatalf("Enroll = %+v, %v; want the host name as the name", dev, err)
+	}
+	pkgs := []protocol.Package{alma9, oldSSL}
+	if _, err := svc.Report(ctx, dev.DeviceID, &protocol.Report{ID: "r1", Inventory: protocol.Inventory{
+		Kind: protocol.InventoryFull, Packages: pkgs, Digest: protocol.InventoryDigest(pkgs)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.CVE(ctx, "CVE-2023-2650")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Exposed) != 1 || got.Exposed[0].Device != "pi" || got.Exposed[0].Advisory != "ALSA-2023:3722" {
+		t.Errorf("CVE after restart = %+v, want pi exposed via ALSA-2023:3722", got)
+	}
+}
+
+func TestCreateTokenRefusesUnknownRole(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := New(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []protocol.TokenCreateRequest{{Name: "x", Role: "root"}, {Name: "", Role: protocol.RoleAdmin}} {
+		if _, err := svc.CreateToken(ctx, req); err == nil {
+			t.Errorf("CreateToken(%+v) succeeded, want a bad request", req)
+		}
+	}
+}
