@@ -81,6 +81,10 @@ var (
 	ErrExpired      = errors.New("notice: expired")
 	ErrNotYetValid  = errors.New("notice: issued in the future")
 	ErrReplayed     = errors.New("notice: replayed")
+	// ErrRepeated wraps ErrReplayed for the last accepted message of its
+	// kind and device seen again: what an MQTT broker does with a retained
+	// feed notice at every reconnect, and nothing to alarm anyone about.
+	ErrRepeated = fmt.Errorf("%w: the last accepted message again", ErrReplayed)
 )
 
 // Header is what every signed payload carries besides its body.

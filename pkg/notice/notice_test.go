@@ -229,7 +229,7 @@ func TestReplay(t *testing.T) {
 		want   error
 	}{
 		{"first plan", func() *Verifier { return v }, first, KindPlan, "dev1", nil},
-		{"same plan again", func() *Verifier { return v }, first, KindPlan, "dev1", ErrReplayed},
+		{"same plan again", func() *Verifier { return v }, first, KindPlan, "dev1", ErrRepeated},
 		{"newer plan", func() *Verifier { return v }, second, KindPlan, "dev1", nil},
 		{"older plan after newer", func() *Verifier { return v }, first, KindPlan, "dev1", ErrReplayed},
 		// Sequence numbers are kept per kind and device: a command signed
@@ -237,8 +237,9 @@ func TestReplay(t *testing.T) {
 		{"older command, first of its kind", func() *Verifier { return v }, command, KindCommand, "dev1", nil},
 		{"plan for another device", func() *Verifier { return v }, otherDevice, KindPlan, "dev2", nil},
 		// A restart must not reopen the replay window.
-		{"replay after restart", func() *Verifier { return newTestVerifier(t, path, server) }, second, KindPlan, "dev1", ErrReplayed},
-		{"command replay after restart", func() *Verifier { return newTestVerifier(t, path, server) }, command, KindCommand, "dev1", ErrReplayed},
+		{"replay after restart", func() *Verifier { return newTestVerifier(t, path, server) }, second, KindPlan, "dev1", ErrRepeated},
+		{"older replay after restart", func() *Verifier { return newTestVerifier(t, path, server) }, first, KindPlan, "dev1", ErrReplayed},
+		{"command replay after restart", func() *Verifier { return newTestVerifier(t, path, server) }, command, KindCommand, "dev1", ErrRepeated},
 		{"new plan after restart", func() *Verifier { return newTestVerifier(t, path, server) }, mustSign(t, s, KindPlan, "dev1", time.Hour), KindPlan, "dev1", nil},
 	}
 	for _, st := range steps {
@@ -247,10 +248,13 @@ func TestReplay(t *testing.T) {
 			if !errors.Is(err, st.want) || (st.want == nil) != (err == nil) {
 				t.Fatalf("Verify: err = %v, want %v", err, st.want)
 			}
+			if st.want == ErrReplayed && errors.Is(err, ErrRepeated) {
+				t.Fatalf("Verify: err = %v: an older message is not a repeat of the last", err)
+			}
 		})
 	}
 	got := v.Stats()
-	want := Stats{Accepted: 4, Replayed: 2}
+	want := Stats{Accepted: 4, Replayed: 1, Repeated: 1}
 	if got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}

@@ -64,6 +64,9 @@ type Stats struct {
 	Expired      uint64 `json:"expired"`
 	NotYetValid  uint64 `json:"not_yet_valid"`
 	Replayed     uint64 `json:"replayed"`
+	// Repeated counts the last accepted message seen again (ErrRepeated),
+	// which a broker does for a retained message at every reconnect.
+	Repeated uint64 `json:"repeated"`
 	// Other counts failures that say nothing about the message: the replay
 	// guard could not be saved.
 	Other uint64 `json:"other"`
@@ -225,7 +228,9 @@ func (v *Verifier) verify(msg []byte, wantKind Kind, deviceID string) (*Notice, 
 // accept checks n against the replay guard and records it. v.mu is held.
 func (v *Verifier) accept(n *Notice) error {
 	key := string(n.Kind) + "/" + n.Device
-	if last, ok := v.last[key]; ok && n.Seq <= last {
+	if last, ok := v.last[key]; ok && n.Seq == last {
+		return fmt.Errorf("%w: %s seq %d", ErrRepeated, n.Kind, n.Seq)
+	} else if ok && n.Seq < last {
 		return fmt.Errorf("%w: %s seq %d, already accepted seq %d", ErrReplayed, n.Kind, n.Seq, last)
 	}
 	prev, had := v.last[key]
@@ -302,6 +307,8 @@ func (v *Verifier) count(err error) {
 		s.Expired++
 	case errors.Is(err, ErrNotYetValid):
 		s.NotYetValid++
+	case errors.Is(err, ErrRepeated):
+		s.Repeated++
 	case errors.Is(err, ErrReplayed):
 		s.Replayed++
 	default:

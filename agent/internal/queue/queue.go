@@ -310,13 +310,18 @@ func compareEntries(a, b entry) int {
 
 // read reads and checks the entry file name.
 func (q *Queue) read(name string) (*record, error) {
-	m := entryName.FindStringSubmatch(name)
-	if m == nil {
-		return nil, fmt.Errorf("%s: not a queue entry name", name)
-	}
 	b, err := os.ReadFile(filepath.Join(q.dir, name))
 	if err != nil {
 		return nil, err
+	}
+	return decodeRecord(name, b)
+}
+
+// decodeRecord parses and checks the entry file name holding b.
+func decodeRecord(name string, b []byte) (*record, error) {
+	m := entryName.FindStringSubmatch(name)
+	if m == nil {
+		return nil, fmt.Errorf("%s: not a queue entry name", name)
 	}
 	var rec record
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -324,7 +329,13 @@ func (q *Queue) read(name string) (*record, error) {
 	if err := dec.Decode(&rec); err != nil {
 		return nil, fmt.Errorf("%s: offset %d: %w", name, dec.InputOffset(), err)
 	}
-	seq, _ := strconv.ParseUint(m[1], 10, 64)
+	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
+		return nil, fmt.Errorf("%s: offset %d: trailing data after the entry", name, dec.InputOffset())
+	}
+	seq, err := strconv.ParseUint(m[1], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: sequence number: %w", name, err)
+	}
 	sum := sha256.Sum256(rec.Payload)
 	switch {
 	case rec.Version != entryVersion:
@@ -333,6 +344,8 @@ func (q *Queue) read(name string) (*record, error) {
 		return nil, fmt.Errorf("%s: holds seq %d kind %q, not what its name says", name, rec.Seq, rec.Kind)
 	case rec.Kind != KindCycle && !rec.Kind.collapsible() && rec.Kind != KindResync:
 		return nil, fmt.Errorf("%s: unknown kind %q", name, rec.Kind)
+	case rec.Kind == KindResync && len(rec.Payload) != 0:
+		return nil, fmt.Errorf("%s: a resync marker with a %d-byte payload", name, len(rec.Payload))
 	case len(rec.ID) != 32 || !isHex(rec.ID):
 		return nil, fmt.Errorf("%s: id %q is not 32 hex digits", name, rec.ID)
 	case hex.EncodeToString(sum[:]) != rec.SHA256:
