@@ -1,0 +1,134 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+)
+
+func TestStateFilesAreOwnerOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s := State{Dir: dir}
+	if _, err := s.LoadCredential(); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("LoadCredential on an empty folder = %v, want ErrNotEnrolled", err)
+	}
+	want := Credential{Server: "http://x", DeviceID: "d1", Name: "pi", Credential: "rfd_secret", NoticeKey: []byte{1, 2}}
+	if err := s.SaveCredential(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadCredential()
+	if err != nil || got.Credential != want.Credential || got.Name != want.Name {
+		t.Fatalf("LoadCredential = %+v, %v", got, err)
+	}
+	pkgs := []protocol.Package{{Name: "bash", Version: "5.1.8", Release: "6.el9_1", Arch: "aarch64"}}
+	if err := s.SetAcked(pkgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPending(&Pending{Report: protocol.Report{ID: "r1"}, After: pkgs}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{credentialFile, ackedFile, pendingFile} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("state folder mode %v, want 0700", st.Mode().Perm())
+	}
+	p, err := s.Pending()
+	if err != nil || p == nil || p.Report.ID != "r1" {
+		t.Fatalf("Pending = %+v, %v", p, err)
+	}
+	if err := s.SetPending(nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Pending(); p != nil || err != nil {
+		t.Errorf("Pending after clearing = %+v, %v", p, err)
+	}
+}
+
+func TestStateCorruptFileNamed(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, credentialFile), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := State{Dir: dir}.LoadCredential()
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, credentialFile)) {
+		t.Errorf("LoadCredential of a corrupt file = %v, want an error naming it", err)
+	}
+}
+
+
+
+
+func TestErrorsAndRetry(t *testing.T) {
+	tests := []struct {
+		name      string
+		status    int
+		body      string
+		retryable bool
+		field     string
+	}{
+		{"unknown device", 401, `{"error":"unknown or revoked token or device credential"}`, false, ""},
+		{"bad field", 400, `{"error":"id: empty","field":"id"}`, false, "id"},
+		{"server fault", 500, `{"error":"internal error"}`, true, ""},
+		{"proxy page", 502, `<html>bad gateway</html>`, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") != "Bearer cred" {
+					t.Errorf("Authorization = %q", r.Header.Get("Authorization"))
+				}
+				w.WriteHeader(tt.status)
+				w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			_, err := New(srv.URL, "cred", nil).Report(context.Background(), &protocol.Report{ID: "r"})
+			var e *Error
+			if !errors.As(err, &e) || e.Status != tt.status || e.Field != tt.field || e.Message == "" {
+				t.Fatalf("Report = %v, want an *Error %d field %q", err, tt.status, tt.field)
+			}
+			if Retryable(err) != tt.retryable {
+				t.Errorf("Retryable(%v) = %v, want %v", err, !tt.retryable, tt.retryable)
+			}
+		})
+	}
+	// An unreachable server is worth retrying.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	if _, err := New(url, "cred", nil).Report(context.Background(), &protocol.Report{ID: "r"}); !Retryable(err) {
+		t.Errorf("unreachable server: %v not retryable", err)
+	}
+}
+
+func TestNoRedirects(t *testing.T) {
+	// The credential must not follow a redirect to another host.
+	leaked := false
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = r.Header.Get("Authorization") != ""
+		json.NewEncoder(w).Encode(protocol.ReportResponse{})
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	_, err := New(srv.URL, "cred", nil).Report(context.Background(), &protocol.Report{ID: "r"})
+	if err == nil || leaked {
+		t.Errorf("redirected report: err %v, credential sent on: %v", err, leaked)
+	}
+}
