@@ -34,9 +34,9 @@ func (d *decoder) table(path string, m map[string]any) *table {
 
 func (t *table) key(k string) string {
 	if t.path == "" {
-		return k
+		return keyPart(k)
 	}
-	return t.path + "." + k
+	return t.path + "." + keyPart(k)
 }
 
 func (t *table) get(k string) (any, bool) {

@@ -78,6 +78,20 @@ func (s *scanner) run() {
 	}
 }
 
+// keyPart writes one key of a path: bare when it can be, else quoted, so a
+// quoted key holding a dot stays one key.
+func keyPart(k string) string {
+	if k == "" {
+		return `""`
+	}
+	for _, c := range k {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return strconv.Quote(k)
+		}
+	}
+	return k
+}
+
 // resolve turns a dotted key path into its resolved form, adding the
 // current element index of each array of tables on the way.
 func (s *scanner) resolve(prefix string, parts []string) string {
@@ -86,7 +100,7 @@ func (s *scanner) resolve(prefix string, parts []string) string {
 		if p != "" {
 			p += "."
 		}
-		p += k
+		p += keyPart(k)
 		if n, ok := s.arrays[p]; ok {
 			p += "[" + strconv.Itoa(n-1) + "]"
 		}
@@ -112,7 +126,7 @@ func (s *scanner) header() {
 		return
 	}
 	parent := s.resolve("", parts[:len(parts)-1])
-	key := parts[len(parts)-1]
+	key := keyPart(parts[len(parts)-1])
 	if parent != "" {
 		key = parent + "." + key
 	}
