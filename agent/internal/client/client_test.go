@@ -70,9 +70,6 @@ func TestStateCorruptFileNamed(t *testing.T) {
 	}
 }
 
-
-
-
 func TestErrorsAndRetry(t *testing.T) {
 	tests := []struct {
 		name      string

@@ -35,7 +35,7 @@ type Credential struct {
 // Pending is a report made but not yet acknowledged, with the package set it
 // leaves the server holding once applied.
 type Pending struct {
-	Report protocol.Report   `json:"report"`
+	Report protocol.Report    `json:"report"`
 	After  []protocol.Package `json:"after"`
 }
 

@@ -27,7 +27,7 @@ import (
 
 type flags struct {
 	config, data, listen, db string
-	allowInsecure, version    bool
+	allowInsecure, version   bool
 }
 
 // File names in the data folder.
