@@ -105,7 +105,7 @@ func TestPlanFromLargePrimary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Packages) != 1 || p.Packages[0].To != "1.1-1" || p.Packages[0].Old == nil || p.Packages[0].Old.NEVRA != "demo-lib-0:1.0-1.x86_64" {
+	if len(p.Packages) != 1 || p.Packages[0].To != "1.1-1" || p.Packages[0].Old == nil || p.Packages[0].Old.NEVRA != "demo-lib-1.0-1.x86_64" {
 		t.Fatalf("plan: %+v", p.Packages)
 	}
 }

@@ -554,7 +554,7 @@ func (r *runner) verifyAll(rollbackOnly bool) error {
 			return
 		}
 		want := rpmver.NEVRA{Name: name, EVR: e, Arch: arch}
-		v := Verdict{NEVRA: want.String(), File: a.File, Rollback: rollback}
+		v := Verdict{NEVRA: nevraString(want), File: a.File, Rollback: rollback}
 		res, err := verify.File(a.File, kr, &want)
 		if err != nil {
 			v.Detail = err.Error()

@@ -244,7 +244,7 @@ func artifact(r *repo.Repo, p *repo.Package) (Artifact, error) {
 		return Artifact{}, stepErr(ErrPlan, false, "locate %s in %s: %w", p.NEVRA(), r, err)
 	}
 	n := rpmver.NEVRA{Name: p.Name, EVR: p.EVR, Arch: p.Arch}
-	return Artifact{NEVRA: n.String(), URL: u, Checksum: p.Checksum.String(), Size: p.Size, InstalledSize: p.InstalledSize,
+	return Artifact{NEVRA: nevraString(n), URL: u, Checksum: p.Checksum.String(), Size: p.Size, InstalledSize: p.InstalledSize,
 		File: path.Join("packages", path.Base(p.Location))}, nil
 }
 
@@ -313,3 +313,7 @@ func installOnly(name string) bool {
 	}
 	return false
 }
+
+// nevraString writes a NEVRA as rpm -q does: name-[epoch:]version-release.arch,
+// the epoch only when it is not 0.
+func nevraString(n rpmver.NEVRA) string { return n.Name + "-" + evr(n.EVR) + "." + n.Arch }
