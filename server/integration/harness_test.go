@@ -68,16 +68,16 @@ type server struct {
 
 // startServer starts rpmfleet-server on a free loopback port with data in
 // dataDir, and waits until it answers.
-func startServer(t *testing.T, dataDir string) *server {
+func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
-	return startServerAt(t, dataDir, freeAddr(t))
+	return startServerAt(t, dataDir, freeAddr(t), extra...)
 }
 
-// startServerAt starts rpmfleet-server listening on addr.
-func startServerAt(t *testing.T, dataDir, addr string) *server {
+// startServerAt starts rpmfleet-server listening on addr, with extra flags.
+func startServerAt(t *testing.T, dataDir, addr string, extra ...string) *server {
 	t.Helper()
 	s := &server{url: "http://" + addr, data: dataDir, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(filepath.Join(binDir, "rpmfleet-server"), "--data", dataDir, "--listen", addr)
+	s.cmd = exec.Command(filepath.Join(binDir, "rpmfleet-server"), append([]string{"--data", dataDir, "--listen", addr}, extra...)...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -238,3 +238,12 @@ func TestSecurity(t *testing.T) {
 		}
 	})
 }
+
+// TestPlainHTTPRefusedOffLoopback: the server will not serve plain HTTP on
+// an address other machines reach unless told to.
+func TestPlainHTTPRefusedOffLoopback(t *testing.T) {
+	r := run(t, nil, "rpmfleet-server", "--data", t.TempDir(), "--listen", "0.0.0.0:0")
+	if r.code == 0 || !strings.Contains(r.stderr, "allow-insecure-http") {
+		t.Errorf("plain HTTP on 0.0.0.0: exit %d, stderr %s; want a refusal naming --allow-insecure-http", r.code, r.stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/server/internal/store/postgres/pgtest"
 )
 
 // The packages of the story's device: the openssl-libs AlmaLinux 9.0
@@ -24,8 +25,21 @@ var storyPackages = []rpmtest.Package{
 // 3.0.1-23.el9_0, and sees it exposed to CVE-2023-2650 with ALSA-2023:3722
 // and the fixed version; after the device upgrades and reports again, it is
 // listed as patched.
-func TestStory(t *testing.T) {
-	srv := startServer(t, filepath.Join(t.TempDir(), "rpmfleet-data"))
+func TestStory(t *testing.T) { story(t) }
+
+// TestStoryPostgres runs the story on the PostgreSQL store (--db), on a
+// throwaway PostgreSQL the test starts.
+func TestStoryPostgres(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatalf("start PostgreSQL (run make deps): %v", err)
+	}
+	t.Cleanup(func() { pg.Stop() })
+	story(t, "--db", pg.NewDatabase(t))
+}
+
+func story(t *testing.T, serverFlags ...string) {
+	srv := startServer(t, filepath.Join(t.TempDir(), "rpmfleet-data"), serverFlags...)
 	st, err := os.Stat(filepath.Join(srv.data, "admin.token"))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("admin.token: %v, mode %v; want 0600", err, st.Mode().Perm())

@@ -368,7 +368,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, fleet.ErrBadRequest), errors.Is(err, store.ErrBadReport):
-		writeError(w, http.StatusBadRequest, err.Error(), "")
+		writeError(w, http.StatusBadRequest, err.Error(), badField(err.Error()))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error(), "")
 	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):
@@ -380,6 +380,21 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		s.internal(w, r, err)
 	}
+}
+
+// badField picks the field out of a refusal worded "...: bad report: FIELD:
+// what was wrong" or "...: bad request: FIELD: what was wrong", as the store
+// and the fleet service word them; "" when there is none.
+func badField(msg string) string {
+	for _, marker := range []string{"bad report: ", "bad request: "} {
+		if i := strings.LastIndex(msg, marker); i >= 0 {
+			f, _, ok := strings.Cut(msg[i+len(marker):], ": ")
+			if ok && f != "" && !strings.ContainsAny(f, " \"'") {
+				return f
+			}
+		}
+	}
+	return ""
 }
 
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {

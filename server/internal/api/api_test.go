@@ -79,7 +79,7 @@ func TestRequests(t *testing.T) {
 		{name: "enrol, trailing data", method: "POST", path: protocol.PathEnroll, body: `{"token":"t"} {}`, want: 400, words: "after the JSON value"},
 		{name: "enrol, empty body", method: "POST", path: protocol.PathEnroll, want: 400, words: "empty"},
 		{name: "enrol, too big", method: "POST", path: protocol.PathEnroll, body: `{"token":"` + strings.Repeat("x", 5000) + `"}`, want: 413},
-		{name: "token with unknown role", method: "POST", path: protocol.PathTokens, secret: admin, body: `{"name":"x","role":"root"}`, want: 400, words: "role"},
+		{name: "token with unknown role", method: "POST", path: protocol.PathTokens, secret: admin, body: `{"name":"x","role":"root"}`, want: 400, field: "role", words: "role"},
 		{name: "import, not an advisory file", method: "POST", path: protocol.PathImport, secret: admin, ctype: "application/octet-stream", body: "hello", want: 400, words: "upload"},
 		{name: "import, empty", method: "POST", path: protocol.PathImport, secret: admin, ctype: "application/octet-stream", want: 400, words: "empty"},
 		{name: "import, too big", method: "POST", path: protocol.PathImport, secret: admin, ctype: "application/octet-stream", body: strings.Repeat("x", 2<<20), want: 413},
@@ -103,6 +103,22 @@ func TestRequests(t *testing.T) {
 			}
 			if strings.Contains(w.Body.String(), admin) {
 				t.Errorf("the answer echoes the admin token")
+			}
+		})
+	}
+}
+
+func TestBadField(t *testing.T) {
+	tests := []struct{ msg, want string }{
+		{`fleet: bad request: report "r" of device d: store: bad report: inventory.digest: "0000" is not 64 lower-case hex digits`, "inventory.digest"},
+		{`fleet: bad request: name: neither a name nor a hostname given`, "name"},
+		{`fleet: bad request: the whole thing is wrong`, ""},
+		{`store: not found`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := badField(tt.msg); got != tt.want {
+				t.Errorf("badField(%q) = %q, want %q", tt.msg, got, tt.want)
 			}
 		})
 	}
