@@ -21,7 +21,7 @@ type aclHook struct {
 	auth Authenticator
 	log  *slog.Logger
 
-	mu         sync.Mutex                  // guards principals
+	mu         sync.Mutex                 // guards principals
 	principals map[*mqtt.Client]Principal // connected, authenticated clients
 }
 
