@@ -19,7 +19,7 @@ func pkgs(names ...string) []advisory.Package {
 func TestDecide(t *testing.T) {
 	berlin := mustLoc(t, "Europe/Berlin")
 	weekend := Window{Days: 1<<time.Saturday | 1<<time.Sunday, Start: 2 * time.Hour, Length: 3 * time.Hour, Location: berlin}
-	inWindow := utc("2026-11-28T02:00:00Z")   // saturday 03:00 CET
+	inWindow := utc("2026-11-28T02:00:00Z")    // saturday 03:00 CET
 	outOfWindow := utc("2026-11-25T12:00:00Z") // wednesday
 	openssl := &advisory.Advisory{ID: "ALSA-2023:3722", Type: advisory.Security, Severity: advisory.Important, Packages: pkgs("openssl", "openssl-libs")}
 	kernel := &advisory.Advisory{ID: "ALSA-2024:0001", Type: advisory.Security, Severity: advisory.Critical, Packages: pkgs("kernel", "kernel-core", "bpftool")}
@@ -122,5 +122,30 @@ func TestParseModeAndReboot(t *testing.T) {
 		if err := CheckGlob(g); err == nil {
 			t.Errorf("CheckGlob(%q) accepted", g)
 		}
+	}
+}
+
+// TestSeveralWindows: the policy is open when any window is, and the next
+// opening is the earliest of all, whatever their zones.
+func TestSeveralWindows(t *testing.T) {
+	ny, berlin := mustLoc(t, "America/New_York"), mustLoc(t, "Europe/Berlin")
+	p := Policy{Windows: []Window{
+		{Days: 1 << time.Saturday, Start: 2 * time.Hour, Length: time.Hour, Location: berlin}, // sat 01:00Z
+		{Days: 1 << time.Friday, Start: 22 * time.Hour, Length: time.Hour, Location: ny},      // sat 03:00Z
+	}}
+	from := utc("2026-11-25T12:00:00Z")
+	if got := p.NextWindow(from); !got.Equal(utc("2026-11-28T01:00:00Z")) {
+		t.Errorf("NextWindow = %s, want the Berlin one", got.UTC())
+	}
+	if got := p.NextWindow(utc("2026-11-28T01:00:01Z")); !got.Equal(utc("2026-11-28T03:00:00Z")) {
+		t.Errorf("NextWindow after Berlin opened = %s, want the New York one", got.UTC())
+	}
+	for at, want := range map[string]bool{"2026-11-28T01:30:00Z": true, "2026-11-28T02:30:00Z": false, "2026-11-28T03:30:00Z": true} {
+		if got := p.InWindow(utc(at)); got != want {
+			t.Errorf("InWindow(%s) = %v, want %v", at, got, want)
+		}
+	}
+	if !(&Policy{}).InWindow(from) || !(&Policy{}).NextWindow(from).IsZero() {
+		t.Error("without windows: always in window, no next window")
 	}
 }
