@@ -113,6 +113,9 @@ type Config struct {
 	Policy policy.Policy
 	Poll   Poll
 	MQTT   MQTT
+
+	// lines locates the keys for Load's errors about the files named.
+	lines map[string]int
 }
 
 // Repo is a repository the agent reads advisories from and installs from.
@@ -182,12 +185,18 @@ func Load(path string) (*Config, error) {
 func (c *Config) loadFiles() Errors {
 	var errs Errors
 	fail := func(key, format string, args ...any) {
-		errs = append(errs, &Error{File: c.File, Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{File: c.File, Line: lineOf(c.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	if c.NoticeKeyFile != "" {
 		b, err := os.ReadFile(c.NoticeKeyFile)
+		var info os.FileInfo
+		if err == nil {
+			info, err = os.Stat(c.NoticeKeyFile)
+		}
 		if err != nil {
 			fail("notice_key", "%v", err)
+		} else if m := info.Mode().Perm(); m&0o022 != 0 {
+			fail("notice_key", "%s has mode %#o: whoever may write it chooses whose notices the agent trusts; chmod go-w", c.NoticeKeyFile, m)
 		} else if k, err := parsePublicKey(b); err != nil {
 			fail("notice_key", "%s: %v", c.NoticeKeyFile, err)
 		} else {
@@ -281,6 +290,7 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		return nil, d.errs
 	}
 	c.File = name
+	c.lines = d.lines
 	return c, nil
 }
 

@@ -285,13 +285,20 @@ func TestLoad(t *testing.T) {
 		{
 			name:    "notice key file missing",
 			config:  "notice_key = \"DIR/absent.pub\"\n",
-			wantErr: `agent.toml: key "notice_key": open DIR/absent.pub: no such file or directory`,
+			wantErr: `agent.toml:1: key "notice_key": open DIR/absent.pub: no such file or directory`,
 		},
 		{
 			name:    "notice key file holds something else",
 			files:   map[string]string{"notice.pub": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
 			config:  "notice_key = \"DIR/notice.pub\"\n",
-			wantErr: `agent.toml: key "notice_key": DIR/notice.pub: PEM block "CERTIFICATE", want PUBLIC KEY`,
+			wantErr: `agent.toml:1: key "notice_key": DIR/notice.pub: PEM block "CERTIFICATE", want PUBLIC KEY`,
+		},
+		{
+			name:    "notice key file others can write is refused",
+			files:   map[string]string{"notice.pub": b64Key},
+			modes:   map[string]os.FileMode{"notice.pub": 0o664},
+			config:  "notice_key = \"DIR/notice.pub\"\n",
+			wantErr: `agent.toml:1: key "notice_key": DIR/notice.pub has mode 0664: whoever may write it chooses whose notices the agent trusts; chmod go-w`,
 		},
 		{
 			name:   "password file 0600 is read",
@@ -308,13 +315,13 @@ func TestLoad(t *testing.T) {
 			files:   map[string]string{"mqtt-password": "s3cret\n"},
 			modes:   map[string]os.FileMode{"mqtt-password": 0o644},
 			config:  "[mqtt]\nbroker = \"mqtts://b.example\"\npassword_file = \"DIR/mqtt-password\"\n",
-			wantErr: `agent.toml: key "mqtt.password_file": DIR/mqtt-password has mode 0644: a password file must not be readable by group or others; chmod 600`,
+			wantErr: `agent.toml:3: key "mqtt.password_file": DIR/mqtt-password has mode 0644: a password file must not be readable by group or others; chmod 600`,
 		},
 		{
 			name:    "empty password file",
 			files:   map[string]string{"mqtt-password": "\n"},
 			config:  "[mqtt]\nbroker = \"mqtts://b.example\"\npassword_file = \"DIR/mqtt-password\"\n",
-			wantErr: `agent.toml: key "mqtt.password_file": DIR/mqtt-password is empty`,
+			wantErr: `agent.toml:3: key "mqtt.password_file": DIR/mqtt-password is empty`,
 		},
 		{
 			name:       "config others can write is refused, with its other problems",

@@ -105,10 +105,15 @@ func (w *Window) loc() *time.Location {
 	return w.Location
 }
 
-// String describes the window: "sat,sun 02:00 for 3h0m0s (Europe/Berlin)".
+// String describes the window: "sat,sun 02:00 for 3h0m0s (Europe/Berlin)",
+// or "(the system's zone)" for time.Local.
 func (w *Window) String() string {
 	h, m := int(w.Start/time.Hour), int(w.Start%time.Hour/time.Minute)
-	return fmt.Sprintf("%s %02d:%02d for %s (%s)", w.Days, h, m, w.Length, w.loc())
+	zone := w.loc().String()
+	if w.loc() == time.Local {
+		zone = "the system's zone"
+	}
+	return fmt.Sprintf("%s %02d:%02d for %s (%s)", w.Days, h, m, w.Length, zone)
 }
 
 // opening returns when the window opens on the local date y-m-d (whatever
