@@ -420,18 +420,27 @@ func TestApplyRefusesDowngrade(t *testing.T) {
 // file with a Range request and completes.
 func TestApplyResumesCutDownloads(t *testing.T) {
 	w := newWorld(t, worldOpts{})
-	// A dry run caches the metadata, so the apply fetches repomd.xml and
-	// then the packages. Cut every response after repomd.xml's size: it
-	// passes whole, and all three tries of the first package are cut.
+	// A dry run caches the metadata; a second one counts the requests a
+	// run still makes before the packages (repomd.xml, repomd.xml.asc).
+	// Cut every response after repomd.xml's size, as many times as those
+	// requests plus the three tries of the first package: the metadata
+	// passes whole, and every try of the package is cut.
+	for i := 0; i < 2; i++ {
+		if r := w.apply(t, nil, "--advisory", applyAdvisory, "--dry-run"); r.code != 0 {
+			t.Fatalf("dry run: exit %d\n%s", r.code, r.stderr)
+		}
+	}
+	n0 := w.srv.Total()
 	if r := w.apply(t, nil, "--advisory", applyAdvisory, "--dry-run"); r.code != 0 {
 		t.Fatalf("dry run: exit %d\n%s", r.code, r.stderr)
 	}
+	meta := w.srv.Total() - n0
 	fi, err := os.Stat(filepath.Join(w.repoDir, "repodata", "repomd.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cut := fi.Size() + 1
-	w.srv.CutAfter(cut, 4)
+	w.srv.CutAfter(cut, meta+3)
 	// Each try resumes where the last stopped, so the .part file holds
 	// three cut lengths when the first run gives up.
 	r := w.apply(t, nil)
