@@ -219,8 +219,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	// The cycle's file first, then the state naming it active: a crash in
-	// between leaves a cycle file no state points at, which history shows
-	// as planned and which never ran.
+	// between leaves a cycle file no state points at and nothing done; the
+	// next cycle takes the same ID and replaces it.
 	if err := j.SaveCycle(c); err != nil {
 		return res, err
 	}
@@ -441,11 +441,11 @@ func (r *runner) run(ctx context.Context) ([]string, error) {
 		case Planned:
 			to = Downloading
 		case Downloading:
-			err, to = r.download(ctx), Verifying
+			to, err = Verifying, r.download(ctx)
 		case Verifying:
-			err, to = r.verifyAll(false), Preflight
+			to, err = Preflight, r.verifyAll(false)
 		case Preflight:
-			err, to = r.preflight(ctx), Applying
+			to, err = Applying, r.preflight(ctx)
 		case Applying:
 			to, err = r.apply(ctx)
 		case HealthCheck:
@@ -545,6 +545,9 @@ func (r *runner) verifyAll(rollbackOnly bool) error {
 	kr, err := verify.LoadKeyring(r.c.Keys...)
 	if err != nil {
 		return stepErr(ErrVerify, false, "load pinned keys: %w", err)
+	}
+	if !rollbackOnly {
+		r.c.Verdicts = nil // a resumed step judges every file again
 	}
 	var firstErr error
 	check := func(a *Artifact, name, arch, evr string, rollback bool) {
