@@ -15,8 +15,7 @@ import (
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
-// filterLimit is the most advisories a status refresh names in an IN
-// list; beyond it refreshing every advisory of the device is cheaper.
+// filterLimit is the most advisories one statement names in an IN list.
 const filterLimit = 200
 
 // PutAdvisories stores advisories and updates the statuses they change.
@@ -86,17 +85,14 @@ func putAdvisory(ctx context.Context, c Conn, a *advisory.Advisory) (bool, error
 	return true, nil
 }
 
-// reapply recomputes, for every stored package set, the findings of the
-// changed advisories, then refreshes those advisories' statuses on the
-// devices using each set.
+// reapply recomputes, for every package set in use, the findings and
+// applicability of the changed advisories, and drops the device overrides
+// that no longer hold. It touches sets, not devices: a thousand devices of
+// one image cost one match.
 func reapply(ctx context.Context, c Conn, changed []string, now time.Time, match store.MatchFunc) error {
 	keep := make(map[string]bool, len(changed))
 	for _, a := range changed {
 		keep[a] = true
-	}
-	only := changed
-	if len(only) > filterLimit {
-		only = nil
 	}
 	var sets []int64
 	rows, err := c.Query(ctx, `SELECT DISTINCT package_set FROM devices WHERE package_set IS NOT NULL ORDER BY package_set`)
@@ -136,15 +132,12 @@ func reapply(ctx context.Context, c Conn, changed []string, now time.Time, match
 		if err := insertFindings(ctx, c, set, fs, keep); err != nil {
 			return err
 		}
-		devices, err := devicesOfSet(ctx, c, set)
-		if err != nil {
+		if err := fillSetStatus(ctx, c, set); err != nil {
 			return err
 		}
-		for _, d := range devices {
-			ev := events{rebootPending: d.rebootPending}
-			if err := refreshDevice(ctx, c, d.id, set, only, ev, now); err != nil {
-				return fmt.Errorf("refresh device %s: %w", d.id, err)
-			}
+		err = dropStaleOverrides(ctx, c, set, `device_id IN (SELECT id FROM devices WHERE package_set = ?)`, set)
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -158,30 +151,9 @@ func deleteFindings(ctx context.Context, c Conn, set int64, advs []string) error
 		if _, err := c.Exec(ctx, `DELETE FROM set_findings WHERE set_id = ?`+filter, append([]any{set}, args...)...); err != nil {
 			return err
 		}
+		if _, err := c.Exec(ctx, `DELETE FROM set_status WHERE set_id = ?`+filter, append([]any{set}, args...)...); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-type setDevice struct {
-	id            string
-	rebootPending bool
-}
-
-func devicesOfSet(ctx context.Context, c Conn, set int64) ([]setDevice, error) {
-	rows, err := c.Query(ctx, `SELECT id, reboot_pending FROM devices WHERE package_set = ?`, set)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ds []setDevice
-	for rows.Next() {
-		var d setDevice
-		var rp int
-		if err := rows.Scan(&d.id, &rp); err != nil {
-			return nil, err
-		}
-		d.rebootPending = rp != 0
-		ds = append(ds, d)
-	}
-	return ds, rows.Err()
 }

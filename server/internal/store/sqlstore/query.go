@@ -15,21 +15,21 @@ import (
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
-const exposedStatuses = `('affected', 'failed')`
-
 // CVE answers which devices are exposed to a CVE and which are patched.
-// It walks the cve index to the advisories, their status rows (indexed by
-// advisory and status) to the devices, and the devices' set findings for
-// the vulnerable packages: index probes only.
+// It walks the cve index to the advisories, their per-set applicability
+// (indexed by advisory) to the sets, the devices on those sets, and the
+// sets' findings for the vulnerable packages: index probes only. Overrides
+// do not matter here: a failed device is still exposed, and one pending a
+// reboot has the fix installed.
 func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, error) {
 	cve = strings.ToUpper(strings.TrimSpace(cve))
 	resp := protocol.CVEResponse{CVE: cve, Exposed: []protocol.CVEExposure{}, Patched: []protocol.CVEPatched{}}
 	err := s.db.Read(ctx, func(c Conn) error {
 		rows, err := c.Query(ctx, `SELECT d.name, s.advisory_id, f.package, f.installed, f.fixed
 			FROM advisory_cves v
-			JOIN device_status s ON s.advisory_id = v.advisory_id AND s.status IN `+exposedStatuses+`
-			JOIN devices d ON d.id = s.device_id
-			JOIN set_findings f ON f.set_id = d.package_set AND f.advisory_id = s.advisory_id AND f.affected = 1
+			JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
+			JOIN devices d ON d.package_set = s.set_id
+			JOIN set_findings f ON f.set_id = s.set_id AND f.advisory_id = s.advisory_id AND f.affected = 1
 			WHERE v.cve = ?
 			ORDER BY d.name, s.advisory_id, f.package, f.installed`, cve)
 		if err != nil {
@@ -52,8 +52,8 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 		}
 		rows, err = c.Query(ctx, `SELECT d.name, s.advisory_id
 			FROM advisory_cves v
-			JOIN device_status s ON s.advisory_id = v.advisory_id AND s.status IN ('patched', 'pending-reboot')
-			JOIN devices d ON d.id = s.device_id
+			JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 0
+			JOIN devices d ON d.package_set = s.set_id
 			WHERE v.cve = ?
 			ORDER BY d.name, s.advisory_id`, cve)
 		if err != nil {
@@ -78,10 +78,10 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 // summaryColumns read a device row and its counts for a DeviceSummary.
 const summaryColumns = `d.id, d.name, d.labels, d.enrolled, d.last_seen,
 	d.os_id, d.os_version_id, d.arch, d.kernel, d.hostname, d.agent_version, COALESCE(p.count, 0),
-	(SELECT COUNT(*) FROM device_status s WHERE s.device_id = d.id AND s.status IN ` + exposedStatuses + `),
-	(SELECT COUNT(*) FROM device_status s WHERE s.device_id = d.id AND s.status = 'pending-reboot'),
-	(SELECT COALESCE(MAX(a.severity), -1) FROM device_status s JOIN advisories a ON a.id = s.advisory_id
-		WHERE s.device_id = d.id AND s.status IN ` + exposedStatuses + `)`
+	(SELECT COUNT(*) FROM set_status s WHERE s.set_id = d.package_set AND s.affected = 1),
+	(SELECT COUNT(*) FROM device_status o WHERE o.device_id = d.id AND o.status = 'pending-reboot'),
+	(SELECT COALESCE(MAX(a.severity), -1) FROM set_status s JOIN advisories a ON a.id = s.advisory_id
+		WHERE s.set_id = d.package_set AND s.affected = 1)`
 
 func scanSummary(r Row) (protocol.DeviceSummary, error) {
 	var d protocol.DeviceSummary
@@ -116,8 +116,8 @@ func (s *Store) Devices(ctx context.Context, f store.DeviceFilter) ([]protocol.D
 		args = append(args, k, f.Labels[k])
 	}
 	if f.ExposedTo != "" {
-		q += ` AND d.id IN (SELECT s.device_id FROM advisory_cves v
-			JOIN device_status s ON s.advisory_id = v.advisory_id AND s.status IN ` + exposedStatuses + `
+		q += ` AND d.package_set IN (SELECT s.set_id FROM advisory_cves v
+			JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
 			WHERE v.cve = ?)`
 		args = append(args, strings.ToUpper(strings.TrimSpace(f.ExposedTo)))
 	}
@@ -158,9 +158,12 @@ func (s *Store) Device(ctx context.Context, name string) (protocol.Device, error
 		if err != nil {
 			return err
 		}
-		rows, err := c.Query(ctx, `SELECT s.advisory_id, a.severity, s.status, s.since
-			FROM device_status s JOIN advisories a ON a.id = s.advisory_id
-			WHERE s.device_id = ? ORDER BY a.severity DESC, s.advisory_id`, d.ID)
+		rows, err := c.Query(ctx, `SELECT s.advisory_id, a.severity, s.affected, COALESCE(o.status, ''), COALESCE(o.since, d.set_since)
+			FROM devices d
+			JOIN set_status s ON s.set_id = d.package_set
+			JOIN advisories a ON a.id = s.advisory_id
+			LEFT JOIN device_status o ON o.device_id = d.id AND o.advisory_id = s.advisory_id
+			WHERE d.id = ? ORDER BY a.severity DESC, s.advisory_id`, d.ID)
 		if err != nil {
 			return err
 		}
@@ -168,13 +171,13 @@ func (s *Store) Device(ctx context.Context, name string) (protocol.Device, error
 		d.Advisories = []protocol.DeviceAdvisory{}
 		for rows.Next() {
 			var a protocol.DeviceAdvisory
-			var sev int
-			var st string
+			var sev, affected int
+			var override string
 			var since int64
-			if err := rows.Scan(&a.Advisory, &sev, &st, &since); err != nil {
+			if err := rows.Scan(&a.Advisory, &sev, &affected, &override, &since); err != nil {
 				return err
 			}
-			a.Severity, a.Status, a.Since = advisory.Severity(sev).String(), protocol.Status(st), fromMicros(since)
+			a.Severity, a.Status, a.Since = advisory.Severity(sev).String(), effective(affected, override), fromMicros(since)
 			d.Advisories = append(d.Advisories, a)
 		}
 		return rows.Err()
@@ -218,7 +221,10 @@ func (s *Store) Advisory(ctx context.Context, id string) (protocol.AdvisoryStatu
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = c.Query(ctx, `SELECT d.name, s.status FROM device_status s JOIN devices d ON d.id = s.device_id
+		rows, err = c.Query(ctx, `SELECT d.name, s.affected, COALESCE(o.status, '')
+			FROM set_status s
+			JOIN devices d ON d.package_set = s.set_id
+			LEFT JOIN device_status o ON o.device_id = d.id AND o.advisory_id = s.advisory_id
 			WHERE s.advisory_id = ? ORDER BY d.name`, id)
 		if err != nil {
 			return err
@@ -227,11 +233,12 @@ func (s *Store) Advisory(ctx context.Context, id string) (protocol.AdvisoryStatu
 		a.Devices = []protocol.AdvisoryDevice{}
 		for rows.Next() {
 			var d protocol.AdvisoryDevice
-			var st string
-			if err := rows.Scan(&d.Device, &st); err != nil {
+			var affected int
+			var override string
+			if err := rows.Scan(&d.Device, &affected, &override); err != nil {
 				return err
 			}
-			d.Status = protocol.Status(st)
+			d.Status = effective(affected, override)
 			switch d.Status {
 			case protocol.StatusAffected:
 				a.Affected++
@@ -262,4 +269,16 @@ func (s *Store) PackageSets(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("count package sets: %w", err)
 	}
 	return n, nil
+}
+
+// effective is a device's status from its set's applicability and its
+// override, if any.
+func effective(affected int, override string) protocol.Status {
+	switch {
+	case override != "":
+		return protocol.Status(override)
+	case affected != 0:
+		return protocol.StatusAffected
+	}
+	return protocol.StatusPatched
 }

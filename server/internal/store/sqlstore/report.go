@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -188,13 +189,18 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 		}
 		changed = !setID.Valid || setID.Int64 != id
 		setID = sql.NullInt64{Int64: id, Valid: true}
-		if _, err := c.Exec(ctx, `UPDATE devices SET package_set = ?, inventory_stale = 0 WHERE id = ?`, id, deviceID); err != nil {
+		if changed {
+			_, err = c.Exec(ctx, `UPDATE devices SET package_set = ?, set_since = ?, inventory_stale = 0 WHERE id = ?`, id, micros(now), deviceID)
+		} else {
+			_, err = c.Exec(ctx, `UPDATE devices SET inventory_stale = 0 WHERE id = ?`, deviceID)
+		}
+		if err != nil {
 			return err
 		}
 	}
 
 	// Record the update cycles and what they say about statuses.
-	ev := events{failed: map[string]bool{}, reboot: map[string]bool{}, succeeded: map[string]bool{}}
+	ev := events{failed: map[string]bool{}, reboot: map[string]bool{}}
 	for k, cy := range r.Cycles {
 		body, err := json.Marshal(cy)
 		if err != nil {
@@ -210,7 +216,7 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 			case cy.Outcome == protocol.OutcomeApplied && cy.RebootNeeded:
 				ev.reboot[a], ev.failed[a] = true, false
 			case cy.Outcome == protocol.OutcomeApplied:
-				ev.succeeded[a], ev.failed[a] = true, false
+				ev.failed[a] = false
 			default:
 				ev.failed[a] = true
 			}
@@ -223,7 +229,7 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 		}
 	}
 	if setID.Valid && (changed || len(r.Cycles) > 0 || b2i(r.RebootPending) != rebootWas) {
-		return refreshDevice(ctx, c, deviceID, setID.Int64, nil, ev, now)
+		return applyEvents(ctx, c, deviceID, setID.Int64, ev, now)
 	}
 	return nil
 }
@@ -294,6 +300,9 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, digest string, pkgs []pro
 		if _, err := c.Exec(ctx, `DELETE FROM set_findings WHERE set_id = ?`, id); err != nil {
 			return 0, err
 		}
+		if _, err := c.Exec(ctx, `DELETE FROM set_status WHERE set_id = ?`, id); err != nil {
+			return 0, err
+		}
 		return id, s.match(ctx, c, id, digest, pkgs, match)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
@@ -324,7 +333,23 @@ func (s *Store) match(ctx context.Context, c Conn, id int64, digest string, pkgs
 	if err != nil {
 		return fmt.Errorf("match package set %s: %w", digest, err)
 	}
-	return insertFindings(ctx, c, id, fs, nil)
+	if err := insertFindings(ctx, c, id, fs, nil); err != nil {
+		return err
+	}
+	return fillSetStatus(ctx, c, id)
+}
+
+// fillSetStatus derives the set's applicability rows from its findings,
+// for the advisories that have none yet.
+func fillSetStatus(ctx context.Context, c Conn, setID int64) error {
+	_, err := c.Exec(ctx, `INSERT INTO set_status (set_id, advisory_id, affected)
+		SELECT set_id, advisory_id, MAX(affected) FROM set_findings
+		WHERE set_id = ? AND advisory_id NOT IN (SELECT advisory_id FROM set_status WHERE set_id = ?)
+		GROUP BY set_id, advisory_id`, setID, setID)
+	if err != nil {
+		return fmt.Errorf("applicability of package set %d: %w", setID, err)
+	}
+	return nil
 }
 
 // insertFindings stores findings of a set, only those of advisories in
@@ -363,110 +388,88 @@ func insertFindings(ctx context.Context, c Conn, setID int64, fs []store.Finding
 type events struct {
 	failed        map[string]bool // last attempt failed (false: a later one succeeded)
 	reboot        map[string]bool // applied, takes effect after a reboot
-	succeeded     map[string]bool // applied, in effect
 	rebootPending bool
 }
 
-// any reports whether the events can change a status beyond what the
-// package set says.
-func (ev events) any() bool {
-	return len(ev.failed)+len(ev.reboot)+len(ev.succeeded) > 0
+// Status rules. A device's status for an advisory is its package set's
+// (affected or patched; not affected when the set has no row), except
+// where a device_status row overrides it:
+//
+//   - failed: the last attempt to apply the advisory failed or was rolled
+//     back, and the set is still affected. It holds until an attempt
+//     succeeds or the set stops being affected.
+//   - pending-reboot: the advisory was applied with a reboot needed, the
+//     set is patched, and the device still reports a reboot pending. It
+//     holds until the device reports none pending or the set is no longer
+//     patched.
+//
+// Only overrides are stored, so a device of a known image costs no status
+// rows, and an advisory's arrival touches sets, not devices.
+
+// dropStaleOverrides deletes overrides that no longer hold for the
+// devices in where (a condition on device_id), whose set is set.
+func dropStaleOverrides(ctx context.Context, c Conn, set int64, where string, args ...any) error {
+	_, err := c.Exec(ctx, `DELETE FROM device_status WHERE `+where+` AND (
+		(status = 'failed' AND advisory_id NOT IN (SELECT advisory_id FROM set_status WHERE set_id = ? AND affected = 1))
+		OR (status = 'pending-reboot' AND advisory_id NOT IN (SELECT advisory_id FROM set_status WHERE set_id = ? AND affected = 0)))`,
+		append(args, set, set)...)
+	return err
 }
 
-// refreshDevice brings the device's status rows in line with its package
-// set's findings and the events, for the advisories in only (all when only
-// is nil). Only rows whose status changes are written.
-func refreshDevice(ctx context.Context, c Conn, deviceID string, setID int64, only []string, ev events, now time.Time) error {
-	filter, args := inClause("advisory_id", only)
-	current := map[string]protocol.Status{}
-	rows, err := c.Query(ctx, `SELECT advisory_id, status FROM device_status WHERE device_id = ?`+filter, append([]any{deviceID}, args...)...)
-	if err != nil {
+// applyEvents brings the device's overrides in line with its set and what
+// the report says happened.
+func applyEvents(ctx context.Context, c Conn, deviceID string, set int64, ev events, now time.Time) error {
+	if err := dropStaleOverrides(ctx, c, set, `device_id = ?`, deviceID); err != nil {
 		return err
 	}
-	for rows.Next() {
-		var a, st string
-		if err := rows.Scan(&a, &st); err != nil {
-			rows.Close()
+	if !ev.rebootPending {
+		if _, err := c.Exec(ctx, `DELETE FROM device_status WHERE device_id = ? AND status = 'pending-reboot'`, deviceID); err != nil {
 			return err
 		}
-		current[a] = protocol.Status(st)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if len(current) == 0 && !ev.any() {
-		// A device new to this set (its first report): every status is
-		// the set's, written in one statement.
-		_, err := c.Exec(ctx, `INSERT INTO device_status (device_id, advisory_id, status, since)
-			SELECT ?, advisory_id, CASE WHEN MAX(affected) = 1 THEN 'affected' ELSE 'patched' END, ?
-			FROM set_findings WHERE set_id = ?`+filter+` GROUP BY advisory_id`,
-			append([]any{deviceID, micros(now), setID}, args...)...)
-		return err
-	}
-	desired := map[string]bool{} // advisory -> affected
-	rows, err = c.Query(ctx, `SELECT advisory_id, MAX(affected) FROM set_findings WHERE set_id = ?`+filter+` GROUP BY advisory_id`,
-		append([]any{setID}, args...)...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var a string
-		var aff int
-		if err := rows.Scan(&a, &aff); err != nil {
-			rows.Close()
-			return err
+	setStatus := func(adv string) (affected, known bool, err error) {
+		var a int
+		err = c.QueryRow(ctx, `SELECT affected FROM set_status WHERE set_id = ? AND advisory_id = ?`, set, adv).Scan(&a)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, false, nil
 		}
-		desired[a] = aff != 0
+		return a != 0, err == nil, err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for a, affected := range desired {
-		cur, had := current[a]
-		next := nextStatus(cur, affected, a, ev)
-		if had && next == cur {
-			continue
-		}
+	override := func(adv string, st protocol.Status) error {
 		_, err := c.Exec(ctx, `INSERT INTO device_status (device_id, advisory_id, status, since) VALUES (?, ?, ?, ?)
 			ON CONFLICT (device_id, advisory_id) DO UPDATE SET status = excluded.status, since = excluded.since`,
-			deviceID, a, string(next), micros(now))
+			deviceID, adv, string(st), micros(now))
+		return err
+	}
+	for _, adv := range slices.Sorted(maps.Keys(ev.failed)) {
+		affected, known, err := setStatus(adv)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ev.failed[adv] && known && affected:
+			err = override(adv, protocol.StatusFailed)
+		case !ev.failed[adv]:
+			_, err = c.Exec(ctx, `DELETE FROM device_status WHERE device_id = ? AND advisory_id = ? AND status = 'failed'`, deviceID, adv)
+		}
 		if err != nil {
 			return err
 		}
 	}
-	for a := range current {
-		if _, ok := desired[a]; ok {
-			continue
-		}
-		if _, err := c.Exec(ctx, `DELETE FROM device_status WHERE device_id = ? AND advisory_id = ?`, deviceID, a); err != nil {
-			return err
+	if ev.rebootPending {
+		for _, adv := range slices.Sorted(maps.Keys(ev.reboot)) {
+			affected, known, err := setStatus(adv)
+			if err != nil {
+				return err
+			}
+			if known && !affected {
+				if err := override(adv, protocol.StatusPendingReboot); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
-}
-
-// nextStatus is the status transition rule. The package set decides
-// affected versus patched; update results refine it: an affected device
-// whose last attempt failed is failed until an attempt succeeds, and a
-// patched one whose fix waits for a reboot is pending-reboot until the
-// device reports no reboot pending.
-func nextStatus(cur protocol.Status, affected bool, adv string, ev events) protocol.Status {
-	if affected {
-		failed, said := ev.failed[adv]
-		switch {
-		case said && failed:
-			return protocol.StatusFailed
-		case !said && cur == protocol.StatusFailed:
-			return protocol.StatusFailed
-		}
-		return protocol.StatusAffected
-	}
-	if ev.rebootPending && (ev.reboot[adv] || cur == protocol.StatusPendingReboot && !ev.succeeded[adv]) {
-		return protocol.StatusPendingReboot
-	}
-	return protocol.StatusPatched
 }
 
 // inClause returns " AND col IN (?, ...)" and its arguments, or nothing

@@ -7,41 +7,6 @@ import (
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
-func TestNextStatus(t *testing.T) {
-	const a = "ALSA-2023:3722"
-	none := events{}
-	failed := events{failed: map[string]bool{a: true}}
-	succeeded := events{failed: map[string]bool{a: false}, succeeded: map[string]bool{a: true}}
-	reboot := events{reboot: map[string]bool{a: true}, rebootPending: true}
-	stillPending := events{rebootPending: true}
-	tests := []struct {
-		name     string
-		cur      protocol.Status
-		affected bool
-		ev       events
-		want     protocol.Status
-	}{
-		{"new and vulnerable", "", true, none, protocol.StatusAffected},
-		{"new and fixed", "", false, none, protocol.StatusPatched},
-		{"attempt failed", protocol.StatusAffected, true, failed, protocol.StatusFailed},
-		{"failed stays failed without news", protocol.StatusFailed, true, none, protocol.StatusFailed},
-		{"failed, then fixed by hand", protocol.StatusFailed, false, none, protocol.StatusPatched},
-		{"applied, reboot needed", protocol.StatusAffected, false, reboot, protocol.StatusPendingReboot},
-		{"reboot still pending", protocol.StatusPendingReboot, false, stillPending, protocol.StatusPendingReboot},
-		{"rebooted", protocol.StatusPendingReboot, false, none, protocol.StatusPatched},
-		{"reboot-needing fix rolled back by a downgrade", protocol.StatusPendingReboot, true, stillPending, protocol.StatusAffected},
-		{"applied after failing", protocol.StatusFailed, false, succeeded, protocol.StatusPatched},
-		{"reported success but still vulnerable", protocol.StatusFailed, true, succeeded, protocol.StatusAffected},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := nextStatus(tt.cur, tt.affected, a, tt.ev); got != tt.want {
-				t.Errorf("nextStatus(%q, affected=%v) = %q, want %q", tt.cur, tt.affected, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestApplyDelta(t *testing.T) {
 	p := func(name, v string) protocol.Package {
 		return protocol.Package{Name: name, Version: v, Release: "1.el9", Arch: "aarch64"}

@@ -8,17 +8,22 @@ import (
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
+// countColumns count devices per effective status, over advisories a
+// joined to set_status s, devices d on the set, and overrides o.
 const countColumns = `
-	COALESCE(SUM(CASE WHEN s.status = 'affected' THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN s.status = 'patched' THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN s.status = 'pending-reboot' THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN s.status = 'failed' THEN 1 ELSE 0 END), 0)`
+	COALESCE(SUM(CASE WHEN d.id IS NOT NULL AND o.status IS NULL AND s.affected = 1 THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN d.id IS NOT NULL AND o.status IS NULL AND s.affected = 0 THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN o.status = 'pending-reboot' THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN o.status = 'failed' THEN 1 ELSE 0 END), 0)`
 
 // advisorySummaries reads advisories matching where (a condition on a),
 // with their counts and CVEs.
 func advisorySummaries(ctx context.Context, c Conn, where string, args ...any) ([]protocol.AdvisorySummary, error) {
 	rows, err := c.Query(ctx, `SELECT a.id, a.type, a.severity, a.issued, a.title,`+countColumns+`
-		FROM advisories a LEFT JOIN device_status s ON s.advisory_id = a.id
+		FROM advisories a
+		LEFT JOIN set_status s ON s.advisory_id = a.id
+		LEFT JOIN devices d ON d.package_set = s.set_id
+		LEFT JOIN device_status o ON o.device_id = d.id AND o.advisory_id = a.id
 		WHERE `+where+`
 		GROUP BY a.id, a.type, a.severity, a.issued, a.title
 		ORDER BY a.severity DESC, a.issued DESC, a.id`, args...)
@@ -82,10 +87,10 @@ func (s *Store) Summary(ctx context.Context) (protocol.Summary, error) {
 		if err := c.QueryRow(ctx, `SELECT COUNT(*) FROM devices`).Scan(&sum.Devices); err != nil {
 			return err
 		}
-		rows, err := c.Query(ctx, `SELECT w, COUNT(*) FROM (
-				SELECT s.device_id, MAX(a.severity) AS w FROM device_status s JOIN advisories a ON a.id = s.advisory_id
-				WHERE s.status IN `+exposedStatuses+` GROUP BY s.device_id) x
-			GROUP BY w`)
+		rows, err := c.Query(ctx, `SELECT x.w, COUNT(*) FROM devices d
+			JOIN (SELECT s.set_id, MAX(a.severity) AS w FROM set_status s JOIN advisories a ON a.id = s.advisory_id
+				WHERE s.affected = 1 GROUP BY s.set_id) x ON x.set_id = d.package_set
+			GROUP BY x.w`)
 		if err != nil {
 			return err
 		}
@@ -108,7 +113,8 @@ func (s *Store) Summary(ctx context.Context) (protocol.Summary, error) {
 			sum.FullyPatchedShare = float64(sum.FullyPatched) / float64(sum.Devices)
 		}
 		oldest, err := advisorySummaries(ctx, c, `a.id = (SELECT o.id FROM advisories o
-			WHERE o.severity = ? AND EXISTS (SELECT 1 FROM device_status e WHERE e.advisory_id = o.id AND e.status IN `+exposedStatuses+`)
+			WHERE o.severity = ? AND EXISTS (SELECT 1 FROM set_status e JOIN devices x ON x.package_set = e.set_id
+				WHERE e.advisory_id = o.id AND e.affected = 1)
 			ORDER BY o.issued, o.id LIMIT 1)`, int(advisory.Critical))
 		if err != nil {
 			return err

@@ -44,6 +44,7 @@ CREATE TABLE devices (
 	hostname        TEXT NOT NULL DEFAULT '',
 	agent_version   TEXT NOT NULL DEFAULT '',
 	package_set     INTEGER REFERENCES package_sets (id),
+	set_since       INTEGER NOT NULL DEFAULT 0,
 	inventory_stale INTEGER NOT NULL DEFAULT 1,
 	reboot_pending  INTEGER NOT NULL DEFAULT 0
 );
@@ -91,16 +92,29 @@ CREATE TABLE set_findings (
 	PRIMARY KEY (set_id, advisory_id, package, arch, installed)
 );
 
--- Per (device, advisory) status, kept incrementally; no row means not
--- affected.
+-- Applicability per (package set, advisory), computed once per set from
+-- its findings: affected 1 (some package older than the fix) or 0
+-- (patched). A device's status is its set's, unless device_status says
+-- otherwise; no row means not affected. Indexed by advisory for the CVE
+-- question.
+CREATE TABLE set_status (
+	set_id      INTEGER NOT NULL REFERENCES package_sets (id) ON DELETE CASCADE,
+	advisory_id TEXT NOT NULL,
+	affected    INTEGER NOT NULL,
+	PRIMARY KEY (set_id, advisory_id)
+);
+CREATE INDEX set_status_advisory ON set_status (advisory_id, affected, set_id);
+
+-- Where a device's status differs from its set's: failed (while the set
+-- is affected) or pending-reboot (while it is patched). Kept only for
+-- those, so a device of a known image costs no status rows.
 CREATE TABLE device_status (
 	device_id   TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
 	advisory_id TEXT NOT NULL,
-	status      TEXT NOT NULL CHECK (status IN ('affected', 'patched', 'pending-reboot', 'failed')),
+	status      TEXT NOT NULL CHECK (status IN ('pending-reboot', 'failed')),
 	since       INTEGER NOT NULL,
 	PRIMARY KEY (device_id, advisory_id)
 );
-CREATE INDEX device_status_advisory ON device_status (advisory_id, status, device_id);
 
 -- Report ids already applied, for idempotency.
 CREATE TABLE reports (
