@@ -14,16 +14,21 @@
 //
 // Data model. A device points at its package set, which is stored once per
 // distinct inventory digest, so many devices of one image share one row.
-// Applicability (which advisories affect or are fixed in a set, and by
-// which package) is computed once per distinct set, by a MatchFunc the
+// Applicability is computed once per distinct set, by a MatchFunc the
 // caller gives (the server backs it with pkg/applicability), and kept as
-// findings. Per device and advisory a status row is kept and updated
-// incrementally: when a report changes the device's set or carries update
-// results, only that device's rows change; when advisories arrive, only the
-// rows for those advisories change. The CVE question is answered from the
-// cve index, the status rows by advisory, and the findings, never by a
-// scan. Every report is applied in one transaction, and its id is recorded
-// in it, so a retried report is a no-op and a failed one leaves nothing.
+// findings (which installed package is older or not than which fix) and
+// one affected-or-patched row per (set, advisory). A device's status for
+// an advisory is its set's, except where the device's own history
+// overrides it: failed (its last attempt failed and it is still affected)
+// or pending-reboot (the fix is installed and a reboot is still pending).
+// Only those overrides are stored per device. Both layers are updated
+// incrementally: a report changes only its device's set pointer and
+// overrides (and matches a set never seen before); an advisory's arrival
+// re-matches only the sets in use, for that advisory, and touches no
+// device row. The CVE question walks the cve index, the per-set rows by
+// advisory, the devices by set and the findings: index probes, not a scan.
+// Every report is applied in one transaction, with its id, so a retried
+// report is a no-op and a failed one leaves nothing.
 //
 // Two implementations exist, store/sqlite (the default, embedded) and
 // store/postgres (at scale); both run the same conformance suite,
@@ -118,6 +123,12 @@ type Finding struct {
 // MatchFunc computes the findings for a package set. For a report it is
 // asked about every advisory the server knows; for PutAdvisories only about
 // the advisories being put. It is called once per distinct package set.
+//
+// It must return a finding for every installed package an advisory names,
+// fixed ones included (Affected false): those make the device "patched"
+// rather than "not affected". pkg/applicability's Index.Match reports only
+// exposures, so the server's MatchFunc adds the packages at or past the
+// fix.
 type MatchFunc func(pkgs []protocol.Package) ([]Finding, error)
 
 // Tokens keeps admin tokens.
@@ -154,9 +165,9 @@ type Reports interface {
 // Advisories stores advisories and brings statuses up to date with them.
 type Advisories interface {
 	// PutAdvisories inserts or replaces advisories. For those new or
-	// changed, match is run once per stored package set and every
-	// device's status for them is updated, in one transaction. It returns
-	// how many advisories were new or changed.
+	// changed, match is run once per package set in use and the sets'
+	// applicability, and so every device's status, is updated, in one
+	// transaction. It returns how many advisories were new or changed.
 	PutAdvisories(ctx context.Context, advs []advisory.Advisory, now time.Time, match MatchFunc) (changed int, err error)
 }
 
