@@ -16,6 +16,7 @@ need=(
   "dnf:dnf:dnf"
   "gpg:gnupg:gnupg2"
   "zstd:zstd:zstd"
+  "openssl:openssl:openssl"
   "mosquitto:mosquitto:mosquitto"
   "qemu-aarch64-static:qemu-user-static:qemu-user-static"
 )
