@@ -1,0 +1,444 @@
+// Package mqtt is the agent's push transport: a small wrapper around the
+// paho client that keeps one device connected to the fleet's MQTT broker
+// (the server's embedded one or an external Mosquitto or EMQX), hands what
+// arrives on the advisory feed and the device's command topic to the
+// daemon's loop over a channel, and keeps the device's retained presence
+// and state on the broker.
+//
+// Threat model. The broker and the network are not trusted to say what to
+// install: every notice and command that arrives here is signed by the
+// server and is verified by the daemon, not by this package, which only
+// carries bytes. What this package protects is the device's credential: it
+// goes only to the configured broker, over TLS when the URL says so
+// (ssl://, tls://, mqtts://), checked against the configured roots. A
+// broker the attacker controls can delay or drop pushes; the daemon's poll
+// fallback bounds that to one poll interval.
+//
+// Bandwidth. An idle connection costs one PINGREQ and one PINGRESP (2
+// bytes of MQTT each) per keepalive interval. On the wire, over IPv4 with
+// TCP timestamps, each is a 52-byte TCP/IP header plus a 24-byte TLS 1.3
+// record (5 header, 2 data, 1 content type, 16 tag), and the agent's
+// kernel acknowledges the PINGRESP with a bare 52-byte segment: 204 bytes
+// per interval with TLS (160 without). A day is 86 400 s, so
+//
+//	keepalive   60 s: 1440 pings, 294 KB/day
+//	keepalive  300 s:  288 pings,  59 KB/day
+//	keepalive  600 s:  144 pings,  29 KB/day  (DefaultKeepAlive)
+//	keepalive 1200 s:   72 pings,  15 KB/day
+//
+// 600 s keeps MQTT well under the 50 KB/day idle budget and leaves the rest
+// for polls, while still beating the idle timeout of most NATs. TCP
+// keepalive probes are switched off (Go's default sends one every 15 s,
+// about 600 KB/day): the MQTT keepalive already detects a dead link.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+)
+
+// Defaults for Options.
+const (
+	DefaultKeepAlive  = 10 * time.Minute
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = 5 * time.Minute
+	// DefaultBuffer is how many messages wait for the daemon before new
+	// ones are dropped.
+	DefaultBuffer = 16
+)
+
+// Sentinel errors.
+var (
+	// ErrBadOptions: Options are incomplete or invalid.
+	ErrBadOptions = errors.New("mqtt: bad options")
+	// ErrTimeout: the broker did not answer in time.
+	ErrTimeout = errors.New("mqtt: timed out")
+)
+
+// Message is one message from the broker.
+type Message struct {
+	// Topic is protocol.TopicAdvisoryFeed or the device's command topic.
+	Topic string
+	// Payload is the signed notice or command, unverified.
+	Payload []byte
+	// Retained is set when the broker sent a stored message on subscribe
+	// rather than a live one.
+	Retained bool
+}
+
+// Options configures a Client.
+type Options struct {
+	// Broker is the broker URL: tcp:// or mqtt:// for plain TCP, ssl://,
+	// tls:// or mqtts:// for TLS. A missing port means 1883, or 8883 with
+	// TLS.
+	Broker string
+	// DeviceID is the device's id: its MQTT username, client id and the
+	// name in its topics.
+	DeviceID string
+	// Credential is the device's credential, its MQTT password.
+	Credential string
+	// TLS configures TLS connections; nil means the system roots.
+	TLS *tls.Config
+	// KeepAlive is the MQTT keepalive; 0 means DefaultKeepAlive.
+	KeepAlive time.Duration
+	// MinBackoff and MaxBackoff bound the wait between connection attempts,
+	// which doubles per failure, with full jitter; 0 means the defaults.
+	MinBackoff, MaxBackoff time.Duration
+	// Buffer is the capacity of the Messages channel; 0 means
+	// DefaultBuffer.
+	Buffer int
+	// Logger receives the client's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Client keeps a device connected to its broker. Its Messages channel is
+// read by the daemon's loop, the one goroutine that owns the agent's state.
+type Client struct {
+	opts   Options
+	broker *url.URL
+	log    *slog.Logger
+	msgs   chan Message
+	pc     paho.Client
+	lost   chan struct{}
+
+	dropped     atomic.Uint64
+	sent, recvd atomic.Uint64
+	connected   atomic.Bool
+	cancel      context.CancelFunc
+	done        chan struct{}
+	closeOnce   sync.Once
+
+	mu    sync.Mutex // guards state
+	state []byte     // the latest state, republished on every connect
+
+	onDial func(net.Conn) // test seam: sees every new TCP connection
+}
+
+// New checks opts and builds a client; Start connects it.
+func New(opts Options) (*Client, error) {
+	if opts.DeviceID == "" || opts.Credential == "" {
+		return nil, fmt.Errorf("device id and credential are required: %w", ErrBadOptions)
+	}
+	u, err := url.Parse(opts.Broker)
+	if err != nil {
+		return nil, fmt.Errorf("broker url %q: %w: %w", opts.Broker, ErrBadOptions, err)
+	}
+	port := "1883"
+	switch u.Scheme {
+	case "tcp", "mqtt":
+	case "ssl", "tls", "mqtts":
+		port = "8883"
+	default:
+		return nil, fmt.Errorf("broker url %q: scheme %q is not tcp, mqtt, ssl, tls or mqtts: %w", opts.Broker, u.Scheme, ErrBadOptions)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("broker url %q: no host: %w", opts.Broker, ErrBadOptions)
+	}
+	if u.Port() == "" {
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+	}
+	if opts.KeepAlive == 0 {
+		opts.KeepAlive = DefaultKeepAlive
+	}
+	if opts.KeepAlive < time.Second {
+		return nil, fmt.Errorf("keepalive %v is under one second: %w", opts.KeepAlive, ErrBadOptions)
+	}
+	if opts.MinBackoff == 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.Buffer == 0 {
+		opts.Buffer = DefaultBuffer
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		opts:   opts,
+		broker: u,
+		log:    log.With("component", "mqtt", "broker", u.Redacted()),
+		msgs:   make(chan Message, opts.Buffer),
+		lost:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	po := paho.NewClientOptions().
+		AddBroker(u.String()).
+		SetClientID(opts.DeviceID).
+		SetUsername(opts.DeviceID).
+		SetPassword(opts.Credential).
+		SetProtocolVersion(4). // MQTT 3.1.1: what every broker speaks
+		SetCleanSession(true). // subscriptions are made again on every connect
+		SetKeepAlive(opts.KeepAlive).
+		SetPingTimeout(30*time.Second).
+		SetConnectTimeout(30*time.Second).
+		SetAutoReconnect(false). // run does it, with jitter
+		SetWill(protocol.DeviceOnlineTopic(opts.DeviceID), protocol.PayloadOffline, 1, true).
+		SetDefaultPublishHandler(c.deliver).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			c.connected.Store(false)
+			c.log.Warn("mqtt connection lost", "err", err)
+			select {
+			case c.lost <- struct{}{}:
+			default:
+			}
+		}).
+		SetCustomOpenConnectionFn(c.dial)
+	c.pc = paho.NewClient(po)
+	return c, nil
+}
+
+// Messages returns the channel on which received messages arrive. It is
+// never closed; select on it together with the daemon's context.
+func (c *Client) Messages() <-chan Message { return c.msgs }
+
+// Dropped returns how many messages were dropped because the daemon had
+// not taken the earlier ones. A dropped notice only delays: the feed is
+// retained and the daemon polls.
+func (c *Client) Dropped() uint64 { return c.dropped.Load() }
+
+// Connected reports whether the client is connected and subscribed.
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Bytes returns the MQTT bytes (TLS records included, TCP/IP headers not)
+// sent and received so far, over all connections.
+func (c *Client) Bytes() (sent, received uint64) { return c.sent.Load(), c.recvd.Load() }
+
+// Start connects in the background, and reconnects whenever the link is
+// lost, until Close. On every connection it subscribes to the advisory
+// feed and the device's command topic and publishes PayloadOnline and the
+// latest state, retained.
+func (c *Client) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go c.run(ctx)
+}
+
+// Close publishes PayloadOffline, disconnects and stops reconnecting.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		if c.cancel == nil {
+			return
+		}
+		c.cancel()
+		<-c.done
+	})
+}
+
+// PublishState records payload as the device's state and publishes it
+// retained on the device's state topic. While disconnected it only
+// records it: it is published on the next connection.
+func (c *Client) PublishState(payload []byte) error {
+	c.mu.Lock()
+	c.state = append([]byte(nil), payload...)
+	c.mu.Unlock()
+	if !c.connected.Load() {
+		return nil
+	}
+	return c.publish(protocol.DeviceStateTopic(c.opts.DeviceID), payload)
+}
+
+func (c *Client) run(ctx context.Context) {
+	defer close(c.done)
+	for failures := 0; ; {
+		err := c.connect(ctx)
+		if err == nil {
+			failures = 0
+			c.log.Info("mqtt connected")
+			select {
+			case <-ctx.Done():
+				c.shutdown()
+				return
+			case <-c.lost:
+			}
+		} else {
+			if ctx.Err() != nil {
+				c.shutdown()
+				return
+			}
+			c.log.Warn("mqtt connect failed", "err", err, "attempt", failures+1)
+			// A half-made connection (CONNACK but no SUBACK) is dropped.
+			if c.pc.IsConnected() {
+				c.pc.Disconnect(0)
+			}
+		}
+		failures++
+		wait := Backoff(failures, c.opts.MinBackoff, c.opts.MaxBackoff, rand.Int64N)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// shutdown says goodbye: PayloadOffline, retained, then DISCONNECT (so
+// the broker does not send the last will as well).
+func (c *Client) shutdown() {
+	c.connected.Store(false)
+	if !c.pc.IsConnectionOpen() {
+		return
+	}
+	if err := c.publish(protocol.DeviceOnlineTopic(c.opts.DeviceID), []byte(protocol.PayloadOffline)); err != nil {
+		c.log.Warn("mqtt publish offline failed", "err", err)
+	}
+	c.pc.Disconnect(250)
+	c.log.Info("mqtt disconnected")
+}
+
+// connect makes one connection: CONNECT, SUBSCRIBE, then the retained
+// online and state messages.
+func (c *Client) connect(ctx context.Context) error {
+	select { // a stale loss signal from the previous connection
+	case <-c.lost:
+	default:
+	}
+	if err := c.wait(ctx, c.pc.Connect()); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	filters := map[string]byte{
+		protocol.TopicAdvisoryFeed:                   1,
+		protocol.DeviceCommandTopic(c.opts.DeviceID): 1,
+	}
+	tok := c.pc.SubscribeMultiple(filters, nil)
+	if err := c.wait(ctx, tok); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	for f, code := range tok.(*paho.SubscribeToken).Result() {
+		if code > 2 {
+			return fmt.Errorf("subscribe to %s: refused by the broker (code %#x)", f, code)
+		}
+	}
+	c.connected.Store(true)
+	if err := c.publish(protocol.DeviceOnlineTopic(c.opts.DeviceID), []byte(protocol.PayloadOnline)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	if state != nil {
+		if err := c.publish(protocol.DeviceStateTopic(c.opts.DeviceID), state); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish sends a retained QoS 1 message and waits for the broker's PUBACK.
+func (c *Client) publish(topic string, payload []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.wait(ctx, c.pc.Publish(topic, 1, true, payload)); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+func (c *Client) wait(ctx context.Context, tok paho.Token) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Minute):
+		return ErrTimeout
+	}
+}
+
+// deliver is paho's message handler: it hands the message to the daemon
+// without ever blocking paho's network loop.
+func (c *Client) deliver(_ paho.Client, m paho.Message) {
+	msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
+	select {
+	case c.msgs <- msg:
+	default:
+		c.dropped.Add(1)
+		c.log.Warn("mqtt message dropped: daemon busy", "topic", msg.Topic)
+	}
+}
+
+// dial opens the connection paho speaks over: TCP without TCP keepalive
+// probes (see the package comment), then TLS when the URL asks for it.
+func (c *Client) dial(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: -1}
+	nc, err := d.Dial("tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	if c.onDial != nil {
+		c.onDial(nc)
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts":
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.opts.TLS != nil {
+			cfg = c.opts.TLS.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		tc := tls.Client(&countingConn{Conn: nc, c: c}, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("tls handshake with %s: %w", u.Host, err)
+		}
+		return tc, nil
+	}
+	return &countingConn{Conn: nc, c: c}, nil
+}
+
+// countingConn counts the bytes a connection carries.
+type countingConn struct {
+	net.Conn
+	c *Client
+}
+
+func (cc *countingConn) Read(p []byte) (int, error) {
+	n, err := cc.Conn.Read(p)
+	cc.c.recvd.Add(uint64(n))
+	return n, err
+}
+
+func (cc *countingConn) Write(p []byte) (int, error) {
+	n, err := cc.Conn.Write(p)
+	cc.c.sent.Add(uint64(n))
+	return n, err
+}
+
+// Backoff returns how long to wait before connection attempt failures+1:
+// a random duration in [min, min·2^(failures-1)] capped at max ("full
+// jitter"), so a fleet that lost its broker does not come back in step.
+// randN(n) returns a number in [0, n).
+func Backoff(failures int, min, max time.Duration, randN func(int64) int64) time.Duration {
+	if failures < 1 {
+		return 0
+	}
+	ceil := min
+	for i := 1; i < failures && ceil < max; i++ {
+		ceil *= 2
+	}
+	if ceil > max {
+		ceil = max
+	}
+	if ceil <= min {
+		return min
+	}
+	return min + time.Duration(randN(int64(ceil-min)+1))
+}
