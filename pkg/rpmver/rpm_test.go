@@ -224,21 +224,17 @@ func TestDifferentialRPM(t *testing.T) {
 		}
 	}
 	// The release and parsing edge cases TestCompareRelease pins.
-	for _, p := range [][2]string{
+	pairs = append(pairs, [][2]string{
 		{"1.0", "1.0-1"}, {"1.0", "1.0-"}, {"1.0-", "1.0-0"}, {"1.0-~", "1.0"}, {"1.0-~", "1.0-"},
 		{"1.0-^", "1.0-"}, {"1:1.0", "1:1.0-0"}, {":1", "0:1"}, {"1:", "1:0"}, {"-1", "0-1"}, {"-", ""},
 		{"1:", ":"}, {"00:1", "0:1"}, {"a:1", "1"}, {"1:2:3", "1:2-3"},
-	} {
-		pairs = append(pairs, p)
-	}
+	}...)
 	// NUL bytes: rpm cuts its C strings there, rpmver refuses them. The
 	// pairs check the first half of that claim; ParseEVR's tests the second.
 	nulFrom := len(pairs)
-	for _, p := range [][2]string{
+	pairs = append(pairs, [][2]string{
 		{"1.0\x00-9", "1.0"}, {"1.0", "1.0-1\x002"}, {"2\x00", "10"}, {"1:2\x003:4", "1:2"}, {"\x00", "1"}, {"1.0~\x00", "1.0"},
-	} {
-		pairs = append(pairs, p)
-	}
+	}...)
 	nulTo := len(pairs)
 	fixed := len(pairs)
 	for range 5000 {
