@@ -51,8 +51,10 @@
 //	password_file = "/etc/rpmfleet/mqtt-password"
 //	ca = "/etc/rpmfleet/mqtt-ca.pem"
 //
-// Time zones come from the tzdata embedded in the binary (time/tzdata), so
-// a device without /usr/share/zoneinfo reads windows the same way.
+// Time zones come from the device's own zoneinfo (the tzdata package, which
+// every Enterprise Linux install carries). Embedding time/tzdata would make
+// the agent independent of it but costs 384 KiB of the arm64 binary's 12 MiB
+// budget, so only the tests embed it.
 package config
 
 import (
@@ -70,7 +72,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	_ "time/tzdata" // windows must not depend on the device's zoneinfo
 
 	"github.com/BurntSushi/toml"
 
