@@ -103,6 +103,9 @@ func startServerAt(t *testing.T, dataDir, addr string, extra ...string) *server 
 	case <-time.After(20 * time.Second):
 		t.Fatalf("rpmfleet-server did not start:\n%s", s.log)
 	}
+	if strings.Contains(s.log.String(), "addr=https://") {
+		s.url = "https://" + addr
+	}
 	b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
 	if err != nil {
 		t.Fatalf("admin token: %v", err)

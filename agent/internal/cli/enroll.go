@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -19,12 +20,13 @@ func init() {
 }
 
 func runEnroll(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "enroll", "enroll --server URL --token TOKEN [--name NAME] [--root DIR] [--state-dir DIR]")
+	fs := newFlagSet(e, "enroll", "enroll --server URL --token TOKEN [--ca-fingerprint sha256:HEX] [--name NAME] [--root DIR] [--state-dir DIR]")
 	server := fs.String("server", "", "fleet server URL (\"https://fleet.example:8443\")")
 	token := fs.String("token", "", "enrolment token (rpmfleet enroll-token create); or RPMFLEET_ENROLL_TOKEN")
 	name := fs.String("name", "", "the device's name in the fleet (default: its host name)")
 	root := fs.String("root", "/", "filesystem root of the device (for os-release)")
 	stateDir := fs.String("state-dir", DefaultStateDir, "where the credential is kept")
+	caFP := fs.String("ca-fingerprint", "", "trust only the server CA with this fingerprint (as rpmfleet-server --tls auto logs it), and keep it pinned")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -42,12 +44,27 @@ func runEnroll(ctx context.Context, e *env, args []string) int {
 		return fail(e, "enroll", err)
 	}
 	info := deviceInfo(*root)
-	resp, err := client.New(*server, "", nil).Enroll(ctx, protocol.EnrollRequest{Token: *token, Name: *name, Device: info})
+	var hc *http.Client
+	var pin *client.Pin
+	if *caFP != "" {
+		var err error
+		if pin, err = client.NewPin(*caFP); err != nil {
+			return fail(e, "enroll", err)
+		}
+		if hc, err = pin.HTTPClient(*server); err != nil {
+			return fail(e, "enroll", err)
+		}
+	}
+	resp, err := client.New(*server, "", hc).Enroll(ctx, protocol.EnrollRequest{Token: *token, Name: *name, Device: info})
 	if err != nil {
 		return fail(e, "enroll", err)
 	}
-	if err := st.SaveCredential(client.Credential{Server: *server, DeviceID: resp.DeviceID, Name: resp.Name,
-		Credential: resp.Credential, NoticeKey: resp.NoticeKey, BrokerURL: resp.BrokerURL}); err != nil {
+	cred := client.Credential{Server: *server, DeviceID: resp.DeviceID, Name: resp.Name,
+		Credential: resp.Credential, NoticeKey: resp.NoticeKey, BrokerURL: resp.BrokerURL}
+	if pin != nil {
+		cred.CA = pin.CA()
+	}
+	if err := st.SaveCredential(cred); err != nil {
 		return fail(e, "enroll", err)
 	}
 	// A new identity starts from nothing the server knows.

@@ -34,7 +34,11 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, "report", err)
 	}
-	r := &reporter{st: st, c: client.New(cred.Server, cred.Credential, nil), attempts: *attempts, e: e}
+	hc, err := cred.HTTPClient()
+	if err != nil {
+		return fail(e, "report", err)
+	}
+	r := &reporter{st: st, c: client.New(cred.Server, cred.Credential, hc), attempts: *attempts, e: e}
 
 	// A report left undelivered by an earlier run goes first, with its id.
 	if p, err := st.Pending(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -30,6 +31,18 @@ type Credential struct {
 	Credential string `json:"credential"`
 	NoticeKey  []byte `json:"notice_key"`
 	BrokerURL  string `json:"broker_url,omitempty"`
+	// CA is the server's CA certificate (PEM) pinned at enrolment; empty
+	// when the server's certificate is checked against the system's roots.
+	CA []byte `json:"ca,omitempty"`
+}
+
+// HTTPClient returns the client to talk to the credential's server with:
+// one trusting only the pinned CA when there is one.
+func (c Credential) HTTPClient() (*http.Client, error) {
+	if len(c.CA) == 0 {
+		return nil, nil
+	}
+	return CAClient(c.CA)
 }
 
 // Pending is a report made but not yet acknowledged, with the package set it

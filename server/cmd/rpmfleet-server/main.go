@@ -23,6 +23,9 @@ func main() {
 	fs.StringVar(&f.data, "data", "", "data folder (default ./rpmfleet-data)")
 	fs.StringVar(&f.listen, "listen", "", "HTTP API address (default 127.0.0.1:8080)")
 	fs.StringVar(&f.db, "db", "", "postgres:// URL of a PostgreSQL store (default: SQLite in the data folder)")
+	fs.StringVar(&f.tls, "tls", "", "\"auto\": serve HTTPS with a CA and certificate made in DATA/tls")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-http", false, "serve plain HTTP on a non-loopback address")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {

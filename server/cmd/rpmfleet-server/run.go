@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +28,7 @@ import (
 
 type flags struct {
 	config, data, listen, db string
+	tls, tlsCert, tlsKey     string
 	allowInsecure, version   bool
 }
 
@@ -64,6 +66,12 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if f.db != "" {
 		cfg.DB = f.db
 	}
+	if f.tls != "" {
+		cfg.TLS = f.tls
+	}
+	if f.tlsCert != "" || f.tlsKey != "" {
+		cfg.TLSCert, cfg.TLSKey = f.tlsCert, f.tlsKey
+	}
 	if f.allowInsecure {
 		cfg.AllowInsecureHTTP = true
 	}
@@ -97,9 +105,32 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	}
 	handler := api.New(svc, api.Options{TempDir: tmp, Log: log})
 
+	var tlsCfg *tls.Config
+	scheme := "http"
+	switch {
+	case cfg.TLS == "auto":
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		cert, fp, err := autoTLS(filepath.Join(cfg.Data, "tls"), host)
+		if err != nil {
+			return err
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		log.Info("serving HTTPS with the server's own CA; enrol agents with --ca-fingerprint",
+			"ca", filepath.Join(cfg.Data, "tls", caCertFile), "fingerprint", fp)
+	case cfg.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load tls certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if tlsCfg != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -107,7 +138,7 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("serving the API", "addr", "http://"+ln.Addr().String()+protocol.PathPrefix, "data", cfg.Data)
+	log.Info("serving the API", "addr", scheme+"://"+ln.Addr().String()+protocol.PathPrefix, "data", cfg.Data)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -178,8 +209,11 @@ func firstAdminToken(ctx context.Context, svc *fleet.Service, path string, log *
 }
 
 // writeSecret writes a new file readable by its owner only, durably.
-func writeSecret(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func writeSecret(path string, b []byte) error { return writeFile(path, b, 0o600) }
+
+// writeFile writes a new file, durably; it refuses to overwrite one.
+func writeFile(path string, b []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -12,6 +12,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -91,7 +93,7 @@ func usage(w io.Writer) {
 
 // conn is the server and token a command talks with.
 type conn struct {
-	server, token string
+	server, token, ca string
 }
 
 // newFlagSet makes a command's flags, with --server and --token.
@@ -105,6 +107,7 @@ func newFlagSet(e *env, name, usageLine string, c *conn) *flag.FlagSet {
 	if c != nil {
 		fs.StringVar(&c.server, "server", "", "fleet server URL (or RPMFLEET_SERVER, or the saved login)")
 		fs.StringVar(&c.token, "token", "", "admin token (or RPMFLEET_TOKEN, or the saved login)")
+		fs.StringVar(&c.ca, "ca", "", "PEM CA certificate to trust for the server, as DATA/tls/ca.crt of --tls auto (or RPMFLEET_CA, or the saved login)")
 	}
 	return fs
 }
@@ -138,6 +141,7 @@ func fail(e *env, cmd string, err error) int {
 type login struct {
 	Server string `json:"server"`
 	Token  string `json:"token"`
+	CA     string `json:"ca,omitempty"`
 }
 
 func loginPath(e *env) (string, error) {
@@ -161,6 +165,9 @@ func (c conn) client(e *env) (*apiClient, error) {
 	if c.token == "" {
 		c.token = e.getenv("RPMFLEET_TOKEN")
 	}
+	if c.ca == "" {
+		c.ca = e.getenv("RPMFLEET_CA")
+	}
 	if c.server == "" || c.token == "" {
 		if p, err := loginPath(e); err == nil {
 			if b, err := os.ReadFile(p); err == nil {
@@ -174,6 +181,9 @@ func (c conn) client(e *env) (*apiClient, error) {
 				if c.token == "" {
 					c.token = l.Token
 				}
+				if c.ca == "" {
+					c.ca = l.CA
+				}
 			}
 		}
 	}
@@ -183,9 +193,21 @@ func (c conn) client(e *env) (*apiClient, error) {
 	if c.token == "" {
 		return nil, errors.New("no token: pass --token T, set RPMFLEET_TOKEN or run rpmfleet login")
 	}
-	return &apiClient{base: strings.TrimRight(c.server, "/"), token: c.token, hc: &http.Client{
+	hc := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}, nil
+	}
+	if c.ca != "" {
+		pemBytes, err := os.ReadFile(c.ca)
+		if err != nil {
+			return nil, fmt.Errorf("read ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("read ca %s: no PEM certificate", c.ca)
+		}
+		hc.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return &apiClient{base: strings.TrimRight(c.server, "/"), token: c.token, hc: hc}, nil
 }
 
 // apiClient calls the server's API.

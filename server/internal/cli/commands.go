@@ -32,7 +32,7 @@ func init() {
 
 func runLogin(ctx context.Context, e *env, args []string) int {
 	var c conn
-	fs := newFlagSet(e, "login", "login --server URL --token T", &c)
+	fs := newFlagSet(e, "login", "login --server URL --token T [--ca FILE]", &c)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -55,7 +55,13 @@ func runLogin(ctx context.Context, e *env, args []string) int {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fail(e, "login", err)
 	}
-	b, _ := json.MarshalIndent(login{Server: c.server, Token: c.token}, "", "  ")
+	ca := c.ca
+	if ca != "" {
+		if ca, err = filepath.Abs(ca); err != nil {
+			return fail(e, "login", err)
+		}
+	}
+	b, _ := json.MarshalIndent(login{Server: c.server, Token: c.token, CA: ca}, "", "  ")
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
 		return fail(e, "login", err)

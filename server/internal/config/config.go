@@ -29,7 +29,17 @@ type Config struct {
 	// AllowInsecureHTTP lets the API serve plain HTTP on a non-loopback
 	// address (behind a TLS-terminating proxy, say).
 	AllowInsecureHTTP bool `toml:"allow_insecure_http"`
+	// TLS is "auto" to serve HTTPS with a CA and server certificate the
+	// server makes in Data/tls on first start; empty otherwise.
+	TLS string `toml:"tls"`
+	// TLSCert and TLSKey are PEM files of a certificate (chain) and key to
+	// serve HTTPS with, instead of TLS = "auto".
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 }
+
+// HTTPS reports whether the API is served over TLS.
+func (c Config) HTTPS() bool { return c.TLS == "auto" || c.TLSCert != "" }
 
 // Default returns the embedded defaults.
 func Default() Config {
@@ -67,7 +77,16 @@ func (c Config) Check() error {
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		return fmt.Errorf("config: db: %q is not a postgres:// URL (leave it empty for SQLite)", redact(c.DB))
 	}
-	if !c.AllowInsecureHTTP && !Loopback(host) {
+	if c.TLS != "" && c.TLS != "auto" {
+		return fmt.Errorf("config: tls: %q is not \"auto\" (give tls_cert and tls_key for your own certificate)", c.TLS)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: tls_cert and tls_key go together")
+	}
+	if c.TLS == "auto" && c.TLSCert != "" {
+		return errors.New("config: tls = \"auto\" and tls_cert both given; choose one")
+	}
+	if !c.HTTPS() && !c.AllowInsecureHTTP && !Loopback(host) {
 		return fmt.Errorf("%w: listen %s; allow it with --allow-insecure-http (allow_insecure_http = true) only behind TLS", ErrInsecure, c.Listen)
 	}
 	return nil

@@ -61,6 +61,11 @@ func TestCheck(t *testing.T) {
 		{name: "bad listen", c: Config{Data: "d", Listen: "8080"}, wantErr: true},
 		{name: "bad db", c: Config{Data: "d", Listen: "127.0.0.1:1", DB: "mysql://u:secret@h/db"}, wantErr: true},
 		{name: "postgres", c: Config{Data: "d", Listen: "127.0.0.1:1", DB: "postgres://u@h/db"}},
+		{name: "tls auto on all interfaces", c: Config{Data: "d", Listen: ":8443", TLS: "auto"}},
+		{name: "own certificate on all interfaces", c: Config{Data: "d", Listen: ":8443", TLSCert: "c.pem", TLSKey: "k.pem"}},
+		{name: "tls misspelt", c: Config{Data: "d", Listen: ":8443", TLS: "yes"}, wantErr: true},
+		{name: "certificate without key", c: Config{Data: "d", Listen: ":8443", TLSCert: "c.pem"}, wantErr: true},
+		{name: "auto and certificate", c: Config{Data: "d", Listen: ":8443", TLS: "auto", TLSCert: "c.pem", TLSKey: "k.pem"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
