@@ -9,8 +9,15 @@ package mqtttest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -33,6 +40,9 @@ type Options struct {
 	// ACL is the content of Mosquitto's acl_file; empty means none (every
 	// authenticated client may use every topic). FleetACL gives rpmfleet's.
 	ACL string
+	// TLS makes the listener speak TLS only, with a self-signed
+	// certificate for 127.0.0.1 made for this broker; RootCAs trusts it.
+	TLS bool
 }
 
 // FleetACL is rpmfleet's topic policy in Mosquitto's acl_file syntax, the
@@ -61,6 +71,8 @@ type Mosquitto struct {
 	bin  string
 	conf string
 	log  *syncBuffer
+	tls  bool
+	pool *x509.CertPool
 
 	mu   sync.Mutex // guards cmd and done
 	cmd  *exec.Cmd
@@ -80,7 +92,10 @@ func Start(t testing.TB, opts Options) *Mosquitto {
 		}
 	}
 	dir := t.TempDir()
-	m := &Mosquitto{t: t, bin: bin, log: new(syncBuffer)}
+	m := &Mosquitto{t: t, bin: bin, log: new(syncBuffer), tls: opts.TLS}
+	if opts.TLS {
+		m.pool = writeCert(t, dir)
+	}
 	// A free port can be taken between finding and binding it; try again.
 	for attempt := 0; ; attempt++ {
 		port, err := freePort()
@@ -101,8 +116,18 @@ func Start(t testing.TB, opts Options) *Mosquitto {
 	return m
 }
 
-// URL returns the broker URL as the agent's configuration writes it.
-func (m *Mosquitto) URL() string { return "tcp://" + m.Addr }
+// URL returns the broker URL as the agent's configuration writes it:
+// tcp://, or ssl:// with Options.TLS.
+func (m *Mosquitto) URL() string {
+	if m.tls {
+		return "ssl://" + m.Addr
+	}
+	return "tcp://" + m.Addr
+}
+
+// RootCAs returns a pool holding the broker's certificate, nil without
+// Options.TLS.
+func (m *Mosquitto) RootCAs() *x509.CertPool { return m.pool }
 
 // Log returns what Mosquitto has logged so far.
 func (m *Mosquitto) Log() string { return m.log.String() }
@@ -178,6 +203,9 @@ func writeConfig(t testing.TB, dir string, port int, opts Options) string {
 	t.Helper()
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "listener %d 127.0.0.1\n", port)
+	if opts.TLS {
+		fmt.Fprintf(&conf, "certfile %s\nkeyfile %s\n", filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	}
 	conf.WriteString("persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nconnection_messages true\n")
 	// Run as root, mosquitto would switch to the mosquitto user, which
 	// cannot read the test's temporary directory.
@@ -216,6 +244,48 @@ func writeConfig(t testing.TB, dir string, port int, opts Options) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// writeCert writes a fresh self-signed ECDSA certificate for 127.0.0.1
+// and localhost, valid for a day, to dir/cert.pem and dir/key.pem and
+// returns a pool that trusts it.
+func writeCert(t testing.TB, dir string) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mqtttest"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return pool
 }
 
 func freePort() (int, error) {

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -375,5 +376,63 @@ func TestBackoff(t *testing.T) {
 				t.Fatalf("Backoff(%d) = %v, want %v", tc.failures, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestTLS(t *testing.T) {
+	m := mqtttest.Start(t, mqtttest.Options{Users: users, ACL: mqtttest.FleetACL("server"), TLS: true})
+
+	t.Run("pinned root", func(t *testing.T) {
+		a := newClient(t, m, "dev-a", func(o *Options) { o.TLS = &tls.Config{RootCAs: m.RootCAs()} })
+		a.Start()
+		waitConnected(t, a)
+		// TLS 1.3 wraps a 4-byte PUBACK in a 26-byte record: 22 bytes of
+		// overhead, so a 2-byte ping is the 24 bytes the package
+		// comment's bandwidth table assumes.
+		s0, r0 := a.Bytes()
+		if err := a.PublishState([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		s1, r1 := a.Bytes()
+		t.Logf("a 1-byte retained state over TLS: %d bytes sent, %d received", s1-s0, r1-r0)
+		if r1-r0 != 4+22 {
+			t.Fatalf("PUBACK took %d bytes over TLS, want 26 (TLS 1.3 record overhead 22)", r1-r0)
+		}
+	})
+	t.Run("unknown authority", func(t *testing.T) {
+		var logs strings.Builder
+		var mu sync.Mutex
+		a := newClient(t, m, "dev-b", func(o *Options) {
+			o.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return logs.Write(p)
+			}), nil))
+		})
+		a.Start()
+		time.Sleep(300 * time.Millisecond)
+		if a.Connected() {
+			t.Fatal("connected to a broker whose certificate no configured root signs")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(logs.String(), "certificate signed by unknown authority") {
+			t.Fatalf("logs do not say why:\n%s", logs.String())
+		}
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func waitConnected(t *testing.T, c *Client) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !c.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("client never connected")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
