@@ -141,6 +141,23 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	log.Info("serving the API", "addr", scheme+"://"+ln.Addr().String()+protocol.PathPrefix, "data", cfg.Data)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	syncCtx, cancelSync := context.WithCancel(ctx)
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		if len(cfg.Repositories) == 0 {
+			return
+		}
+		repos := make([]fleet.Repository, len(cfg.Repositories))
+		for i, r := range cfg.Repositories {
+			repos[i] = fleet.Repository{URL: r.URL, Interval: time.Duration(r.Interval)}
+			if repos[i].Interval == 0 {
+				repos[i].Interval = config.DefaultSyncInterval
+			}
+		}
+		fleet.NewSyncer(svc, nil, log).Run(syncCtx, repos)
+	}()
+	defer func() { cancelSync(); <-syncDone }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -36,6 +37,35 @@ type Config struct {
 	// serve HTTPS with, instead of TLS = "auto".
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// Repositories are synced for advisories on a schedule
+	// ([[repository]] tables).
+	Repositories []Repository `toml:"repository"`
+}
+
+// DefaultSyncInterval is how often a repository is checked when its
+// interval is not given.
+const DefaultSyncInterval = 6 * time.Hour
+
+// Repository is one repository to sync advisories from.
+type Repository struct {
+	// URL is the base URL (repodata/repomd.xml below it).
+	URL string `toml:"url"`
+	// Interval is how often repomd.xml is checked ("6h"); the
+	// advisories are fetched only when it changed.
+	Interval Duration `toml:"interval"`
+}
+
+// Duration is a time.Duration written as Go writes it ("6h", "90m").
+type Duration time.Duration
+
+// UnmarshalText parses a duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // HTTPS reports whether the API is served over TLS.
@@ -85,6 +115,14 @@ func (c Config) Check() error {
 	}
 	if c.TLS == "auto" && c.TLSCert != "" {
 		return errors.New("config: tls = \"auto\" and tls_cert both given; choose one")
+	}
+	for i, r := range c.Repositories {
+		if !strings.HasPrefix(r.URL, "http://") && !strings.HasPrefix(r.URL, "https://") {
+			return fmt.Errorf("config: repository[%d].url: %q is not an http(s) URL", i, r.URL)
+		}
+		if r.Interval != 0 && time.Duration(r.Interval) < time.Minute {
+			return fmt.Errorf("config: repository[%d].interval: %v is shorter than a minute", i, time.Duration(r.Interval))
+		}
 	}
 	if !c.HTTPS() && !c.AllowInsecureHTTP && !Loopback(host) {
 		return fmt.Errorf("%w: listen %s; allow it with --allow-insecure-http (allow_insecure_http = true) only behind TLS", ErrInsecure, c.Listen)

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoad(t *testing.T) {
@@ -18,6 +20,13 @@ func TestLoad(t *testing.T) {
 		{name: "empty file keeps defaults", toml: "", want: Default()},
 		{name: "overrides", toml: "listen = \"0.0.0.0:9000\"\nallow_insecure_http = true\ndata = \"/srv/fleet\"\n",
 			want: Config{Data: "/srv/fleet", Listen: "0.0.0.0:9000", AllowInsecureHTTP: true}},
+		{name: "repositories", toml: "[[repository]]\nurl = \"https://repo.almalinux.org/almalinux/9/BaseOS/aarch64/os/\"\ninterval = \"90m\"\n[[repository]]\nurl = \"http://mirror/x\"\n",
+			want: func() Config {
+				c := Default()
+				c.Repositories = []Repository{{URL: "https://repo.almalinux.org/almalinux/9/BaseOS/aarch64/os/", Interval: Duration(90 * time.Minute)}, {URL: "http://mirror/x"}}
+				return c
+			}()},
+		{name: "bad interval", toml: "[[repository]]\nurl = \"http://x\"\ninterval = \"often\"\n", wantErr: "often"},
 		{name: "misspelt key", toml: "lisen = \"x\"\n", wantErr: "unknown key lisen"},
 		{name: "wrong type", toml: "listen = 8080\n", wantErr: "listen"},
 		{name: "syntax", toml: "listen = \n", wantErr: "line 1"},
@@ -38,7 +47,7 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Load = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -63,6 +72,8 @@ func TestCheck(t *testing.T) {
 		{name: "postgres", c: Config{Data: "d", Listen: "127.0.0.1:1", DB: "postgres://u@h/db"}},
 		{name: "tls auto on all interfaces", c: Config{Data: "d", Listen: ":8443", TLS: "auto"}},
 		{name: "own certificate on all interfaces", c: Config{Data: "d", Listen: ":8443", TLSCert: "c.pem", TLSKey: "k.pem"}},
+		{name: "repository file URL", c: Config{Data: "d", Listen: ":1", TLS: "auto", Repositories: []Repository{{URL: "/srv/repo"}}}, wantErr: true},
+		{name: "repository too often", c: Config{Data: "d", Listen: ":1", TLS: "auto", Repositories: []Repository{{URL: "http://x", Interval: Duration(time.Second)}}}, wantErr: true},
 		{name: "tls misspelt", c: Config{Data: "d", Listen: ":8443", TLS: "yes"}, wantErr: true},
 		{name: "certificate without key", c: Config{Data: "d", Listen: ":8443", TLSCert: "c.pem"}, wantErr: true},
 		{name: "auto and certificate", c: Config{Data: "d", Listen: ":8443", TLS: "auto", TLSCert: "c.pem", TLSKey: "k.pem"}, wantErr: true},
