@@ -121,8 +121,9 @@ type Client struct {
 	done        chan struct{}
 	closeOnce   sync.Once
 
-	mu    sync.Mutex // guards state
-	state []byte     // the latest state, republished on every connect
+	mu         sync.Mutex    // guards state
+	state      []byte        // the latest state, republished on every connect
+	stateDirty chan struct{} // PublishState tells run there is a new state
 
 	onDial func(net.Conn) // test seam: sees every new TCP connection
 }
@@ -170,12 +171,13 @@ func New(opts Options) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		opts:   opts,
-		broker: u,
-		log:    log.With("component", "mqtt", "broker", u.Redacted()),
-		msgs:   make(chan Message, opts.Buffer),
-		lost:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		opts:       opts,
+		broker:     u,
+		log:        log.With("component", "mqtt", "broker", u.Redacted()),
+		msgs:       make(chan Message, opts.Buffer),
+		lost:       make(chan struct{}, 1),
+		stateDirty: make(chan struct{}, 1),
+		done:       make(chan struct{}),
 	}
 	po := paho.NewClientOptions().
 		AddBroker(u.String()).
@@ -191,7 +193,6 @@ func New(opts Options) (*Client, error) {
 		SetWill(protocol.DeviceOnlineTopic(opts.DeviceID), protocol.PayloadOffline, 1, true).
 		SetDefaultPublishHandler(c.deliver).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			c.connected.Store(false)
 			c.log.Warn("mqtt connection lost", "err", err)
 			select {
 			case c.lost <- struct{}{}:
@@ -240,17 +241,51 @@ func (c *Client) Close() {
 	})
 }
 
-// PublishState records payload as the device's state and publishes it
-// retained on the device's state topic. While disconnected it only
-// records it: it is published on the next connection.
-func (c *Client) PublishState(payload []byte) error {
+// PublishState sets the device's state, which the client publishes,
+// retained, on the device's state topic: now if connected, else on the
+// next connection. It never blocks, so the daemon's loop does not wait on
+// the network; if states come faster than the link takes them, only the
+// latest is sent.
+func (c *Client) PublishState(payload []byte) {
 	c.mu.Lock()
 	c.state = append([]byte(nil), payload...)
 	c.mu.Unlock()
-	if !c.connected.Load() {
+	select {
+	case c.stateDirty <- struct{}{}:
+	default:
+	}
+}
+
+// publishState publishes the latest state, if there is one.
+func (c *Client) publishState() error {
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	if state == nil {
 		return nil
 	}
-	return c.publish(protocol.DeviceStateTopic(c.opts.DeviceID), payload)
+	return c.publish(protocol.DeviceStateTopic(c.opts.DeviceID), state)
+}
+
+// serve waits while the connection is up, publishing new states, and
+// returns when it is lost or ctx is done.
+func (c *Client) serve(ctx context.Context) {
+	defer c.connected.Store(false)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.stateDirty:
+			if err := c.publishState(); err != nil {
+				c.log.Warn("mqtt publish state failed", "err", err)
+			}
+		case <-c.lost:
+			if !c.pc.IsConnectionOpen() {
+				return
+			}
+			// A late signal from an earlier connection: this one is up.
+		}
+	}
 }
 
 func (c *Client) run(ctx context.Context) {
@@ -260,11 +295,10 @@ func (c *Client) run(ctx context.Context) {
 		if err == nil {
 			failures = 0
 			c.log.Info("mqtt connected")
-			select {
-			case <-ctx.Done():
+			c.serve(ctx)
+			if ctx.Err() != nil {
 				c.shutdown()
 				return
-			case <-c.lost:
 			}
 		} else {
 			if ctx.Err() != nil {
@@ -324,18 +358,17 @@ func (c *Client) connect(ctx context.Context) error {
 			return fmt.Errorf("subscribe to %s: refused by the broker (code %#x)", f, code)
 		}
 	}
-	c.connected.Store(true)
 	if err := c.publish(protocol.DeviceOnlineTopic(c.opts.DeviceID), []byte(protocol.PayloadOnline)); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	state := c.state
-	c.mu.Unlock()
-	if state != nil {
-		if err := c.publish(protocol.DeviceStateTopic(c.opts.DeviceID), state); err != nil {
-			return err
-		}
+	select { // publishState below sends whatever is latest
+	case <-c.stateDirty:
+	default:
 	}
+	if err := c.publishState(); err != nil {
+		return err
+	}
+	c.connected.Store(true)
 	return nil
 }
 
