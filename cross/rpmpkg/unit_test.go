@@ -27,7 +27,7 @@ func TestUnitFilesParse(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, _ := crosstest.Command(t.TempDir(), []string{"SYSTEMD_LOG_LEVEL=warning"}, analyze, "verify", "--man=no", f).CombinedOutput()
-			bad := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(f) + `:\d+: .*$`).FindAllString(string(out), -1)
+			bad := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(f)+`:\d+: .*$`).FindAllString(string(out), -1)
 			if len(bad) > 0 {
 				t.Errorf("systemd-analyze verify:\n%s", strings.Join(bad, "\n"))
 			}
