@@ -26,13 +26,16 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // DefaultListen is where the broker listens unless told otherwise: loopback
@@ -47,8 +50,8 @@ const ListenOff = "off"
 var (
 	// ErrNoAuthenticator: Options.Auth is nil; the broker never runs open.
 	ErrNoAuthenticator = errors.New("broker: no authenticator")
-	// ErrBadTopic: a server-side Publish to a topic outside
-	// protocol.TopicPrefix or with wildcards.
+	// ErrBadTopic: a server-side Publish or Subscribe outside
+	// protocol.TopicPrefix, or a Publish to a topic with wildcards.
 	ErrBadTopic = errors.New("broker: bad topic")
 )
 
@@ -85,9 +88,21 @@ type Options struct {
 
 // Broker is a running embedded MQTT broker.
 type Broker struct {
-	srv *mqtt.Server
-	tcp *listeners.TCP // nil when Listen is ListenOff
-	log *slog.Logger
+	srv    *mqtt.Server
+	tcp    *listeners.TCP // nil when Listen is ListenOff
+	log    *slog.Logger
+	nextID atomic.Int64 // inline subscription ids
+}
+
+// Message is one message delivered to a Subscribe callback.
+type Message struct {
+	// Topic is the topic it was published on.
+	Topic string
+	// Payload is its payload, the callback's to keep.
+	Payload []byte
+	// Retained is set for a stored message sent on subscribe, and for a
+	// live one published retained.
+	Retained bool
 }
 
 // New builds a broker and binds its listener, so the address is known and
@@ -146,6 +161,26 @@ func (b *Broker) Start() error {
 func (b *Broker) Close() error {
 	if err := b.srv.Close(); err != nil {
 		return fmt.Errorf("close broker: %w", err)
+	}
+	return nil
+}
+
+// Subscribe calls fn with every message published on filter, the retained
+// ones first: how the server learns devices' presence and state. The
+// filter lies under protocol.TopicPrefix and may hold wildcards. Only what
+// the ACL let in is seen: a device's forged publication never arrives. fn
+// runs on the publishing client's goroutine, so it must return quickly
+// (hand the message to the goroutine that owns the state).
+func (b *Broker) Subscribe(filter string, fn func(Message)) error {
+	if !validTopic(filter) {
+		return fmt.Errorf("subscribe to %q: %w", filter, ErrBadTopic)
+	}
+	id := int(b.nextID.Add(1))
+	err := b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(Message{Topic: pk.TopicName, Payload: bytes.Clone(pk.Payload), Retained: pk.FixedHeader.Retain})
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to %q: %w", filter, err)
 	}
 	return nil
 }

@@ -401,3 +401,48 @@ func TestOptions(t *testing.T) {
 		}
 	})
 }
+
+func TestServerSubscribeSeesPresenceAndState(t *testing.T) {
+	b := startBroker(t)
+	got := make(chan Message, 100)
+	if err := b.Subscribe(protocol.TopicPrefix+"device/+/online", func(m Message) { got <- m }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe(protocol.TopicPrefix+"device/+/state", func(m Message) { got <- m }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe("elsewhere/#", func(Message) {}); !errors.Is(err, ErrBadTopic) {
+		t.Fatalf("Subscribe outside the prefix = %v, want ErrBadTopic", err)
+	}
+	a, err := dial(t, b, connOpts{clientID: "dev-a", user: "dev-a", pass: "secret-a", willTopic: protocol.DeviceOnlineTopic("dev-a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.publish(t, protocol.DeviceOnlineTopic("dev-a"), protocol.PayloadOnline, 1, true)
+	a.publish(t, protocol.DeviceStateTopic("dev-b"), "forged", 0, true) // dropped
+	a.publish(t, protocol.DeviceStateTopic("dev-a"), "state-a", 1, true)
+	(<-a.raw).Close()
+	want := []string{
+		protocol.DeviceOnlineTopic("dev-a") + "=online",
+		protocol.DeviceStateTopic("dev-a") + "=state-a",
+		protocol.DeviceOnlineTopic("dev-a") + "=offline",
+	}
+	for _, w := range want {
+		select {
+		case m := <-got:
+			if s := m.Topic + "=" + string(m.Payload); s != w {
+				t.Fatalf("server got %s, want %s", s, w)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("server never got %s", w)
+		}
+	}
+	// A subscription made later starts with the retained messages.
+	late := make(chan Message, 10)
+	if err := b.Subscribe(protocol.DeviceStateTopic("dev-a"), func(m Message) { late <- m }); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-late; string(m.Payload) != "state-a" || !m.Retained {
+		t.Fatalf("late subscription got %q retained=%v, want retained state-a", m.Payload, m.Retained)
+	}
+}

@@ -47,8 +47,8 @@ func newPushRig(tb testing.TB, n int) *pushRig {
 	r := &pushRig{b: b}
 	for i := range n {
 		id := fmt.Sprintf("dev-%d", i)
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+b.Addr()).
-			SetClientID(id).SetUsername(id).SetPassword("pw-"+id).
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).
+			SetClientID(id).SetUsername(id).SetPassword("pw-" + id).
 			SetProtocolVersion(4).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
 			tb.Fatalf("connect %s: %v", id, tok.Error())
