@@ -15,6 +15,24 @@ import (
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
+// The CVE question, in two queries; plan_test.go checks that SQLite
+// answers them with index searches only.
+const (
+	cveExposedQuery = `SELECT d.name, s.advisory_id, f.package, f.installed, f.fixed
+		FROM advisory_cves v
+		JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
+		JOIN devices d ON d.package_set = s.set_id
+		JOIN set_findings f ON f.set_id = s.set_id AND f.advisory_id = s.advisory_id AND f.affected = 1
+		WHERE v.cve = ?
+		ORDER BY d.name, s.advisory_id, f.package, f.installed`
+	cvePatchedQuery = `SELECT d.name, s.advisory_id
+		FROM advisory_cves v
+		JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 0
+		JOIN devices d ON d.package_set = s.set_id
+		WHERE v.cve = ?
+		ORDER BY d.name, s.advisory_id`
+)
+
 // CVE answers which devices are exposed to a CVE and which are patched.
 // It walks the cve index to the advisories, their per-set applicability
 // (indexed by advisory) to the sets, the devices on those sets, and the
@@ -25,13 +43,7 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 	cve = strings.ToUpper(strings.TrimSpace(cve))
 	resp := protocol.CVEResponse{CVE: cve, Exposed: []protocol.CVEExposure{}, Patched: []protocol.CVEPatched{}}
 	err := s.db.Read(ctx, func(c Conn) error {
-		rows, err := c.Query(ctx, `SELECT d.name, s.advisory_id, f.package, f.installed, f.fixed
-			FROM advisory_cves v
-			JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
-			JOIN devices d ON d.package_set = s.set_id
-			JOIN set_findings f ON f.set_id = s.set_id AND f.advisory_id = s.advisory_id AND f.affected = 1
-			WHERE v.cve = ?
-			ORDER BY d.name, s.advisory_id, f.package, f.installed`, cve)
+		rows, err := c.Query(ctx, cveExposedQuery, cve)
 		if err != nil {
 			return err
 		}
@@ -50,12 +62,7 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = c.Query(ctx, `SELECT d.name, s.advisory_id
-			FROM advisory_cves v
-			JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 0
-			JOIN devices d ON d.package_set = s.set_id
-			WHERE v.cve = ?
-			ORDER BY d.name, s.advisory_id`, cve)
+		rows, err = c.Query(ctx, cvePatchedQuery, cve)
 		if err != nil {
 			return err
 		}
