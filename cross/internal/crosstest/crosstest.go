@@ -61,13 +61,20 @@ type Target struct {
 
 // BuildAgent builds rpmfleet-agent for linux/target the way make cross does
 // (CGO_ENABLED=0, -trimpath, stripped, version stamped) into dir and returns
-// the binary's path.
+// the binary's path, named NAME_linux_ARCH as make cross names it.
 func BuildAgent(t testing.TB, dir string, target Target, version string) string {
 	t.Helper()
-	out := filepath.Join(dir, "rpmfleet-agent_linux_"+target.GOARCH+target.GOARM)
+	return Build(t, dir, target, version, "rpmfleet-agent", "./agent/cmd/rpmfleet-agent")
+}
+
+// Build builds the main package pkg (relative to the module root) as
+// BuildAgent does, into dir/NAME_linux_ARCH.
+func Build(t testing.TB, dir string, target Target, version, name, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, name+"_linux_"+target.GOARCH+target.GOARM)
 	ldflags := "-s -w -X github.com/rpmfleet/rpmfleet/pkg/version.Version=" + version
 	Run(t, ModRoot(t), []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + target.GOARCH, "GOARM=" + target.GOARM},
-		"go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./agent/cmd/rpmfleet-agent")
+		"go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
 	return out
 }
 
