@@ -46,6 +46,9 @@ const DefaultListen = "127.0.0.1:1883"
 // can still call Publish, and nobody receives it.
 const ListenOff = "off"
 
+// MaxPacketSize is the largest MQTT packet the broker accepts.
+const MaxPacketSize = 256 << 10
+
 // Sentinel errors.
 var (
 	// ErrNoAuthenticator: Options.Auth is nil; the broker never runs open.
@@ -121,7 +124,15 @@ func New(opts Options) (*Broker, error) {
 		listen = DefaultListen
 	}
 
+	caps := mqtt.NewDefaultServerCapabilities()
+	// mochi expires every message after a day unless told otherwise; the
+	// retained feed notice and device states must stay until replaced.
+	caps.MaximumMessageExpiryInterval = 0
+	// Notices, commands and states are small; a device cannot make the
+	// broker hold a huge retained state.
+	caps.MaximumPacketSize = MaxPacketSize
 	srv := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
 		InlineClient: true,
 		// mochi logs every connection at Info; keep only its warnings.
 		Logger: slog.New(levelFilter{min: slog.LevelWarn, h: log.Handler()}),
