@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system tools rpmfleet's tests drive for real: rpm, rpmbuild and
 # rpmsign, createrepo_c and modifyrepo_c, dnf (differential tests), gpg,
-# mosquitto (external broker tests), PostgreSQL (storage conformance tests)
-# and qemu-user-static (emulated arm64/armv7 runs). Only what is missing is
-# installed. Debian/Ubuntu use apt-get; Enterprise Linux and Fedora use dnf.
+# mosquitto (external broker tests), PostgreSQL (storage conformance tests),
+# qemu-user-static (emulated arm64/armv7 runs), and what the packaging tests
+# check the RPMs with (systemd-analyze, man, file, /usr/bin/time). Only what
+# is missing is installed. Debian/Ubuntu use apt-get; EL and Fedora use dnf.
 set -euo pipefail
 
 # command -> Debian package, Enterprise Linux package
@@ -17,6 +18,10 @@ need=(
   "gpg:gnupg:gnupg2"
   "zstd:zstd:zstd"
   "openssl:openssl:openssl"
+  "systemd-analyze:systemd:systemd"
+  "man:man-db:man-db"
+  "file:file:file"
+  "/usr/bin/time:time:time"
   "mosquitto:mosquitto:mosquitto"
   "qemu-aarch64-static:qemu-user-static:qemu-user-static"
 )
