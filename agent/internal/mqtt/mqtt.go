@@ -220,7 +220,7 @@ func (c *Client) Connected() bool { return c.connected.Load() }
 // sent and received so far, over all connections.
 func (c *Client) Bytes() (sent, received uint64) { return c.sent.Load(), c.recvd.Load() }
 
-// Start connects in the background, and reconnects whenever the link is
+// Start (called once) connects in the background, and reconnects whenever the link is
 // lost, until Close. On every connection it subscribes to the advisory
 // feed and the device's command topic and publishes PayloadOnline and the
 // latest state, retained.
@@ -456,15 +456,16 @@ func (cc *countingConn) Write(p []byte) (int, error) {
 }
 
 // Backoff returns how long to wait before connection attempt failures+1:
-// a random duration in [min, min·2^(failures-1)] capped at max ("full
-// jitter"), so a fleet that lost its broker does not come back in step.
+// a random duration in [min, min·2^failures], the top capped at max
+// ("full jitter"), so a fleet that lost its broker does not come back in
+// step, even on the first retry.
 // randN(n) returns a number in [0, n).
 func Backoff(failures int, min, max time.Duration, randN func(int64) int64) time.Duration {
 	if failures < 1 {
 		return 0
 	}
 	ceil := min
-	for i := 1; i < failures && ceil < max; i++ {
+	for i := 0; i < failures && ceil < max; i++ {
 		ceil *= 2
 	}
 	if ceil > max {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -358,9 +359,9 @@ func TestBackoff(t *testing.T) {
 		want     time.Duration
 	}{
 		{"no failure", 0, top, 0},
-		{"first failure waits min", 1, top, min},
-		{"second failure at most 2 min", 2, top, 2 * min},
-		{"fourth failure at most 8 min", 4, top, 8 * min},
+		{"first failure at most 2 min", 1, top, 2 * min},
+		{"second failure at most 4 min", 2, top, 4 * min},
+		{"fourth failure at most 16 min", 4, top, 16 * min},
 		{"jitter reaches down to min", 4, bottom, min},
 		{"capped at max", 30, top, max},
 		{"huge failure count does not overflow", 1 << 20, top, max},
@@ -436,5 +437,24 @@ func waitConnected(t *testing.T, c *Client) {
 			t.Fatal("client never connected")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// With the real random source a fleet's retries spread over the whole
+// window instead of landing together.
+func TestBackoffSpreads(t *testing.T) {
+	const base, ceiling = time.Second, time.Minute
+	seen := map[time.Duration]bool{}
+	lo, hi := ceiling, time.Duration(0)
+	for range 1000 {
+		d := Backoff(3, base, ceiling, rand.Int64N)
+		if d < base || d > 8*base {
+			t.Fatalf("Backoff(3) = %v, outside [%v, %v]", d, base, 8*base)
+		}
+		seen[d] = true
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if len(seen) < 900 || lo > 2*base || hi < 7*base {
+		t.Fatalf("1000 draws: %d distinct, range [%v, %v]: not spread over [1s, 8s]", len(seen), lo, hi)
 	}
 }
