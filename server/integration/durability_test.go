@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -137,4 +138,41 @@ func TestKillLosesNoAcknowledgedReport(t *testing.T) {
 func postReport(hc *http.Client, url, cred string, r protocol.Report) bool {
 	code, _, err := rawCall(hc, "POST", url+protocol.PathReport, cred, r)
 	return err == nil && code == 200
+}
+
+// TestAgentResyncsOnDigestMismatch: when the agent's idea of what the server
+// holds is wrong (here its acknowledged-set file lost a package), the delta's
+// digest does not match, the server asks for the full list, and the same run
+// of the agent sends it.
+func TestAgentResyncsOnDigestMismatch(t *testing.T) {
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"))
+	var tok protocol.EnrollTokenCreateResponse
+	call(t, "POST", srv.url+protocol.PathEnrollTokens, srv.admin, protocol.EnrollTokenCreateRequest{}, &tok)
+	root := devRoot(t, storyPackages...)
+	state := t.TempDir()
+	must(t, nil, "rpmfleet-agent", "enroll", "--server", srv.url, "--token", tok.Token, "--name", "pi-drift", "--state-dir", state, "--root", root)
+	must(t, nil, "rpmfleet-agent", "report", "--once", "--root", root, "--state-dir", state)
+
+	ackedPath := filepath.Join(state, "inventory-acked.json")
+	b, err := os.ReadFile(ackedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked []protocol.Package
+	if err := json.Unmarshal(b, &acked); err != nil || len(acked) != len(storyPackages) {
+		t.Fatalf("acknowledged set %s: %v", b, err)
+	}
+	b, _ = json.Marshal(acked[1:])
+	if err := os.WriteFile(ackedPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := must(t, nil, "rpmfleet-agent", "report", "--once", "--root", root, "--state-dir", state)
+	if !strings.Contains(r.stdout, "full inventory") || !strings.Contains(r.stderr, "full inventory") {
+		t.Errorf("after the drift the agent did not resend in full:\nstdout %s\nstderr %s", r.stdout, r.stderr)
+	}
+	var d protocol.Device
+	call(t, "GET", srv.url+protocol.PathDevice+"pi-drift", srv.admin, nil, &d)
+	if d.Packages != len(storyPackages) {
+		t.Errorf("server holds %d packages, want %d", d.Packages, len(storyPackages))
+	}
 }
