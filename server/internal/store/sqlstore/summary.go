@@ -8,24 +8,30 @@ import (
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
-// countColumns count devices per effective status, over advisories a
-// joined to set_status s, devices d on the set, and overrides o.
-const countColumns = `
-	COALESCE(SUM(CASE WHEN d.id IS NOT NULL AND o.status IS NULL AND s.affected = 1 THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN d.id IS NOT NULL AND o.status IS NULL AND s.affected = 0 THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN o.status = 'pending-reboot' THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN o.status = 'failed' THEN 1 ELSE 0 END), 0)`
-
 // advisorySummaries reads advisories matching where (a condition on a),
 // with their counts and CVEs.
 func advisorySummaries(ctx context.Context, c Conn, where string, args ...any) ([]protocol.AdvisorySummary, error) {
-	rows, err := c.Query(ctx, `SELECT a.id, a.type, a.severity, a.issued, a.title,`+countColumns+`
+	// Counts are taken per set and multiplied by the devices on each, then
+	// corrected by the overrides: a fleet of many devices and few sets
+	// costs sets times advisories, not devices times advisories.
+	rows, err := c.Query(ctx, `SELECT a.id, a.type, a.severity, a.issued, a.title,
+			CAST(COALESCE(x.affected, 0) - COALESCE(o.failed, 0) AS BIGINT),
+			CAST(COALESCE(x.patched, 0) - COALESCE(o.pending, 0) AS BIGINT),
+			CAST(COALESCE(o.pending, 0) AS BIGINT),
+			CAST(COALESCE(o.failed, 0) AS BIGINT)
 		FROM advisories a
-		LEFT JOIN set_status s ON s.advisory_id = a.id
-		LEFT JOIN devices d ON d.package_set = s.set_id
-		LEFT JOIN device_status o ON o.device_id = d.id AND o.advisory_id = a.id
+		LEFT JOIN (SELECT s.advisory_id,
+				SUM(CASE WHEN s.affected = 1 THEN n.c ELSE 0 END) AS affected,
+				SUM(CASE WHEN s.affected = 0 THEN n.c ELSE 0 END) AS patched
+			FROM set_status s
+			JOIN (SELECT package_set, COUNT(*) AS c FROM devices WHERE package_set IS NOT NULL GROUP BY package_set) n
+				ON n.package_set = s.set_id
+			GROUP BY s.advisory_id) x ON x.advisory_id = a.id
+		LEFT JOIN (SELECT advisory_id,
+				SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed,
+				SUM(CASE WHEN status = 'pending-reboot' THEN 1 ELSE 0 END) AS pending
+			FROM device_status GROUP BY advisory_id) o ON o.advisory_id = a.id
 		WHERE `+where+`
-		GROUP BY a.id, a.type, a.severity, a.issued, a.title
 		ORDER BY a.severity DESC, a.issued DESC, a.id`, args...)
 	if err != nil {
 		return nil, err
