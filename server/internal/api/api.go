@@ -12,7 +12,9 @@
 // (http.MaxBytesReader, 413 beyond), JSON is decoded strictly (unknown fields
 // refused, 400 naming the field), and an error answer never echoes a secret.
 // The API serves plain HTTP only where the server's main allows it (loopback,
-// or explicitly allowed): over a network the transport must be TLS.
+// or explicitly allowed): over a network the transport must be TLS. An import
+// by URL makes the server fetch what an operator names; operators are trusted
+// that far, read-only tokens and devices are not.
 package api
 
 import (
@@ -53,7 +55,8 @@ type Options struct {
 	// MaxBody, MaxReport and MaxImport bound request bodies; zero means
 	// the defaults above.
 	MaxBody, MaxReport, MaxImport int64
-	// Source is passed to source.Load for imports by URL.
+	// Source is passed to source.Load for imports by URL; a nil HTTPClient
+	// means one with a 5-minute timeout.
 	Source source.Options
 	// Log receives request errors; nil discards them.
 	Log *slog.Logger
@@ -78,6 +81,9 @@ func New(svc *fleet.Service, opts Options) *Server {
 	}
 	if opts.MaxImport == 0 {
 		opts.MaxImport = DefaultMaxImport
+	}
+	if opts.Source.HTTPClient == nil {
+		opts.Source.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
 	}
 	log := opts.Log
 	if log == nil {

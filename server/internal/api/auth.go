@@ -29,7 +29,7 @@ func (s *Server) authenticate(r *http.Request) (caller, error) {
 	h := r.Header.Get("Authorization")
 	secret, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || strings.TrimSpace(secret) == "" {
-		return caller{}, errors.New("missing Authorization: Bearer token")
+		return caller{}, errNoCredential
 	}
 	hash := store.HashSecret(strings.TrimSpace(secret))
 	t, err := s.st.TokenByHash(r.Context(), hash)
@@ -49,7 +49,10 @@ func (s *Server) authenticate(r *http.Request) (caller, error) {
 	return caller{}, err
 }
 
-var errUnknownCredential = errors.New("unknown or revoked token or device credential")
+var (
+	errNoCredential      = errors.New("missing Authorization: Bearer token")
+	errUnknownCredential = errors.New("unknown or revoked token or device credential")
+)
 
 // access is who may call an endpoint.
 type access struct {
@@ -66,7 +69,7 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r)
 		if err != nil {
-			if errors.Is(err, errUnknownCredential) || strings.HasPrefix(err.Error(), "missing") {
+			if errors.Is(err, errUnknownCredential) || errors.Is(err, errNoCredential) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="rpmfleet"`)
 				writeError(w, http.StatusUnauthorized, err.Error(), "")
 				return

@@ -1,6 +1,18 @@
 // Package config reads the fleet server's TOML configuration. Every setting
 // has an embedded default, so the server runs with no file at all; flags
-// override what the file says.
+// override what the file says. A full file:
+//
+//	data = "/var/lib/rpmfleet-server"
+//	listen = "0.0.0.0:8443"
+//	tls = "auto"                 # or tls_cert = "...", tls_key = "..."
+//	db = "postgres://rpmfleet@db/rpmfleet"   # empty: SQLite in data
+//	allow_insecure_http = false
+//
+//	[[repository]]
+//	url = "https://repo.almalinux.org/almalinux/9/BaseOS/aarch64/os/"
+//	interval = "6h"
+//
+// Unknown keys are an error, so a misspelt setting is never ignored.
 package config
 
 import (

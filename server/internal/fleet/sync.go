@@ -30,11 +30,11 @@ type Syncer struct {
 	log *slog.Logger
 }
 
-// NewSyncer returns a Syncer importing into svc; a nil hc means
-// http.DefaultClient.
+// NewSyncer returns a Syncer importing into svc; a nil hc means a client
+// with a 5-minute timeout.
 func NewSyncer(svc *Service, hc *http.Client, log *slog.Logger) *Syncer {
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = &http.Client{Timeout: 5 * time.Minute}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
