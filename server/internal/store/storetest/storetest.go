@@ -825,6 +825,19 @@ func testSummary(t *testing.T, b Backend) {
 	if sum.FullyPatchedShare < 0.33 || sum.FullyPatchedShare > 0.34 {
 		t.Errorf("FullyPatchedShare = %v, want 1/3", sum.FullyPatchedShare)
 	}
+	// An override moves a device from one count to another.
+	failed := delta("r2", f.ubi, nil, nil)
+	failed.Cycles = []protocol.CycleResult{{Advisories: []string{"ALSA-2023:3722"}, Outcome: protocol.OutcomeRolledBack}}
+	f.report(a.ID, failed)
+	all, err = f.s.Advisories(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, adv := range all {
+		if adv.ID == "ALSA-2023:3722" && (adv.Affected != 1 || adv.Failed != 1 || adv.Patched != 0) {
+			t.Errorf("after a rolled-back update on a: %+v; want 1 affected (b), 1 failed (a)", adv)
+		}
+	}
 	// A Critical advisory affecting device a becomes the oldest unpatched.
 	crit := Advisories()
 	crit[2].Severity = 4
