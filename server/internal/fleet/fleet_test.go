@@ -186,3 +186,49 @@ func TestCreateTokenRefusesUnknownRole(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvisoryAfterReport: a device that reported before the advisory
+// arrived is marked exposed by the import itself.
+func TestAdvisoryAfterReport(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := New(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := svc.CreateEnrollToken(ctx, protocol.EnrollTokenCreateRequest{Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct {
+		name string
+		ssl  protocol.Package
+	}{{"old", oldSSL}, {"new", fixedSSL}} {
+		dev, err := svc.Enroll(ctx, protocol.EnrollRequest{Token: tok.Token, Name: d.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkgs := []protocol.Package{alma9, d.ssl}
+		if _, err := svc.Report(ctx, dev.DeviceID, &protocol.Report{ID: "r1", Inventory: protocol.Inventory{
+			Kind: protocol.InventoryFull, Packages: pkgs, Digest: protocol.InventoryDigest(pkgs)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := st.CVE(ctx, "CVE-2023-2650"); len(got.Exposed)+len(got.Patched) != 0 {
+		t.Fatalf("CVE before any advisory = %+v", got)
+	}
+	if _, err := svc.Import(ctx, loadTestdata(t)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.CVE(ctx, "CVE-2023-2650")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Exposed) != 1 || got.Exposed[0].Device != "old" || len(got.Patched) != 1 || got.Patched[0].Device != "new" {
+		t.Errorf("CVE after the import = %+v, want old exposed and new patched", got)
+	}
+}
