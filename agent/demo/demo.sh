@@ -4,7 +4,8 @@
 # Builds a device root whose rpm database the real rpm writes, holding the
 # real package set of a RHEL 9.0 aarch64 image (179 packages) under an
 # AlmaLinux 9 os-release, then asks rpmfleet-agent which of the 1783 AlmaLinux
-# 9 advisories apply to it. The device root is cached in .demo/.
+# 9 advisories apply to it; then applies one of them, ALSA-2023:3722, from a
+# signed repository (agent/demo/apply.sh). The device root is cached in .demo/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 demo=agent/demo
@@ -31,3 +32,7 @@ echo
 echo "==> Is this device exposed to CVE-2023-2650 (openssl)?"
 echo "==> bin/rpmfleet-agent check --root $root --advisories $demo/almalinux9.jsonl.gz --cve CVE-2023-2650"
 bin/rpmfleet-agent check --root "$root" --advisories "$demo/almalinux9.jsonl.gz" --cve CVE-2023-2650 || true
+
+echo
+echo "==> Now apply that fix, verified, with rollback (agent/demo/apply.sh)"
+./agent/demo/apply.sh

@@ -86,11 +86,13 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "\nRun 'rpmfleet-agent COMMAND -h' for a command's flags.\n")
 }
 
+// logLevel reads RPMFLEET_LOG: debug, info (the default), warn or error.
 func logLevel() slog.Level {
-	if strings.EqualFold(os.Getenv("RPMFLEET_LOG"), "debug") {
-		return slog.LevelDebug
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("RPMFLEET_LOG"))); err != nil {
+		return slog.LevelInfo
 	}
-	return slog.LevelInfo
+	return l
 }
 
 // newFlagSet makes a command's flag set that reports errors to stderr and
