@@ -58,3 +58,21 @@ func TestTLSAuto(t *testing.T) {
 		t.Errorf("device after a report over TLS:\n%s", dev)
 	}
 }
+
+// TestTLSOwnCertificate: --tls-cert and --tls-key serve a certificate the
+// admin brings (here one a --tls auto run made), on all interfaces, which
+// plain HTTP may not.
+func TestTLSOwnCertificate(t *testing.T) {
+	first := startServer(t, filepath.Join(t.TempDir(), "data"), "--tls", "auto")
+	first.stop(t)
+	dir := filepath.Join(first.data, "tls")
+	addr := freeAddr(t)
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	srv := startServerAt(t, filepath.Join(t.TempDir(), "data"), "0.0.0.0:"+port,
+		"--tls-cert", filepath.Join(dir, "server.crt"), "--tls-key", filepath.Join(dir, "server.key"))
+	url := "https://127.0.0.1:" + port
+	if !strings.HasPrefix(srv.url, "https://") {
+		t.Fatalf("server with its own certificate serves %s", srv.url)
+	}
+	must(t, []string{"RPMFLEET_SERVER=" + url, "RPMFLEET_TOKEN=" + srv.admin, "RPMFLEET_CA=" + filepath.Join(dir, "ca.crt")}, "rpmfleet", "summary")
+}
