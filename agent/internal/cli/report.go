@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/client"
+	"github.com/rpmfleet/rpmfleet/agent/internal/update"
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
@@ -56,8 +57,19 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	}
 	info := deviceInfo(*root)
 	pkgs := wirePackages(dev.pkgs)
+	// The update cycles this agent ran (rpmfleet-agent apply, same state
+	// folder) and has not reported yet.
+	history, err := update.History(*stateDir)
+	if err != nil {
+		return fail(e, "report", err)
+	}
+	reported, err := st.ReportedCycle()
+	if err != nil {
+		return fail(e, "report", err)
+	}
+	cycles, lastCycle := cycleResults(history, reported)
 	for range 2 {
-		p, err := r.make(info, pkgs)
+		p, err := r.make(info, pkgs, cycles, lastCycle, rebootPending(history, bootTime()))
 		if err != nil {
 			return fail(e, "report", err)
 		}
@@ -66,10 +78,13 @@ func runReport(ctx context.Context, e *env, args []string) int {
 			return fail(e, "report", err)
 		}
 		if !needFull {
-			fmt.Fprintf(e.stdout, "report %s sent: %s inventory, %d packages\n", p.Report.ID, p.Report.Inventory.Kind, len(pkgs))
+			fmt.Fprintf(e.stdout, "report %s sent: %s inventory, %d packages, %d update cycles\n", p.Report.ID, p.Report.Inventory.Kind, len(pkgs), len(cycles))
 			return ExitOK
 		}
 		e.log.Info("server asked for the full inventory", "report", p.Report.ID)
+		// The cycles went with the report the server took; do not send
+		// them twice.
+		cycles = nil
 	}
 	return fail(e, "report", errors.New("the server asked for the full inventory again after receiving it"))
 }
@@ -84,7 +99,7 @@ type reporter struct {
 // make builds the next report: the full set when the server holds none we
 // know of, else the change since the acknowledged set, with the new digest;
 // it is recorded as pending before it is sent.
-func (r *reporter) make(info protocol.DeviceInfo, pkgs []protocol.Package) (*client.Pending, error) {
+func (r *reporter) make(info protocol.DeviceInfo, pkgs []protocol.Package, cycles []protocol.CycleResult, lastCycle int, rebootPending bool) (*client.Pending, error) {
 	acked, ok, err := r.st.Acked()
 	if err != nil {
 		return nil, err
@@ -94,7 +109,11 @@ func (r *reporter) make(info protocol.DeviceInfo, pkgs []protocol.Package) (*cli
 		added, removed := inventory.Diff(invPackages(acked), invPackages(pkgs))
 		inv = protocol.Inventory{Kind: protocol.InventoryDelta, Added: wirePackages(added), Removed: wirePackages(removed), Digest: inv.Digest}
 	}
-	p := &client.Pending{Report: protocol.Report{ID: newReportID(), Time: time.Now().UTC(), Device: info, Inventory: inv}, After: pkgs}
+	p := &client.Pending{Report: protocol.Report{ID: newReportID(), Time: time.Now().UTC(), Device: info, Inventory: inv,
+		Cycles: cycles, RebootPending: rebootPending}, After: pkgs}
+	if len(cycles) > 0 {
+		p.LastCycle = lastCycle
+	}
 	if err := r.st.SetPending(p); err != nil {
 		return nil, err
 	}
@@ -119,6 +138,12 @@ func (r *reporter) deliver(ctx context.Context, p *client.Pending) (needFull boo
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case <-time.After(time.Duration(try) * time.Second):
+		}
+	}
+	if p.LastCycle > 0 {
+		// Accepted, full inventory asked for or not: the cycles are in.
+		if err := r.st.SetReportedCycle(p.LastCycle); err != nil {
+			return false, err
 		}
 	}
 	if resp.NeedFullInventory {

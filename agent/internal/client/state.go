@@ -21,6 +21,7 @@ const (
 	credentialFile = "credential.json"
 	ackedFile      = "inventory-acked.json"
 	pendingFile    = "report-pending.json"
+	cyclesFile     = "cycles-reported.json"
 )
 
 // Credential is what enrolment gave the device, kept in the state folder.
@@ -50,6 +51,9 @@ func (c Credential) HTTPClient() (*http.Client, error) {
 type Pending struct {
 	Report protocol.Report    `json:"report"`
 	After  []protocol.Package `json:"after"`
+	// LastCycle is the id of the newest update cycle the report carries;
+	// 0 when it carries none.
+	LastCycle int `json:"last_cycle,omitempty"`
 }
 
 // State is the agent's state folder.
@@ -104,6 +108,17 @@ func (s State) SetPending(p *Pending) error {
 	}
 	return s.write(pendingFile, p)
 }
+
+// ReportedCycle returns the id of the newest update cycle the server
+// acknowledged, 0 when none.
+func (s State) ReportedCycle() (int, error) {
+	var id int
+	_, err := s.read(cyclesFile, &id)
+	return id, err
+}
+
+// SetReportedCycle records the newest update cycle the server acknowledged.
+func (s State) SetReportedCycle(id int) error { return s.write(cyclesFile, id) }
 
 func (s State) read(name string, v any) (bool, error) {
 	path := filepath.Join(s.Dir, name)
