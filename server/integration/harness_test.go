@@ -31,6 +31,7 @@ var bins = map[string]string{
 	"rpmfleet-server": "github.com/rpmfleet/rpmfleet/server/cmd/rpmfleet-server",
 	"rpmfleet":        "github.com/rpmfleet/rpmfleet/server/cmd/rpmfleet",
 	"rpmfleet-agent":  "github.com/rpmfleet/rpmfleet/agent/cmd/rpmfleet-agent",
+	"demorepo":        "github.com/rpmfleet/rpmfleet/pkg/rpmtest/cmd/demorepo",
 }
 
 var binDir string
