@@ -58,7 +58,7 @@ func story(t *testing.T, serverFlags ...string) {
 
 	osv := filepath.Join(fixtures(t), "almalinux-osv", "almalinux9.jsonl.gz")
 	imp := must(t, admin, "rpmfleet", "import", osv)
-	if !strings.Contains(imp.stdout, "imported") || !strings.Contains(imp.stderr, "uploading") {
+	if !strings.Contains(imp.stdout, "imported") || !strings.Contains(imp.stderr, "uploaded almalinux9.jsonl.gz") {
 		t.Errorf("import printed no result or no progress:\nstdout: %s\nstderr: %s", imp.stdout, imp.stderr)
 	}
 

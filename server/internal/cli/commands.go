@@ -208,25 +208,37 @@ func uploadFile(ctx context.Context, api *apiClient, path string, w io.Writer) (
 	if err != nil {
 		return resp, err
 	}
-	pr := &progress{r: f, total: st.Size(), w: w, name: filepath.Base(path)}
+	pr := &progress{r: f, total: st.Size(), w: w, name: filepath.Base(path), tty: isTerminal(w)}
 	err = api.do(ctx, http.MethodPost, protocol.PathImport, pr, "application/octet-stream", &resp)
 	pr.done()
 	return resp, err
 }
 
-// progress reports how much of an upload was sent, every 10%.
+// progress reports how much of an upload was sent, every 10%, on a
+// terminal; elsewhere (a log, a pipe) it says only when the upload is done.
 type progress struct {
 	r           io.Reader
 	total, sent int64
 	shown       int64
 	w           io.Writer
 	name        string
+	tty         bool
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progress) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.sent += int64(n)
-	if p.total > 0 {
+	if p.total > 0 && p.tty {
 		if pct := p.sent * 100 / p.total; pct >= p.shown+10 {
 			p.shown = pct - pct%10
 			fmt.Fprintf(p.w, "\ruploading %s: %3d%% of %d kB", p.name, p.shown, p.total/1024)
@@ -236,8 +248,11 @@ func (p *progress) Read(b []byte) (int, error) {
 }
 
 func (p *progress) done() {
-	if p.shown > 0 {
+	switch {
+	case p.shown > 0:
 		fmt.Fprintf(p.w, "\ruploading %s: done, the server is reading it\n", p.name)
+	case !p.tty:
+		fmt.Fprintf(p.w, "uploaded %s (%d kB), the server is reading it\n", p.name, p.sent/1024)
 	}
 }
 
