@@ -3,8 +3,9 @@
 // Berkeley DB (Packages, EL8) and ndb (Packages.db, SUSE).
 //
 // Berkeley DB and ndb are read with github.com/knqyf263/go-rpmdb. For
-// sqlite, the format of every current Enterprise Linux, the header blobs
-// are read here, taking only the six tags an inventory needs (name, epoch,
+// sqlite, the format of every current Enterprise Linux, both the file
+// (sqlitefile.go: the Packages table, straight from the SQLite file format,
+// so the agent links no SQL engine) and the header blobs are read here, taking only the six tags an inventory needs (name, epoch,
 // version, release, arch, modularity label): go-rpmdb imports every tag of
 // every header, which took 87 ms for a 1,000-package device on this
 // project's 2-core machine against a budget of 60 ms for a whole check.
@@ -17,15 +18,15 @@
 // length and offset is bounds-checked before use, a panic in go-rpmdb's
 // header parsing becomes an error naming the file, and an empty result is
 // an error, never an empty inventory. A sqlite write-ahead log left behind
-// by a power cut is folded into a private copy before reading, so the
-// inventory includes the transactions it holds.
+// by a power cut is read too (its committed frames only, checksums
+// verified), so the inventory includes the transactions it holds; the
+// device's files are only ever opened for reading.
 //
 // Known limit: go-rpmdb walks Berkeley DB and ndb pages in its own
 // goroutine; a panic there on a corrupt page cannot be recovered here.
 package rpmdb
 
 import (
-	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -37,7 +38,6 @@ import (
 	"strings"
 
 	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
-	_ "modernc.org/sqlite" // go-rpmdb opens sqlite databases with the "sqlite" driver
 
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
@@ -149,15 +149,7 @@ func Read(path string) ([]inventory.Package, error) {
 	var pkgs []inventory.Package
 	headers := 0
 	if format == SQLite {
-		if strings.ContainsAny(path, "?#%") {
-			return nil, fmt.Errorf("read rpmdb %s: a sqlite database path may not hold ?, # or %%", path)
-		}
-		src, cleanup, err := foldWAL(path)
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		pkgs, headers, err = readSQLite(src, path)
+		pkgs, headers, err = readSQLite(path)
 		if err != nil {
 			return nil, err
 		}
@@ -180,48 +172,30 @@ func Read(path string) ([]inventory.Package, error) {
 	return pkgs, nil
 }
 
-// readSQLite reads every header blob of a sqlite database with parseHeader.
-// name is the path to report. It returns the packages without gpg-pubkey
-// and the number of headers.
-func readSQLite(path, name string) ([]inventory.Package, int, error) {
-	// One sequential pass over Packages reads each page once: sqlite's page
-	// cache (2 MB by default) would only add to the agent's peak memory.
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1&_pragma=cache_size(-256)")
-	if err != nil {
-		return nil, 0, fmt.Errorf("read rpmdb %s: %w", name, err)
-	}
-	defer db.Close()
-	rows, err := db.Query("SELECT hnum, blob FROM Packages")
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
-	}
-	defer rows.Close()
+// readSQLite reads every header blob of a sqlite database (and its
+// write-ahead log) with parseHeader. It returns the packages without
+// gpg-pubkey and the number of headers.
+func readSQLite(path string) ([]inventory.Package, int, error) {
 	var pkgs []inventory.Package
 	headers := 0
-	for rows.Next() {
-		var (
-			hnum int64
-			blob sql.RawBytes // valid until Next; parseHeader copies what it keeps
-		)
-		if err := rows.Scan(&hnum, &blob); err != nil {
-			return nil, 0, fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
-		}
+	err := walkSQLitePackages(path, path, func(hnum int64, blob []byte) error {
 		headers++
-		p, err := parseHeader(blob)
+		p, err := parseHeader(blob) // copies what it keeps: blob is reused
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: %s (sqlite): header %d: %w", ErrCorrupt, name, hnum, err)
+			return fmt.Errorf("%w: %s (sqlite): header %d: %w", ErrCorrupt, path, hnum, err)
 		}
 		if p.Name == "gpg-pubkey" {
-			continue // an imported key, not a package
+			return nil // an imported key, not a package
 		}
 		if p.Name == "" || p.Version == "" || p.Release == "" || p.Arch == "" {
-			return nil, 0, fmt.Errorf("%w: %s (sqlite): header %d lacks a name, version, release or arch (%q %q %q %q)",
-				ErrCorrupt, name, hnum, p.Name, p.Version, p.Release, p.Arch)
+			return fmt.Errorf("%w: %s (sqlite): header %d lacks a name, version, release or arch (%q %q %q %q)",
+				ErrCorrupt, path, hnum, p.Name, p.Version, p.Release, p.Arch)
 		}
 		pkgs = append(pkgs, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("%w: %s (sqlite): %w", ErrCorrupt, name, err)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return pkgs, headers, nil
 }
@@ -269,52 +243,4 @@ func list(path string) (infos []*rpmdb.PackageInfo, err error) {
 	}
 	defer db.Close()
 	return db.ListPackages()
-}
-
-// foldWAL returns a path that holds all committed transactions when opened
-// immutable (as readSQLite and go-rpmdb do: no locks, nothing written next
-// to the device's database), which ignores the write-ahead log; rpm checkpoints it on a clean exit, but a power cut
-// mid-transaction leaves committed pages only in rpmdb.sqlite-wal. Then the
-// database and log are copied to a temporary folder and checkpointed there,
-// leaving the device's files untouched.
-func foldWAL(path string) (string, func(), error) {
-	fi, err := os.Stat(path + "-wal")
-	if err != nil || fi.Size() == 0 {
-		return path, func() {}, nil
-	}
-	tmp, err := os.MkdirTemp("", "rpmfleet-rpmdb-")
-	if err != nil {
-		return "", nil, fmt.Errorf("read rpmdb %s: fold write-ahead log: %w", path, err)
-	}
-	cleanup := func() { os.RemoveAll(tmp) }
-	fail := func(err error) (string, func(), error) {
-		cleanup()
-		return "", nil, fmt.Errorf("read rpmdb %s: fold write-ahead log: %w", path, err)
-	}
-	dst := filepath.Join(tmp, "rpmdb.sqlite")
-	for _, suffix := range []string{"", "-wal"} {
-		if err := copyFile(path+suffix, dst+suffix); err != nil {
-			return fail(err)
-		}
-	}
-	db, err := sql.Open("sqlite", "file:"+dst)
-	if err != nil {
-		return fail(err)
-	}
-	_, err = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fail(err)
-	}
-	return dst, cleanup, nil
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o600)
 }
