@@ -5,13 +5,14 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rpmfleet/rpmfleet/agent/internal/rpmdb/sqlitefile"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 )
 
@@ -51,16 +52,16 @@ func engineRows(t *testing.T, path string) []row {
 	return out
 }
 
-// ownRows reads Packages with walkSQLitePackages.
+// ownRows reads Packages with sqlitefile.Blobs.
 func ownRows(t *testing.T, path string) []row {
 	t.Helper()
 	var out []row
-	err := walkSQLitePackages(path, path, func(hnum int64, blob []byte) error {
+	err := sqlitefile.Blobs(path, "Packages", func(hnum int64, blob []byte) error {
 		out = append(out, row{hnum, bytes.Clone(blob)})
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("walkSQLitePackages: %v", err)
+		t.Fatalf("sqlitefile.Blobs: %v", err)
 	}
 	return out
 }
@@ -183,27 +184,16 @@ func checkBigShape(t *testing.T, path string, rows []row) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sqliteFile{name: path, db: bytes.NewReader(b), dbSize: int64(len(b)), visited: map[uint32]bool{}}
-	if err := s.open(nil, 0); err != nil {
-		t.Fatal(err)
-	}
-	root, err := s.packagesRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.page(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p[0] != pageTableInterior {
-		t.Errorf("Packages root page %d has type 0x%02x, want an interior page", root, p[0])
+	ps, root := layout(t, path)
+	if b[(root-1)*ps] != 0x05 {
+		t.Errorf("Packages root page %d has type 0x%02x, want an interior page (0x05)", root, b[(root-1)*ps])
 	}
 	longest := 0
 	for _, r := range rows {
 		longest = max(longest, len(r.blob))
 	}
-	if longest < 3*s.usable {
-		t.Errorf("longest header is %d bytes: no overflow chain of 3+ pages (usable page size %d)", longest, s.usable)
+	if longest < 3*ps {
+		t.Errorf("longest header is %d bytes: no overflow chain of 3+ pages (page size %d)", longest, ps)
 	}
 	pkgs, err := Read(path)
 	if err != nil {
@@ -318,7 +308,7 @@ func TestSQLiteFileWAL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w[walHeaderLen+walFrameHeaderLen+50] ^= 0xff // a byte of the first frame's page
+		w[32+24+50] ^= 0xff // a byte of the first frame's page (after the log and frame headers)
 		if err := os.WriteFile(bad+"-wal", w, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +323,7 @@ func TestSQLiteFileWAL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if binary.BigEndian.Uint32(w) != walMagicLE {
+		if binary.BigEndian.Uint32(w) != 0x377f0682 {
 			t.Fatalf("log magic %#x, want the little-endian one this machine writes", binary.BigEndian.Uint32(w))
 		}
 		resum(t, w, binary.BigEndian)
@@ -350,19 +340,28 @@ func TestSQLiteFileWAL(t *testing.T) {
 // given word order, as a big-endian machine would have written it.
 func resum(t *testing.T, w []byte, order binary.ByteOrder) {
 	t.Helper()
-	magic := uint32(walMagicLE)
+	magic := uint32(0x377f0682)
 	if order == binary.BigEndian {
-		magic = walMagicBE
+		magic = 0x377f0683
 	}
+	// SQLite's checksum: two running sums over pairs of 32-bit words.
+	sum := func(b []byte, s0, s1 uint32) (uint32, uint32) {
+		for i := 0; i+8 <= len(b); i += 8 {
+			s0 += order.Uint32(b[i:]) + s1
+			s1 += order.Uint32(b[i+4:]) + s0
+		}
+		return s0, s1
+	}
+	const walHeaderLen, walFrameHeaderLen = 32, 24
 	binary.BigEndian.PutUint32(w, magic)
-	s0, s1 := walChecksum(order, w[:24], 0, 0)
+	s0, s1 := sum(w[:24], 0, 0)
 	binary.BigEndian.PutUint32(w[24:], s0)
 	binary.BigEndian.PutUint32(w[28:], s1)
 	ps := int(binary.BigEndian.Uint32(w[8:]))
 	frames := 0
 	for off := walHeaderLen; off+walFrameHeaderLen+ps <= len(w); off += walFrameHeaderLen + ps {
-		s0, s1 = walChecksum(order, w[off:off+8], s0, s1)
-		s0, s1 = walChecksum(order, w[off+walFrameHeaderLen:off+walFrameHeaderLen+ps], s0, s1)
+		s0, s1 = sum(w[off:off+8], s0, s1)
+		s0, s1 = sum(w[off+walFrameHeaderLen:off+walFrameHeaderLen+ps], s0, s1)
 		binary.BigEndian.PutUint32(w[off+16:], s0)
 		binary.BigEndian.PutUint32(w[off+20:], s1)
 		frames++
@@ -380,15 +379,7 @@ func TestSQLiteFileCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sqliteFile{name: "x", db: bytes.NewReader(good), dbSize: int64(len(good)), visited: map[uint32]bool{}}
-	if err := s.open(nil, 0); err != nil {
-		t.Fatal(err)
-	}
-	root, err := s.packagesRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := s.pageSize
+	ps, root := layout(t, unpack(t, "rpmdb/al2023-sqlite/rpmdb.sqlite.gz", "rpmdb.sqlite"))
 	rootOff := int(root-1) * ps
 	tests := []struct {
 		name   string
@@ -404,10 +395,10 @@ func TestSQLiteFileCorrupt(t *testing.T) {
 		}, "offset 28"},
 		{"root page of Packages has a bad type", func(b []byte) []byte { b[rootOff] = 0x0a; return b }, fmt.Sprintf("page %d: page type 0x0a", root)},
 		{"b-tree loops back to its root", func(b []byte) []byte {
-			if b[rootOff] != pageTableInterior {
+			if b[rootOff] != 0x05 {
 				t.Fatalf("root page type 0x%02x, want interior", b[rootOff])
 			}
-			binary.BigEndian.PutUint32(b[rootOff+8:], root) // right-most child = itself
+			binary.BigEndian.PutUint32(b[rootOff+8:], uint32(root)) // right-most child = itself
 			return b
 		}, fmt.Sprintf("page %d: page is used twice", root)},
 		{"child page out of range", func(b []byte) []byte {
@@ -437,64 +428,74 @@ func TestSQLiteFileCorrupt(t *testing.T) {
 	}
 }
 
-// FuzzSQLiteFile feeds the file-format reader a fuzzed database and
-// write-ahead log: it must return rows or an ErrCorrupt, never panic,
-// loop or allocate without bound. Seeds are small real databases: one
-// with 512-byte pages (so interior pages and overflow chains) holding real
-// rpm headers, with and without a log of committed transactions.
-func FuzzSQLiteFile(f *testing.F) {
-	src := unpack(f, "rpmdb/al2023-sqlite/rpmdb.sqlite.gz", "rpmdb.sqlite")
-	dir := f.TempDir()
-	small := filepath.Join(dir, "rpmdb.sqlite")
-	db, err := sql.Open("sqlite", "file:"+small)
+// layout asks SQLite for the page size and the Packages root page.
+func layout(t *testing.T, path string) (pageSize, root int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
-	db.SetMaxOpenConns(1)
-	for _, stmt := range []string{
-		"PRAGMA page_size=512",
-		"CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)",
-		"ATTACH DATABASE 'file:" + src + "?mode=ro' AS src",
-		"INSERT INTO Packages SELECT hnum, blob FROM src.Packages WHERE hnum IN (5, 103)",
-		"DETACH DATABASE src",
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			f.Fatalf("%s: %v", stmt, err)
-		}
+	defer db.Close()
+	if err := db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
 	}
-	db.Close()
-	plain, err := os.ReadFile(small)
-	if err != nil {
-		f.Fatal(err)
+	if err := db.QueryRow("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'Packages'").Scan(&root); err != nil {
+		t.Fatal(err)
 	}
-	f.Add(plain, []byte(nil))
-	crashed := crash(f, small, "DELETE FROM Packages WHERE hnum = 103", "INSERT INTO Packages (hnum, blob) SELECT 9, blob FROM Packages WHERE hnum = 5")
-	for _, suffix := range []string{"", "-wal"} {
-		b, err := os.ReadFile(crashed + suffix)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if suffix == "" {
-			plain = b
-			continue
-		}
-		f.Add(plain, b)
-		f.Add(plain, b[:len(b)-7]) // torn
-	}
+	return pageSize, root
+}
 
-	f.Fuzz(func(t *testing.T, db, wal []byte) {
-		var w io.ReaderAt
-		if wal != nil {
-			w = bytes.NewReader(wal)
+var update = flag.Bool("update", false, "rewrite sqlitefile/testdata from the AL2023 fixture with the real SQLite engine")
+
+// seedDir holds the small real databases package sqlitefile tests and
+// fuzzes with; its tests do not link an SQL engine, so they are made here.
+const seedDir = "sqlitefile/testdata"
+
+// TestSQLiteFileSeeds (re)writes, with -update, the small databases in
+// sqlitefile/testdata: two real AL2023 headers in a table with 512-byte
+// pages (so interior pages and overflow chains), and the same after two
+// transactions left only in the write-ahead log. It always holds
+// sqlitefile to SQLite's answer on them.
+func TestSQLiteFileSeeds(t *testing.T) {
+	if *update {
+		src := unpack(t, "rpmdb/al2023-sqlite/rpmdb.sqlite.gz", "rpmdb.sqlite")
+		small := filepath.Join(t.TempDir(), "rpmdb.sqlite")
+		db, err := sql.Open("sqlite", "file:"+small)
+		if err != nil {
+			t.Fatal(err)
 		}
-		err := walkSQLite("fuzz.sqlite", bytes.NewReader(db), int64(len(db)), w, int64(len(wal)), func(hnum int64, blob []byte) error {
-			if _, err := parseHeader(blob); err != nil {
-				return fmt.Errorf("%w: header %d: %w", ErrCorrupt, hnum, err)
+		db.SetMaxOpenConns(1)
+		for _, stmt := range []string{
+			"PRAGMA page_size=512",
+			"CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)",
+			"ATTACH DATABASE 'file:" + src + "?mode=ro' AS src",
+			"INSERT INTO Packages SELECT hnum, blob FROM src.Packages WHERE hnum IN (5, 103)",
+			"DETACH DATABASE src",
+		} {
+			if _, err := db.Exec(stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
 			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("error not marked ErrCorrupt: %v", err)
 		}
-	})
+		db.Close()
+		crashed := crash(t, small,
+			"DELETE FROM Packages WHERE hnum = 103",
+			"INSERT INTO Packages (hnum, blob) SELECT 9, blob FROM Packages WHERE hnum = 5")
+		for src, dst := range map[string]string{
+			small: "small.sqlite", crashed: "wal.sqlite", crashed + "-wal": "wal.sqlite-wal",
+		} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(seedDir, dst), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, name := range []string{"small.sqlite", "wal.sqlite"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(seedDir, name)
+			sameRows(t, ownRows(t, path), engineRows(t, copyDB(t, path)))
+		})
+	}
 }

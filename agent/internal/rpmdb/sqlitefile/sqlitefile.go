@@ -1,20 +1,25 @@
-package rpmdb
-
-// This file reads the one table rpm keeps in rpmdb.sqlite, Packages
-// (hnum INTEGER PRIMARY KEY, blob BLOB), straight from the SQLite 3 file
-// format (https://www.sqlite.org/fileformat2.html) and its write-ahead log,
-// so that the agent links no SQL engine: modernc.org/sqlite was the largest
-// part of the agent binary (issue 6's size budget) and of its peak memory.
+// Package sqlitefile reads the rows of one rowid table of an SQLite 3
+// database, and of its write-ahead log, straight from the file format
+// (https://www.sqlite.org/fileformat2.html), without an SQL engine. It
+// exists so that the agent can read EL9's rpmdb.sqlite (Packages: hnum
+// INTEGER PRIMARY KEY, blob BLOB) without linking modernc.org/sqlite, the
+// largest part of the agent binary (issue 6's size budget) and of its
+// peak memory.
 //
-// It reads, never writes, and does only what the agent needs: the database
-// header, the schema table on page 1, table b-tree pages (interior and
-// leaf), overflow chains and records, and the committed frames of the
-// write-ahead log. Everything in the files is untrusted: every offset and
-// length is bounds-checked, every page number must lie inside the
-// database, each page may be used once (so a corrupt b-tree or overflow
-// chain cannot loop), the tree depth is limited, and an overflow chain is
-// exactly as long as its payload size says. Errors wrap ErrCorrupt and
-// name the file and the page.
+// Threat model: the files come from a device's disk and may be damaged by
+// a power cut, a full disk or a bad sector, or crafted; they are never
+// trusted. The package reads, never writes or locks, and does only what
+// the agent needs: the database header, the schema table on page 1, table
+// b-tree pages (interior and leaf), overflow chains and records, and the
+// committed frames of the write-ahead log (salts matched and checksum
+// chain verified; a torn or stale frame ends the log, as in SQLite). Every
+// offset and length is bounds-checked, every page number must lie inside
+// the database, each page may be used once (so a corrupt b-tree or
+// overflow chain cannot loop), the tree depth is limited, an overflow
+// chain is exactly as long as its payload size says, and memory grows
+// only with the bytes really read. Faults wrap ErrCorrupt and name the
+// file and the page; nothing panics (FuzzBlobs).
+package sqlitefile
 
 import (
 	"encoding/binary"
@@ -29,9 +34,9 @@ const (
 	sqliteHeaderLen = 100
 	// maxTreeDepth is sqlite's own cursor depth limit (BTCURSOR_MAX_DEPTH).
 	maxTreeDepth = 20
-	// maxPayload bounds one record: a header blob of rpm's maximum size
-	// plus room for the record header and the rowid column.
-	maxPayload = maxHeader + 64
+	// maxPayload bounds one record: rpm's largest header (headerMaxbytes,
+	// 256 MiB) plus room for the record header.
+	maxPayload = 256<<20 + 64
 
 	walHeaderLen      = 32
 	walFrameHeaderLen = 24
@@ -46,11 +51,10 @@ const (
 	pageTableLeaf     = 0x0d
 )
 
-// errSQLite marks a structural fault; sqliteFile.corrupt adds the file and
-// the page and wraps ErrCorrupt.
-var errSQLite = errors.New("sqlite file format")
+// ErrCorrupt is wrapped by every error about the content of the files.
+var ErrCorrupt = errors.New("sqlitefile: corrupt database")
 
-// sqliteFile is an open rpmdb.sqlite: the main file and, when the
+// sqliteFile is an open database: the main file and, when the
 // write-ahead log holds committed frames, the log's latest committed frame
 // for each page.
 type sqliteFile struct {
@@ -71,22 +75,25 @@ func (s *sqliteFile) corrupt(page uint32, format string, args ...any) error {
 	if page != 0 {
 		where = fmt.Sprintf(" page %d:", page)
 	}
-	return fmt.Errorf("%w: %s (sqlite):%s %s", ErrCorrupt, s.name, where, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s:%s %s", ErrCorrupt, s.name, where, fmt.Sprintf(format, args...))
 }
 
-// walkSQLitePackages calls fn with the rowid and blob of every row of the
-// Packages table of the database at path (and its write-ahead log
-// path-wal, if any), in rowid order. name is the path to report. blob is
-// only valid during the call.
-func walkSQLitePackages(path, name string, fn func(hnum int64, blob []byte) error) error {
+// Blobs calls fn, in rowid order, with the rowid and blob of every row of
+// table in the database at path, as it stands after the committed
+// transactions of its write-ahead log path-wal, if there is one. The
+// table must be a rowid table of an INTEGER PRIMARY KEY and a BLOB (as
+// rpm's Packages). blob is valid only during the call; an error from fn
+// ends the walk and is returned as it is.
+func Blobs(path, table string, fn func(rowid int64, blob []byte) error) error {
+	name := path
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("read rpmdb %s: %w", name, err)
+		return fmt.Errorf("sqlitefile: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("read rpmdb %s: %w", name, err)
+		return fmt.Errorf("sqlitefile: %w", err)
 	}
 	var (
 		wal     io.ReaderAt
@@ -96,23 +103,23 @@ func walkSQLitePackages(path, name string, fn func(hnum int64, blob []byte) erro
 		defer w.Close()
 		wfi, err := w.Stat()
 		if err != nil {
-			return fmt.Errorf("read rpmdb %s: write-ahead log: %w", name, err)
+			return fmt.Errorf("sqlitefile: write-ahead log: %w", err)
 		}
 		wal, walSize = w, wfi.Size()
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read rpmdb %s: write-ahead log: %w", name, err)
+		return fmt.Errorf("sqlitefile: write-ahead log: %w", err)
 	}
-	return walkSQLite(name, f, fi.Size(), wal, walSize, fn)
+	return BlobsFrom(name, f, fi.Size(), wal, walSize, table, fn)
 }
 
-// walkSQLite is walkSQLitePackages over any readers: db of dbSize bytes
-// and wal of walSize bytes (nil when there is no log).
-func walkSQLite(name string, db io.ReaderAt, dbSize int64, wal io.ReaderAt, walSize int64, fn func(hnum int64, blob []byte) error) error {
+// BlobsFrom is Blobs over readers: db of dbSize bytes and wal of walSize
+// bytes (nil when there is no log). name is what errors call the database.
+func BlobsFrom(name string, db io.ReaderAt, dbSize int64, wal io.ReaderAt, walSize int64, table string, fn func(rowid int64, blob []byte) error) error {
 	s := &sqliteFile{name: name, db: db, dbSize: dbSize, visited: map[uint32]bool{}}
 	if err := s.open(wal, walSize); err != nil {
 		return err
 	}
-	root, err := s.packagesRoot()
+	root, err := s.tableRoot(table)
 	if err != nil {
 		return err
 	}
@@ -120,9 +127,9 @@ func walkSQLite(name string, db io.ReaderAt, dbSize int64, wal io.ReaderAt, walS
 	// only pages used twice within the walk count as corruption.
 	s.visited = map[uint32]bool{}
 	return s.walk(root, 0, func(page uint32, rowid int64, payload []byte) error {
-		blob, err := packagesRow(payload)
+		blob, err := blobRow(payload)
 		if err != nil {
-			return s.corrupt(page, "Packages row %d: %v", rowid, err)
+			return s.corrupt(page, "%s row %d: %v", table, rowid, err)
 		}
 		return fn(rowid, blob)
 	})
@@ -136,7 +143,7 @@ func (s *sqliteFile) open(wal io.ReaderAt, walSize int64) error {
 		return s.corrupt(0, "file is %d bytes, shorter than the %d-byte database header", s.dbSize, sqliteHeaderLen)
 	}
 	if _, err := s.db.ReadAt(h[:], 0); err != nil {
-		return fmt.Errorf("read rpmdb %s: %w", s.name, err)
+		return fmt.Errorf("sqlitefile: %s: %w", s.name, err)
 	}
 	if string(h[:16]) != sqliteMagic {
 		return s.corrupt(0, "header: bad magic %q", h[:16])
@@ -204,7 +211,7 @@ func (s *sqliteFile) readWAL(wal io.ReaderAt, size int64) error {
 	}
 	var h [walHeaderLen]byte
 	if _, err := wal.ReadAt(h[:], 0); err != nil {
-		return fmt.Errorf("read rpmdb %s: write-ahead log: %w", s.name, err)
+		return fmt.Errorf("sqlitefile: %s: write-ahead log: %w", s.name, err)
 	}
 	magic := binary.BigEndian.Uint32(h[0:])
 	if (magic != walMagicLE && magic != walMagicBE) || binary.BigEndian.Uint32(h[4:]) != walVersion {
@@ -230,7 +237,7 @@ func (s *sqliteFile) readWAL(wal io.ReaderAt, size int64) error {
 	var commitPages uint32
 	for off := int64(walHeaderLen); off+frameLen <= size; off += frameLen {
 		if _, err := wal.ReadAt(frame, off); err != nil {
-			return fmt.Errorf("read rpmdb %s: write-ahead log offset %d: %w", s.name, off, err)
+			return fmt.Errorf("sqlitefile: %s: write-ahead log offset %d: %w", s.name, off, err)
 		}
 		pgno := binary.BigEndian.Uint32(frame[0:])
 		if pgno == 0 || binary.BigEndian.Uint32(frame[8:]) != salt1 || binary.BigEndian.Uint32(frame[12:]) != salt2 {
@@ -276,7 +283,7 @@ func (s *sqliteFile) page(n uint32) ([]byte, error) {
 	b := make([]byte, s.pageSize)
 	if off, ok := s.walPages[n]; ok {
 		if _, err := s.wal.ReadAt(b, off); err != nil {
-			return nil, fmt.Errorf("%w: %s (sqlite): page %d from the write-ahead log: %w", ErrCorrupt, s.name, n, err)
+			return nil, fmt.Errorf("%w: %s: page %d from the write-ahead log: %w", ErrCorrupt, s.name, n, err)
 		}
 		return b, nil
 	}
@@ -285,7 +292,7 @@ func (s *sqliteFile) page(n uint32) ([]byte, error) {
 		return nil, s.corrupt(n, "page lies beyond the end of the %d-byte file", s.dbSize)
 	}
 	if _, err := s.db.ReadAt(b, off); err != nil {
-		return nil, fmt.Errorf("%w: %s (sqlite): page %d: %w", ErrCorrupt, s.name, n, err)
+		return nil, fmt.Errorf("%w: %s: page %d: %w", ErrCorrupt, s.name, n, err)
 	}
 	return b, nil
 }
@@ -299,20 +306,19 @@ func (s *sqliteFile) visit(n uint32) error {
 	return nil
 }
 
-// packagesRoot finds the root page of the Packages table in the schema
-// table on page 1.
-func (s *sqliteFile) packagesRoot() (uint32, error) {
+// tableRoot finds the root page of table in the schema table on page 1.
+func (s *sqliteFile) tableRoot(table string) (uint32, error) {
 	var root uint32
 	err := s.walk(1, 0, func(page uint32, rowid int64, payload []byte) error {
 		cols, err := record(payload)
 		if err != nil {
 			return s.corrupt(page, "schema row %d: %v", rowid, err)
 		}
-		if len(cols) < 4 || string(cols[0].text) != "table" || string(cols[1].text) != "Packages" {
+		if len(cols) < 4 || string(cols[0].text) != "table" || string(cols[1].text) != table {
 			return nil
 		}
 		if cols[3].kind != colInt || cols[3].i <= 0 || cols[3].i > int64(s.pages) {
-			return s.corrupt(page, "schema row %d: Packages has root page %d, out of range 1-%d", rowid, cols[3].i, s.pages)
+			return s.corrupt(page, "schema row %d: %s has root page %d, out of range 1-%d", rowid, table, cols[3].i, s.pages)
 		}
 		root = uint32(cols[3].i)
 		return nil
@@ -321,7 +327,7 @@ func (s *sqliteFile) packagesRoot() (uint32, error) {
 		return 0, err
 	}
 	if root == 0 {
-		return 0, s.corrupt(1, "no such table: Packages")
+		return 0, s.corrupt(1, "no such table: %s", table)
 	}
 	return root, nil
 }
@@ -544,15 +550,15 @@ func record(b []byte) ([]column, error) {
 	return cols, nil
 }
 
-// packagesRow returns the blob of a Packages record (hnum, blob). hnum,
-// the INTEGER PRIMARY KEY, is stored as NULL: the rowid is its value.
-func packagesRow(payload []byte) ([]byte, error) {
+// blobRow returns the blob of a record (INTEGER PRIMARY KEY, BLOB). The
+// key column is stored as NULL: the rowid is its value.
+func blobRow(payload []byte) ([]byte, error) {
 	cols, err := record(payload)
 	if err != nil {
 		return nil, err
 	}
 	if len(cols) != 2 {
-		return nil, fmt.Errorf("%d columns, want 2 (hnum, blob)", len(cols))
+		return nil, fmt.Errorf("%d columns, want 2 (key, blob)", len(cols))
 	}
 	if cols[1].kind != colBlob {
 		return nil, fmt.Errorf("blob column is not a BLOB (kind %d)", cols[1].kind)
