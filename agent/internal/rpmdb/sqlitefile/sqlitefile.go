@@ -67,6 +67,8 @@ type sqliteFile struct {
 	usable   int    // page size less the reserved bytes at the end of each page
 	pages    uint32 // database size in pages
 	visited  map[uint32]bool
+	free     [][]byte // page buffers to reuse
+	buf      []byte   // the last overflowing payload's buffer, to reuse
 }
 
 // corrupt wraps ErrCorrupt with the file, the page (0: none) and what was wrong.
@@ -168,6 +170,7 @@ func (s *sqliteFile) open(wal io.ReaderAt, walSize int64) error {
 		return err
 	}
 	copy(h[:], p1)
+	s.release(p1)
 	if string(h[:16]) != sqliteMagic {
 		return s.corrupt(1, "header: bad magic %q", h[:16])
 	}
@@ -280,7 +283,12 @@ func (s *sqliteFile) page(n uint32) ([]byte, error) {
 	if n == 0 || n > s.pages {
 		return nil, s.corrupt(0, "page number %d out of range 1-%d", n, s.pages)
 	}
-	b := make([]byte, s.pageSize)
+	var b []byte
+	if k := len(s.free); k > 0 {
+		b, s.free = s.free[k-1], s.free[:k-1]
+	} else {
+		b = make([]byte, s.pageSize)
+	}
 	if off, ok := s.walPages[n]; ok {
 		if _, err := s.wal.ReadAt(b, off); err != nil {
 			return nil, fmt.Errorf("%w: %s: page %d from the write-ahead log: %w", ErrCorrupt, s.name, n, err)
@@ -295,6 +303,12 @@ func (s *sqliteFile) page(n uint32) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: page %d: %w", ErrCorrupt, s.name, n, err)
 	}
 	return b, nil
+}
+
+// release returns a page read by page for reuse: the walk holds one page
+// per tree level, so a handful of buffers serve the whole file.
+func (s *sqliteFile) release(b []byte) {
+	s.free = append(s.free, b)
 }
 
 // visit marks page n used, refusing a page used before.
@@ -346,6 +360,7 @@ func (s *sqliteFile) walk(n uint32, depth int, fn func(page uint32, rowid int64,
 	if err != nil {
 		return err
 	}
+	defer s.release(p)
 	hdr := 0
 	if n == 1 {
 		hdr = sqliteHeaderLen
@@ -431,9 +446,11 @@ func (s *sqliteFile) leafCell(n uint32, p []byte, off int) (int64, []byte, error
 	if need := (P - local + U - 5) / (U - 4); need > int(s.pages) {
 		return 0, nil, s.corrupt(n, "row %d: payload of %d bytes needs %d overflow pages, more than the database's %d pages", int64(rowid), P, need, s.pages)
 	}
-	// Grow with what the chain really holds, not what the size claims.
-	payload := make([]byte, local, local+min(P-local, 1<<20))
-	copy(payload, p[off:off+local])
+	// Grow with what the chain really holds, not what the size claims,
+	// reusing one buffer for all rows (the payload is valid only during
+	// the caller's callback).
+	payload := append(s.buf[:0], p[off:off+local]...)
+	defer func() { s.buf = payload[:0] }()
 	next := binary.BigEndian.Uint32(p[off+local:])
 	for len(payload) < P {
 		if next == 0 {
@@ -449,6 +466,7 @@ func (s *sqliteFile) leafCell(n uint32, p []byte, off int) (int64, []byte, error
 		take := min(P-len(payload), U-4)
 		payload = append(payload, op[4:4+take]...)
 		next = binary.BigEndian.Uint32(op)
+		s.release(op)
 	}
 	return int64(rowid), payload, nil
 }
