@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -255,7 +256,11 @@ func writeCheckJSON(w io.Writer, findings []applicability.Finding) error {
 	return enc.Encode(out)
 }
 
-func writeCheckText(w io.Writer, findings []applicability.Finding, eco string, npkgs, nadvs int) error {
+func writeCheckText(out io.Writer, findings []applicability.Finding, eco string, npkgs, nadvs int) error {
+	// tabwriter writes cell by cell: buffer, or a long answer costs a
+	// system call per cell.
+	w := bufio.NewWriter(out)
+	defer w.Flush()
 	if len(findings) == 0 {
 		_, err := fmt.Fprintf(w, "No advisory applies: %d installed packages checked against %s for %s.\n", npkgs, plural(nadvs, "advisory", "advisories"), eco)
 		return err
@@ -300,9 +305,9 @@ func writeCheckText(w io.Writer, findings []applicability.Finding, eco string, n
 	}
 	fmt.Fprintln(w, ".")
 	if security > 0 {
-		fmt.Fprintln(w, "Apply the security fixes with: dnf upgrade --security   (or: rpmfleet-agent apply --security)")
+		fmt.Fprintln(w, "Apply the security fixes with: rpmfleet-agent apply --security   (or: dnf upgrade --security)")
 	}
-	return nil
+	return w.Flush()
 }
 
 // plural writes n with the singular or plural form.
