@@ -9,33 +9,15 @@ import (
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
+	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
-// sharedFixtures returns ../shared/fixtures beside the module root, where both
-// the dev checkout and CI keep the real data.
+// sharedFixtures returns the shared fixture folder beside the module root.
 func sharedFixtures(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the test's directory")
-		}
-		dir = parent
-	}
-	f := filepath.Join(dir, "..", "shared", "fixtures")
-	if _, err := os.Stat(f); err != nil {
-		tb.Fatalf("shared fixtures missing beside the module root: %v", err)
-	}
-	return f
+	return fixtures.Path(tb, ".")
 }
 
 // loadOSV reads one file of the real AlmaLinux OSV database with the

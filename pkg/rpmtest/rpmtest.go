@@ -13,35 +13,8 @@
 // content and are not signed.
 package rpmtest
 
-import (
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-)
+import "github.com/rpmfleet/rpmfleet/pkg/fixtures"
 
-// FixturesDir returns the shared fixture folder: shared/fixtures beside the
-// module root, found by walking up from the working directory to go.mod.
-// This holds in the development checkout and in CI, which clones the
-// repository next to a copy of shared/.
-func FixturesDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("rpmtest: fixtures: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("rpmtest: fixtures: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	fixtures := filepath.Join(filepath.Dir(dir), "shared", "fixtures")
-	if _, err := os.Stat(fixtures); err != nil {
-		return "", fmt.Errorf("rpmtest: fixtures: shared/ must sit beside the module root: %w", err)
-	}
-	return fixtures, nil
-}
+// FixturesDir returns the shared fixture folder beside the module root
+// (package fixtures).
+func FixturesDir() (string, error) { return fixtures.Dir() }

@@ -2,12 +2,13 @@ package rpmver
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 )
 
 func TestParseNEVRA(t *testing.T) {
@@ -127,29 +128,10 @@ func TestParseNEVRAManifests(t *testing.T) {
 	}
 }
 
-// sharedFixtures finds ../shared/fixtures beside the module root, as it is
-// in the dev checkout and in CI.
+// sharedFixtures returns the shared fixture folder beside the module root.
 func sharedFixtures(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-	fixtures := filepath.Join(filepath.Dir(dir), "shared", "fixtures")
-	if _, err := os.Stat(fixtures); err != nil {
-		t.Fatalf("shared fixtures beside the module root: %v", err)
-	}
-	return fixtures
+	return fixtures.Path(t, ".")
 }
 
 // TestParseNEVRARealPackages holds ParseNEVRA to what the real rpm reads

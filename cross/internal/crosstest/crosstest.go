@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 )
 
 // ModRoot returns the directory holding go.mod, found by walking up from the
@@ -31,15 +33,10 @@ func ModRoot(t testing.TB) string {
 	}
 }
 
-// Fixtures returns shared/fixtures, the sibling of the module root in both the
-// dev checkout and CI.
+// Fixtures returns the shared fixture folder beside the module root.
 func Fixtures(t testing.TB) string {
 	t.Helper()
-	d := filepath.Join(filepath.Dir(ModRoot(t)), "shared", "fixtures")
-	if _, err := os.Stat(d); err != nil {
-		t.Fatalf("crosstest: shared fixtures not beside the module root: %v", err)
-	}
-	return d
+	return fixtures.Path(t, ".")
 }
 
 // Tool returns the path of a system tool the test drives, or fails the test:

@@ -22,6 +22,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
+	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -30,25 +31,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 // the module root (shared/ is a sibling of the checkout, in dev and in CI).
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's folder")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "fixtures", "almalinux-osv", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared fixture missing (the shared/ folder must sit beside the module root): %v", err)
-	}
-	return p
+	return fixtures.Path(t, "almalinux-osv/"+name)
 }
 
 func samples(t testing.TB) []string {

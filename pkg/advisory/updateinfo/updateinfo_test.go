@@ -17,33 +17,15 @@ import (
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
+	shared "github.com/rpmfleet/rpmfleet/pkg/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
-// sharedFixtures returns ../shared/fixtures beside the module root (found
-// by walking up to go.mod), where both the dev checkout and CI keep it.
+// sharedFixtures returns the shared fixture folder beside the module root.
 func sharedFixtures(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "fixtures")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared fixtures not found beside the module root: %v", err)
-	}
-	return p
+	return shared.Path(t, ".")
 }
 
 // facts are what an independent reading of each file (Python's ElementTree,

@@ -2,10 +2,8 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -15,26 +13,15 @@ import (
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
+	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
-// FixturesDir returns ../shared/fixtures beside the module root, where
-// both the dev checkout and CI keep the shared fixtures.
-func FixturesDir() (string, error) {
-	d := dir()
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(filepath.Dir(d), "shared", "fixtures"), nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", errors.New("storetest: no go.mod above the package")
-		}
-		d = parent
-	}
-}
+// FixturesDir returns the shared fixture folder beside the module root
+// (package fixtures).
+func FixturesDir() (string, error) { return fixtures.Dir() }
 
 // Bench measures a simulated fleet of b.N devices (run it with
 // -benchtime=10000x for 10,000) against the whole AlmaLinux 9 OSV
