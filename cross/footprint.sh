@@ -111,9 +111,11 @@ dnfargs=(--installroot "$root" --releasever 9 --forcearch aarch64 --setopt=repos
   --setopt=cachedir="$work/dnfcache" --setopt=t.gpgcheck=0 --repofrompath=t,file://"$work/repo" --repo t --quiet)
 read -r a_rss a_s a_code < <(measure agent "$work/agent" check --root "$root" --advisories "$advisories" --json)
 a_found=$(grep -o '"id"' "$work/agent.out" | wc -l || true)
-read -r c_rss c_s c_code < <(measure dnfcu dnf "${dnfargs[@]}" check-update --security)
-read -r u_rss u_s u_code < <(measure dnfui dnf "${dnfargs[@]}" updateinfo list --security)
-read -r w_rss w_s w_code < <(measure dnfui2 dnf "${dnfargs[@]}" updateinfo list --security)
+# HOME=/root: Debian's rpm looks for ~/.rpmdb inside the root, which devroot
+# links to var/lib/rpm.
+read -r c_rss c_s c_code < <(measure dnfcu env HOME=/root dnf "${dnfargs[@]}" check-update --security)
+read -r u_rss u_s u_code < <(measure dnfui env HOME=/root dnf "${dnfargs[@]}" updateinfo list --security)
+read -r w_rss w_s w_code < <(measure dnfui2 env HOME=/root dnf "${dnfargs[@]}" updateinfo list --security)
 u_found=$(awk 'NF>=3' "$work/dnfui.out" | awk '{print $1}' | sort -u | wc -l)
 if [ "$a_rss" -ge "$rss_budget_kb" ]; then
   echo "footprint: BUDGET BROKEN: check peak RSS ${a_rss} kB >= 30 MB" >&2

@@ -40,7 +40,8 @@ if [ ! -f "$out/repo/repodata/repomd.xml" ]; then
 fi
 
 dnf_cmd() { # root cachedir
-  echo "dnf --installroot $PWD/$1 --releasever 9 --forcearch aarch64 --setopt=reposdir=/dev/null --setopt=cachedir=$2 --repofrompath=al9,file://$PWD/$out/repo --repo al9 --setopt=al9.gpgcheck=0 -q updateinfo list"
+  # Debian's rpm looks for ~/.rpmdb inside the root; devroot links ROOT/root/.rpmdb.
+  echo "env HOME=/root dnf --installroot $PWD/$1 --releasever 9 --forcearch aarch64 --setopt=reposdir=/dev/null --setopt=cachedir=$2 --repofrompath=al9,file://$PWD/$out/repo --repo al9 --setopt=al9.gpgcheck=0 -q updateinfo list"
 }
 
 rss() { # command... -> "peak RSS MB | CPU ms" of one run

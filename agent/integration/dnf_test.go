@@ -86,7 +86,10 @@ func updateinfoRepo(t *testing.T, osvPath, ecosystem string, arches []string) st
 func dnfUpdateinfoList(t *testing.T, root, repo, releasever string) map[string]bool {
 	t.Helper()
 	cache := t.TempDir()
-	out := run(t, "dnf", "--installroot", root, "--releasever", releasever, "--forcearch", "aarch64",
+	// Debian's rpm keeps its database at ~/.rpmdb, and dnf resolves that
+	// inside the installroot; the device roots link ROOT/root/.rpmdb to
+	// var/lib/rpm, so dnf must run with HOME=/root whatever HOME the test has.
+	out := runEnv(t, []string{"HOME=/root"}, "dnf", "--installroot", root, "--releasever", releasever, "--forcearch", "aarch64",
 		"--setopt=reposdir=/dev/null", "--setopt=cachedir="+cache, "--setopt=t.gpgcheck=0",
 		"--repofrompath=t,file://"+repo, "--repo", "t", "--quiet", "updateinfo", "list")
 	ids := map[string]bool{}
@@ -100,8 +103,15 @@ func dnfUpdateinfoList(t *testing.T, root, repo, releasever string) map[string]b
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
+	return runEnv(t, nil, name, args...)
+}
+
+// runEnv runs a command with extra environment variables and returns its
+// standard output, failing t with its standard error.
+func runEnv(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	cmd.Env = append(append(os.Environ(), "LC_ALL=C.UTF-8"), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
