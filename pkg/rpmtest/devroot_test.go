@@ -39,12 +39,15 @@ func TestNewDevRootUBI9(t *testing.T) {
 	for _, dbflag := range []string{"--dbpath=" + DBPath, ""} {
 		t.Run("rpm -qa "+dbflag, func(t *testing.T) {
 			// With no --dbpath, Debian's rpm finds the database through
-			// the ROOT/root/.rpmdb link; EL's rpm looks in /var/lib/rpm.
+			// the ROOT/root/.rpmdb link (its default is ~/.rpmdb, so root's
+			// HOME); EL's rpm looks in /var/lib/rpm.
 			args := []string{"--root", root, "-qa", "--qf", "%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}|%{ARCH}\n"}
 			if dbflag != "" {
 				args = append(args, dbflag)
 			}
-			out, err := exec.Command("rpm", args...).Output()
+			cmd := exec.Command("rpm", args...)
+			cmd.Env = append(os.Environ(), "HOME=/root")
+			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("rpm %v: %v", args, err)
 			}

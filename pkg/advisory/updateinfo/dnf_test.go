@@ -12,9 +12,14 @@ import (
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
+// run runs a command with HOME=/root: Debian's rpm keeps its database at
+// ~/.rpmdb, and dnf resolves that inside the installroot, where the device
+// root links root/.rpmdb to var/lib/rpm.
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "HOME=/root")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
