@@ -43,7 +43,7 @@ check: ## vet, staticcheck, and cross-compile for linux/arm64, linux/arm (GOARM=
 	GOOS=linux GOARCH=amd64 go build ./...
 
 .PHONY: demo
-demo: deps build ## Check a sample RHEL 9 aarch64 device against the AlmaLinux 9 advisories.
+demo: deps build ## Check a sample device, then apply a fix through a fleet server story.
 	@./agent/demo/demo.sh
 
 .PHONY: bench
