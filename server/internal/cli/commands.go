@@ -299,9 +299,12 @@ func runDevices(ctx context.Context, e *env, args []string) int {
 	return ExitOK
 }
 
-func runDevice(ctx context.Context, e *env, args []string) int {
+// getNamed runs the shape shared by device, cve and advisory: one name as
+// the argument, a GET of path+name into out, and out printed as JSON with
+// --json or by show otherwise.
+func getNamed(ctx context.Context, e *env, args []string, cmd, usage, path string, out any, show func()) int {
 	var c conn
-	fs := newFlagSet(e, "device", "device NAME [--json]", &c)
+	fs := newFlagSet(e, cmd, usage, &c)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -312,71 +315,57 @@ func runDevice(ctx context.Context, e *env, args []string) int {
 	}
 	api, err := c.client(e)
 	if err != nil {
-		return fail(e, "device", err)
+		return fail(e, cmd, err)
 	}
-	var d protocol.Device
-	if err := api.get(ctx, protocol.PathDevice+esc(fs.Arg(0)), &d); err != nil {
-		return fail(e, "device", err)
+	if err := api.get(ctx, path+esc(fs.Arg(0)), out); err != nil {
+		return fail(e, cmd, err)
 	}
 	if *asJSON {
-		writeJSON(e.stdout, d)
+		writeJSON(e.stdout, out)
 		return ExitOK
 	}
-	fmt.Fprintf(e.stdout, "%s (id %s)\n  os %s %s, %s, kernel %s, agent %s\n  enrolled %s, last seen %s, %d packages\n",
-		d.Name, d.ID, d.Info.OSID, d.Info.OSVersionID, d.Info.Arch, dash(d.Info.Kernel), dash(d.Info.AgentVersion),
-		fmtTime(d.Enrolled), fmtTime(d.LastSeen), d.Packages)
-	if len(d.Advisories) == 0 {
-		fmt.Fprintln(e.stdout, "  no advisory applies")
-		return ExitOK
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nADVISORY\tSEVERITY\tSTATUS\tSINCE")
-	for _, a := range d.Advisories {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Advisory, a.Severity, a.Status, fmtTime(a.Since))
-	}
-	tw.Flush()
+	show()
 	return ExitOK
 }
 
+func runDevice(ctx context.Context, e *env, args []string) int {
+	var d protocol.Device
+	return getNamed(ctx, e, args, "device", "device NAME [--json]", protocol.PathDevice, &d, func() {
+		fmt.Fprintf(e.stdout, "%s (id %s)\n  os %s %s, %s, kernel %s, agent %s\n  enrolled %s, last seen %s, %d packages\n",
+			d.Name, d.ID, d.Info.OSID, d.Info.OSVersionID, d.Info.Arch, dash(d.Info.Kernel), dash(d.Info.AgentVersion),
+			fmtTime(d.Enrolled), fmtTime(d.LastSeen), d.Packages)
+		if len(d.Advisories) == 0 {
+			fmt.Fprintln(e.stdout, "  no advisory applies")
+			return
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nADVISORY\tSEVERITY\tSTATUS\tSINCE")
+		for _, a := range d.Advisories {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Advisory, a.Severity, a.Status, fmtTime(a.Since))
+		}
+		tw.Flush()
+	})
+}
+
 func runCVE(ctx context.Context, e *env, args []string) int {
-	var c conn
-	fs := newFlagSet(e, "cve", "cve CVE-ID [--json]", &c)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	api, err := c.client(e)
-	if err != nil {
-		return fail(e, "cve", err)
-	}
 	var r protocol.CVEResponse
-	if err := api.get(ctx, protocol.PathCVE+esc(fs.Arg(0)), &r); err != nil {
-		return fail(e, "cve", err)
-	}
-	if *asJSON {
-		writeJSON(e.stdout, r)
-		return ExitOK
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s: %d exposed, %d patched\n", r.CVE, countDevices(r.Exposed), len(r.Patched))
-	if len(r.Exposed) > 0 {
-		fmt.Fprintln(tw, "\nEXPOSED\tADVISORY\tPACKAGE\tINSTALLED\tFIXED IN")
-		for _, x := range r.Exposed {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.Device, x.Advisory, x.Package, x.Installed, x.Fixed)
+	return getNamed(ctx, e, args, "cve", "cve CVE-ID [--json]", protocol.PathCVE, &r, func() {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "%s: %d exposed, %d patched\n", r.CVE, countDevices(r.Exposed), len(r.Patched))
+		if len(r.Exposed) > 0 {
+			fmt.Fprintln(tw, "\nEXPOSED\tADVISORY\tPACKAGE\tINSTALLED\tFIXED IN")
+			for _, x := range r.Exposed {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.Device, x.Advisory, x.Package, x.Installed, x.Fixed)
+			}
 		}
-	}
-	if len(r.Patched) > 0 {
-		fmt.Fprintln(tw, "\nPATCHED\tADVISORY")
-		for _, p := range r.Patched {
-			fmt.Fprintf(tw, "%s\t%s\n", p.Device, p.Advisory)
+		if len(r.Patched) > 0 {
+			fmt.Fprintln(tw, "\nPATCHED\tADVISORY")
+			for _, p := range r.Patched {
+				fmt.Fprintf(tw, "%s\t%s\n", p.Device, p.Advisory)
+			}
 		}
-	}
-	tw.Flush()
-	return ExitOK
+		tw.Flush()
+	})
 }
 
 func countDevices(xs []protocol.CVEExposure) int {
@@ -388,39 +377,19 @@ func countDevices(xs []protocol.CVEExposure) int {
 }
 
 func runAdvisory(ctx context.Context, e *env, args []string) int {
-	var c conn
-	fs := newFlagSet(e, "advisory", "advisory ID [--json]", &c)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	api, err := c.client(e)
-	if err != nil {
-		return fail(e, "advisory", err)
-	}
 	var a protocol.AdvisoryStatus
-	if err := api.get(ctx, protocol.PathAdvisory+esc(fs.Arg(0)), &a); err != nil {
-		return fail(e, "advisory", err)
-	}
-	if *asJSON {
-		writeJSON(e.stdout, a)
-		return ExitOK
-	}
-	fmt.Fprintf(e.stdout, "%s (%s, %s, issued %s): %s\n  CVEs: %s\n  affected %d, patched %d, pending reboot %d, failed %d\n",
-		a.ID, a.Type, a.Severity, fmtTime(a.Issued), a.Title, dash(strings.Join(a.CVEs, " ")), a.Affected, a.Patched, a.PendingReboot, a.Failed)
-	if len(a.Devices) > 0 {
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nDEVICE\tSTATUS")
-		for _, d := range a.Devices {
-			fmt.Fprintf(tw, "%s\t%s\n", d.Device, d.Status)
+	return getNamed(ctx, e, args, "advisory", "advisory ID [--json]", protocol.PathAdvisory, &a, func() {
+		fmt.Fprintf(e.stdout, "%s (%s, %s, issued %s): %s\n  CVEs: %s\n  affected %d, patched %d, pending reboot %d, failed %d\n",
+			a.ID, a.Type, a.Severity, fmtTime(a.Issued), a.Title, dash(strings.Join(a.CVEs, " ")), a.Affected, a.Patched, a.PendingReboot, a.Failed)
+		if len(a.Devices) > 0 {
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "\nDEVICE\tSTATUS")
+			for _, d := range a.Devices {
+				fmt.Fprintf(tw, "%s\t%s\n", d.Device, d.Status)
+			}
+			tw.Flush()
 		}
-		tw.Flush()
-	}
-	return ExitOK
+	})
 }
 
 func runAdvisories(ctx context.Context, e *env, args []string) int {
