@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
+	"github.com/rpmfleet/rpmfleet/pkg/internal/xmlstream"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
@@ -48,11 +49,10 @@ var ErrNotPrimary = errors.New("repo: not a primary.xml")
 type PrimaryDecoder struct {
 	src     io.Reader
 	zr      io.ReadCloser
-	x       *xml.Decoder
+	xs      *xmlstream.Reader
 	started bool
 	done    bool
 	err     error
-	text    strings.Builder
 }
 
 // NewPrimaryDecoder returns a decoder reading from r. Close releases the
@@ -130,7 +130,7 @@ func (d *PrimaryDecoder) start() error {
 		return fmt.Errorf("primary: %w", err)
 	}
 	d.zr = zr
-	d.x = xml.NewDecoder(zr)
+	d.xs = xmlstream.New(zr, "primary")
 	for {
 		tok, err := d.token()
 		if err == io.EOF {
@@ -148,74 +148,14 @@ func (d *PrimaryDecoder) start() error {
 	}
 }
 
-func (d *PrimaryDecoder) token() (xml.Token, error) {
-	tok, err := d.x.Token()
-	if err == io.EOF {
-		return nil, io.EOF
-	}
-	if err != nil {
-		var se *xml.SyntaxError
-		if errors.As(err, &se) {
-			if se.Msg == "unexpected EOF" {
-				return nil, fmt.Errorf("primary: line %d: unexpected EOF: the file is truncated", se.Line)
-			}
-			return nil, fmt.Errorf("primary: line %d: %s", se.Line, se.Msg)
-		}
-		return nil, fmt.Errorf("primary: line %d: %w", d.line(), err)
-	}
-	return tok, nil
-}
-
-func (d *PrimaryDecoder) eofError(err error) error {
-	if err == io.EOF {
-		return d.errorf("unexpected end of input")
-	}
-	return err
-}
-
-func (d *PrimaryDecoder) line() int {
-	l, _ := d.x.InputPos()
-	return l
-}
-
+// The decoder reads tokens through xmlstream; these name what it uses.
+func (d *PrimaryDecoder) token() (xml.Token, error) { return d.xs.Token() }
+func (d *PrimaryDecoder) skip() error               { return d.xs.Skip() }
+func (d *PrimaryDecoder) readText() (string, error) { return d.xs.Text() }
+func (d *PrimaryDecoder) eofError(err error) error  { return d.xs.EOFError(err) }
+func (d *PrimaryDecoder) line() int                 { return d.xs.Line() }
 func (d *PrimaryDecoder) errorf(format string, args ...any) error {
-	return fmt.Errorf("primary: line %d: %s", d.line(), fmt.Sprintf(format, args...))
-}
-
-func (d *PrimaryDecoder) skip() error {
-	for depth := 1; depth > 0; {
-		tok, err := d.token()
-		if err != nil {
-			return d.eofError(err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return nil
-}
-
-func (d *PrimaryDecoder) readText() (string, error) {
-	d.text.Reset()
-	for {
-		tok, err := d.token()
-		if err != nil {
-			return "", d.eofError(err)
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			d.text.Write(t)
-		case xml.StartElement:
-			if err := d.skip(); err != nil {
-				return "", err
-			}
-		case xml.EndElement:
-			return strings.TrimSpace(d.text.String()), nil
-		}
-	}
+	return d.xs.Errorf(format, args...)
 }
 
 func attr(se xml.StartElement, name string) string {

@@ -43,6 +43,7 @@ import (
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
+	"github.com/rpmfleet/rpmfleet/pkg/internal/xmlstream"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
@@ -54,11 +55,10 @@ var ErrNotUpdateinfo = errors.New("updateinfo: not an updateinfo.xml")
 type Decoder struct {
 	src     io.Reader
 	zr      io.ReadCloser
-	x       *xml.Decoder
+	xs      *xmlstream.Reader
 	started bool
 	done    bool
 	err     error // sticky: once failed, Next keeps failing
-	text    strings.Builder
 }
 
 // NewDecoder returns a decoder reading from r, which may be compressed. It
@@ -152,7 +152,7 @@ func (d *Decoder) start() error {
 		return fmt.Errorf("updateinfo: %w", err)
 	}
 	d.zr = zr
-	d.x = xml.NewDecoder(zr)
+	d.xs = xmlstream.New(zr, "updateinfo")
 	for {
 		tok, err := d.token()
 		if err != nil {
@@ -170,80 +170,13 @@ func (d *Decoder) start() error {
 	}
 }
 
-// token returns the next token, with XML syntax errors and read errors
-// (such as a truncated compressed stream) wrapped with the line.
-func (d *Decoder) token() (xml.Token, error) {
-	tok, err := d.x.Token()
-	if err == io.EOF {
-		return nil, io.EOF
-	}
-	if err != nil {
-		var se *xml.SyntaxError
-		if errors.As(err, &se) {
-			if se.Msg == "unexpected EOF" {
-				return nil, fmt.Errorf("updateinfo: line %d: unexpected EOF: the file is truncated", se.Line)
-			}
-			return nil, fmt.Errorf("updateinfo: line %d: %s", se.Line, se.Msg)
-		}
-		return nil, fmt.Errorf("updateinfo: line %d: %w", d.line(), err)
-	}
-	return tok, nil
-}
-
-// skip skips the rest of the current element.
-func (d *Decoder) skip() error {
-	for depth := 1; depth > 0; {
-		tok, err := d.token()
-		if err != nil {
-			return d.eofError(err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return nil
-}
-
-// readText returns the character data of the current element, trimmed;
-// nested elements are skipped.
-func (d *Decoder) readText() (string, error) {
-	d.text.Reset()
-	for {
-		tok, err := d.token()
-		if err != nil {
-			return "", d.eofError(err)
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			d.text.Write(t)
-		case xml.StartElement:
-			if err := d.skip(); err != nil {
-				return "", err
-			}
-		case xml.EndElement:
-			return strings.TrimSpace(d.text.String()), nil
-		}
-	}
-}
-
-func (d *Decoder) eofError(err error) error {
-	if errors.Is(err, io.EOF) {
-		return d.errorf("unexpected end of input")
-	}
-	return err
-}
-
-func (d *Decoder) line() int {
-	line, _ := d.x.InputPos()
-	return line
-}
-
-func (d *Decoder) errorf(format string, args ...any) error {
-	return fmt.Errorf("updateinfo: line %d: %s", d.line(), fmt.Sprintf(format, args...))
-}
+// The decoder reads tokens through xmlstream; these name what it uses.
+func (d *Decoder) token() (xml.Token, error)               { return d.xs.Token() }
+func (d *Decoder) skip() error                             { return d.xs.Skip() }
+func (d *Decoder) readText() (string, error)               { return d.xs.Text() }
+func (d *Decoder) eofError(err error) error                { return d.xs.EOFError(err) }
+func (d *Decoder) line() int                               { return d.xs.Line() }
+func (d *Decoder) errorf(format string, args ...any) error { return d.xs.Errorf(format, args...) }
 
 func attr(se xml.StartElement, name string) string {
 	for _, a := range se.Attr {
