@@ -22,7 +22,10 @@ import "fmt"
 //     inventories and cycle results, CVE, device, advisory and summary
 //     queries, admin and enrolment tokens. MQTT topics reserved under
 //     rpmfleet/v1/.
-const Version = 1
+//   - 2: 2026-11-25: signed plans (GET PathPlan, with ETag), operator
+//     commands (POST PathCommand+NAME), the signed feed notice on
+//     TopicAdvisoryFeed; push.go holds their bodies.
+const Version = 2
 
 // VersionHeader is the HTTP header carrying Version.
 const VersionHeader = "Rpmfleet-Protocol"
@@ -39,9 +42,14 @@ const (
 	// PathReport: POST Report with the device credential, answered with
 	// ReportResponse.
 	PathReport = PathPrefix + "/report"
-	// PathPlan: GET the device's signed plan (issue 5) with the device
-	// credential; supports If-None-Match.
+	// PathPlan: GET the device's signed plan (a pkg/notice envelope whose
+	// body is a Plan) with the device credential; answered with an ETag,
+	// and 304 to a matching If-None-Match.
 	PathPlan = PathPrefix + "/plan"
+	// PathCommand: POST a Command to PathCommand+NAME (operator); the
+	// server signs it and publishes it on the device's command topic,
+	// answering CommandResponse.
+	PathCommand = PathPrefix + "/command/"
 
 	// PathDevices: GET []DeviceSummary; query label=k=v (repeatable) and
 	// exposed_to=CVE-ID filter.
