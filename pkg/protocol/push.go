@@ -90,4 +90,12 @@ type PlanPackage struct {
 	Installed string `json:"installed"`
 	// Fixed is the EVR that fixes it.
 	Fixed string `json:"fixed"`
+	// Location, SHA256 and Size locate the fixed package in its
+	// repository, when the server imported the advisory from a repository
+	// and read them from its primary.xml; empty otherwise. When SHA256 is
+	// set, the agent installs only a package with that digest, so a plan
+	// pins the exact file, not just its name and version.
+	Location string `json:"location,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	Size     int64  `json:"size,omitempty"`
 }
