@@ -31,6 +31,7 @@ var (
 	oldSSL   = protocol.Package{Name: "openssl-libs", Epoch: "1", Version: "3.0.1", Release: "23.el9_0", Arch: "aarch64"}
 	fixedSSL = protocol.Package{Name: "openssl-libs", Epoch: "1", Version: "3.0.7", Release: "16.el9_2", Arch: "aarch64"}
 	alma9    = protocol.Package{Name: "almalinux-release", Version: "9.2", Release: "1.el9", Arch: "aarch64"}
+	rhel9    = protocol.Package{Name: "redhat-release", Version: "9.0", Release: "1.el9", Arch: "aarch64"}
 	alma8    = protocol.Package{Name: "almalinux-release", Version: "8.8", Release: "1.el8", Arch: "aarch64"}
 	golang8  = protocol.Package{Name: "golang", Version: "1.18.0", Release: "1.el8", Arch: "aarch64"}
 )
@@ -38,10 +39,39 @@ var (
 func TestMatch(t *testing.T) {
 	m := newMatcher(loadTestdata(t))
 	tests := []struct {
-		name string
-		pkgs []protocol.Package
-		want []store.Finding
+		name    string
+		release string // the devices' os-release, store.Release
+		pkgs    []protocol.Package
+		want    []store.Finding
 	}{
+		{
+			name:    "the os-release decides, not the redhat-release package",
+			release: "almalinux:9",
+			pkgs:    []protocol.Package{rhel9, oldSSL},
+			want: []store.Finding{{Advisory: "ALSA-2023:3722", Package: "openssl-libs", Arch: "aarch64",
+				Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2", Affected: true}},
+		},
+		{
+			name:    "a RHEL 9 device takes no AlmaLinux advisory",
+			release: "rhel:9",
+			pkgs:    []protocol.Package{alma9, oldSSL},
+		},
+		{
+			name:    "an AlmaLinux 8 device takes no AlmaLinux 9 advisory",
+			release: "almalinux:8",
+			pkgs:    []protocol.Package{oldSSL},
+		},
+		{
+			name:    "an unknown distribution is judged by its major version",
+			release: "pidora:9",
+			pkgs:    []protocol.Package{oldSSL},
+			want: []store.Finding{{Advisory: "ALSA-2023:3722", Package: "openssl-libs", Arch: "aarch64",
+				Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2", Affected: true}},
+		},
+		{
+			name: "no os-release: the set's release package decides",
+			pkgs: []protocol.Package{rhel9, oldSSL},
+		},
 		{
 			name: "exposed openssl on AlmaLinux 9",
 			pkgs: []protocol.Package{alma9, oldSSL},
@@ -77,7 +107,7 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := m.match(tt.pkgs)
+			got, err := m.match(tt.release, tt.pkgs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,5 +260,50 @@ func TestAdvisoryAfterReport(t *testing.T) {
 	}
 	if len(got.Exposed) != 1 || got.Exposed[0].Device != "old" || len(got.Patched) != 1 || got.Patched[0].Device != "new" {
 		t.Errorf("CVE after the import = %+v, want old exposed and new patched", got)
+	}
+}
+
+// TestReportMatchesTheDevicesRelease: a device whose package set holds
+// redhat-release (a converted RHEL image) but whose os-release says
+// AlmaLinux 9 is exposed to an AlmaLinux advisory. The server used to read
+// the release from the set alone and showed it exposed to nothing.
+func TestReportMatchesTheDevicesRelease(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := New(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Import(ctx, loadTestdata(t)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := svc.CreateEnrollToken(ctx, protocol.EnrollTokenCreateRequest{Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := []protocol.Package{rhel9, oldSSL}
+	for _, d := range []struct{ name, osid string }{{"converted", "almalinux"}, {"rhel", "rhel"}} {
+		dev, err := svc.Enroll(ctx, protocol.EnrollRequest{Token: tok.Token, Name: d.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Report(ctx, dev.DeviceID, &protocol.Report{ID: "r1",
+			Device:    protocol.DeviceInfo{OSID: d.osid, OSVersionID: "9.2", Arch: "aarch64"},
+			Inventory: protocol.Inventory{Kind: protocol.InventoryFull, Packages: pkgs, Digest: protocol.InventoryDigest(pkgs)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.CVE(ctx, "CVE-2023-2650")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []protocol.CVEExposure{{Device: "converted", Advisory: "ALSA-2023:3722", Package: "openssl-libs",
+		Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2"}}
+	if !slices.Equal(got.Exposed, want) || len(got.Patched) != 0 {
+		t.Errorf("CVE-2023-2650 = %+v\nwant exposed %+v (the RHEL device takes no AlmaLinux advisory)", got, want)
 	}
 }

@@ -35,16 +35,22 @@ func newMatcher(advs []advisory.Advisory) *matcher {
 	return m
 }
 
-// match is a store.MatchFunc. Package sets are shared by devices, so the
-// release they belong to is read from the set itself (setRelease), not from
-// one device's report.
-func (m *matcher) match(pkgs []protocol.Package) ([]store.Finding, error) {
+// match is a store.MatchFunc. The store keys package sets by the release
+// of the devices on them (store.Release: their os-release), so that
+// release decides which advisories apply, whatever release packages the
+// set holds: a RHEL image converted to AlmaLinux still carries
+// redhat-release. Only a set whose devices gave no os-release falls back to
+// what the set says (setRelease).
+func (m *matcher) match(devRelease string, pkgs []protocol.Package) ([]store.Finding, error) {
 	inst := make([]inventory.Package, len(pkgs))
 	for i, p := range pkgs {
 		inst[i] = inventory.Package{Name: p.Name, EVR: rpmver.EVR{Epoch: p.Epoch, Version: p.Version, Release: p.Release},
 			Arch: p.Arch, ModularityLabel: p.ModularityLabel}
 	}
-	rel := setRelease(inst)
+	rel := deviceRelease(devRelease)
+	if rel == (release{}) {
+		rel = setRelease(inst)
+	}
 
 	// Group the installed packages by the advisories naming them, so each
 	// advisory is judged on its own packages only.
@@ -139,6 +145,23 @@ type release struct {
 	// major is the Enterprise Linux major version ("9") read from the dist
 	// tags of the releases (".el9_2") when ecosystem is unknown.
 	major string
+}
+
+// deviceRelease is the release of a store.Release string ("almalinux:9"):
+// its OSV ecosystem when pkg/inventory knows the distribution, else only its
+// major version. It is the zero release for "".
+func deviceRelease(s string) release {
+	id, major, _ := strings.Cut(s, ":")
+	if id == "" {
+		return release{}
+	}
+	if eco, err := (inventory.Release{ID: id, VersionID: major}).Ecosystem(); err == nil {
+		return release{ecosystem: eco}
+	}
+	if major != "" && strings.Trim(major, "0123456789") == "" {
+		return release{major: major}
+	}
+	return release{}
 }
 
 // releasePackages maps the release packages of the distributions

@@ -13,7 +13,10 @@
 // over-spent by concurrent enrolments, and an expired one never works.
 //
 // Data model. A device points at its package set, which is stored once per
-// distinct inventory digest, so many devices of one image share one row.
+// distinct (release, inventory digest), so many devices of one image share
+// one row. The release is the device's own os-release (Release), not
+// something guessed from the packages: the same packages under AlmaLinux 9
+// and under RHEL 9 are two sets, matched against different advisories.
 // Applicability is computed once per distinct set, by a MatchFunc the
 // caller gives (the server backs it with pkg/applicability), and kept as
 // findings (which installed package is older or not than which fix) and
@@ -39,6 +42,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
@@ -120,7 +124,8 @@ type Finding struct {
 	Affected  bool
 }
 
-// MatchFunc computes the findings for a package set. For a report it is
+// MatchFunc computes the findings for a package set of a release (see
+// Release; "" when the devices on the set did not say). For a report it is
 // asked about every advisory the server knows; for PutAdvisories only about
 // the advisories being put. It is called once per distinct package set.
 //
@@ -129,7 +134,21 @@ type Finding struct {
 // rather than "not affected". pkg/applicability's Index.Match reports only
 // exposures, so the server's MatchFunc adds the packages at or past the
 // fix.
-type MatchFunc func(pkgs []protocol.Package) ([]Finding, error)
+type MatchFunc func(release string, pkgs []protocol.Package) ([]Finding, error)
+
+// Release is the release a device's package set is matched against, from
+// the os-release its report carries: the ID and the major version of
+// VERSION_ID, "almalinux:9". It is "" when the device gave no ID. Package
+// sets are keyed by (Release, digest), so identical packages on two
+// distributions are matched apart.
+func Release(info protocol.DeviceInfo) string {
+	id := strings.ToLower(strings.TrimSpace(info.OSID))
+	if id == "" {
+		return ""
+	}
+	major, _, _ := strings.Cut(strings.TrimSpace(info.OSVersionID), ".")
+	return id + ":" + major
+}
 
 // Tokens keeps admin tokens.
 type Tokens interface {

@@ -57,8 +57,18 @@ func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return sqlstore.New(d), nil
+	// Reports are batched into transactions (group commit), several
+	// batches at once: PostgreSQL runs writers in parallel, and a batch
+	// aborted by a conflict with another is run again (Conflict).
+	return sqlstore.New(d, sqlstore.Options{Writers: writers}), nil
 }
+
+// writers is how many report batches are written at once.
+const writers = 4
+
+// Conflict reports whether err aborted a statement for a conflict with
+// another transaction; sqlstore then runs the whole batch again.
+func (d *db) Conflict(err error) bool { return retryable(err) }
 
 // db is a sqlstore.DB over a pgx pool.
 type db struct {

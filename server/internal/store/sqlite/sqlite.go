@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -43,11 +44,54 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sqlstore.Migrate(ctx, db, migrations, "migrations", ""); err != nil {
+	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	return sqlstore.New(db), nil
+	// One writer: reports are batched into its transactions (group
+	// commit), which is what lets a single-writer database keep up.
+	return sqlstore.New(db, sqlstore.Options{Writers: 1}), nil
+}
+
+// migrate applies the migrations with foreign keys off, as SQLite's way
+// of changing a table (make the new one, copy, drop the old, rename)
+// requires, and checks every foreign key before turning them on again.
+func (d *db) migrate(ctx context.Context) error {
+	<-d.sem
+	defer func() { d.sem <- struct{}{} }()
+	if _, err := d.w.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	d.sem <- struct{}{}
+	err := sqlstore.Migrate(ctx, d, migrations, "migrations", "")
+	<-d.sem
+	if err != nil {
+		return err
+	}
+	rows, err := d.w.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			rows.Close()
+			return err
+		}
+		bad = append(bad, fmt.Sprintf("%s row %d -> %s", table, rowid.Int64, parent))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("foreign keys broken after migrating: %s", strings.Join(bad, ", "))
+	}
+	_, err = d.w.ExecContext(ctx, `PRAGMA foreign_keys = ON`)
+	return err
 }
 
 func dsn(path string, readOnly bool) string {
@@ -88,51 +132,62 @@ func open(path string) (*db, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	d, err := newDB(context.Background(), w, r)
-	if err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
+	d := &db{w: w, r: r, sem: make(chan struct{}, 1), stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
+	d.sem <- struct{}{}
 	return d, nil
 }
+
+// maxStmts bounds the writer's prepared statements. The store's
+// statements are a fixed set but for multi-row inserts and IN lists,
+// whose variants are few.
+const maxStmts = 256
 
 // db is a sqlstore.DB over one writer connection and a reader pool.
 type db struct {
+	// w has one connection, the writer; r is the pool of readers.
 	w, r *sql.DB
-	// sem holds the writer connection: one write transaction at a time,
-	// waiting in the process rather than on SQLite's busy handler.
-	sem chan *writer
-}
-
-// writer is the writer connection.
-type writer struct {
-	conn *sql.Conn
-}
-
-func newDB(ctx context.Context, w, r *sql.DB) (*db, error) {
-	c, err := w.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d := &db{w: w, r: r, sem: make(chan *writer, 1)}
-	d.sem <- &writer{conn: c}
-	return d, nil
+	// sem is held by whoever uses the writer: one write transaction at a
+	// time, waiting in the process rather than on SQLite's busy handler.
+	// It also guards stmts and wanted.
+	sem chan struct{}
+	// stmts are the writer's prepared statements by query. Parsing and
+	// planning a statement cost a report more than running it, so each
+	// statement the writer runs is prepared once, between transactions
+	// (a statement prepared on the DB is reused by a transaction on the
+	// same, only, connection), and run prepared ever after.
+	stmts  map[string]*sql.Stmt
+	wanted map[string]bool // run unprepared in this transaction
 }
 
 func (d *db) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
-	var w *writer
 	select {
-	case w = <-d.sem:
+	case <-d.sem:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { d.sem <- w }()
-	tx, err := w.conn.BeginTx(ctx, nil)
+	defer func() { d.sem <- struct{}{} }()
+	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	return finish(tx, fn(conn{tx}))
+	err = finish(tx, fn(conn{tx: tx, d: d}))
+	d.prepareWanted(ctx)
+	return err
+}
+
+// prepareWanted prepares the statements the last transaction ran
+// unprepared, while the writer is idle. A statement that fails to prepare
+// is simply run unprepared again next time.
+func (d *db) prepareWanted(ctx context.Context) {
+	for q := range d.wanted {
+		delete(d.wanted, q)
+		if len(d.stmts) >= maxStmts {
+			continue
+		}
+		if st, err := d.w.PrepareContext(ctx, q); err == nil {
+			d.stmts[q] = st
+		}
+	}
 }
 
 func (d *db) Read(ctx context.Context, fn func(sqlstore.Conn) error) error {
@@ -140,7 +195,7 @@ func (d *db) Read(ctx context.Context, fn func(sqlstore.Conn) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	return finish(tx, fn(conn{tx}))
+	return finish(tx, fn(conn{tx: tx}))
 }
 
 func finish(tx *sql.Tx, err error) error {
@@ -161,14 +216,42 @@ func ignoreDone(err error) error {
 }
 
 func (d *db) Close() error {
-	w := <-d.sem
-	return errors.Join(w.conn.Close(), d.r.Close(), d.w.Close())
+	<-d.sem
+	var errs []error
+	for _, st := range d.stmts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, d.r.Close(), d.w.Close())...)
 }
 
-type conn struct{ tx *sql.Tx }
+// conn runs statements in tx; d is set for the writer's transactions,
+// whose statements are prepared once.
+type conn struct {
+	tx *sql.Tx
+	d  *db
+}
+
+// stmt returns the prepared form of q for this transaction, or nil when
+// it has none yet (and asks for it to be prepared).
+func (c conn) stmt(ctx context.Context, q string) *sql.Stmt {
+	if c.d == nil {
+		return nil
+	}
+	if st, ok := c.d.stmts[q]; ok {
+		return c.tx.StmtContext(ctx, st)
+	}
+	c.d.wanted[q] = true
+	return nil
+}
 
 func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := c.tx.ExecContext(ctx, q, args...)
+	var res sql.Result
+	var err error
+	if st := c.stmt(ctx, q); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = c.tx.ExecContext(ctx, q, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -176,7 +259,13 @@ func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (c conn) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	rows, err := c.tx.QueryContext(ctx, q, args...)
+	var rows *sql.Rows
+	var err error
+	if st := c.stmt(ctx, q); st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = c.tx.QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +273,9 @@ func (c conn) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, 
 }
 
 func (c conn) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	if st := c.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return c.tx.QueryRowContext(ctx, q, args...)
 }
 

@@ -35,7 +35,7 @@ func (s *Store) PutAdvisories(ctx context.Context, advs []advisory.Advisory, now
 		if len(changed) == 0 || match == nil {
 			return nil
 		}
-		return reapply(ctx, c, changed, now, match)
+		return s.reapply(ctx, c, changed, now, match)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("put advisories: %w", err)
@@ -89,23 +89,28 @@ func putAdvisory(ctx context.Context, c Conn, a *advisory.Advisory) (bool, error
 // applicability of the changed advisories, and drops the device overrides
 // that no longer hold. It touches sets, not devices: a thousand devices of
 // one image cost one match.
-func reapply(ctx context.Context, c Conn, changed []string, now time.Time, match store.MatchFunc) error {
+func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.Time, match store.MatchFunc) error {
 	keep := make(map[string]bool, len(changed))
 	for _, a := range changed {
 		keep[a] = true
 	}
-	var sets []int64
-	rows, err := c.Query(ctx, `SELECT DISTINCT package_set FROM devices WHERE package_set IS NOT NULL ORDER BY package_set`)
+	type set struct {
+		id          int64
+		rel, digest string
+	}
+	var sets []set
+	rows, err := c.Query(ctx, `SELECT p.id, p.release, p.digest FROM package_sets p
+		WHERE p.id IN (SELECT package_set FROM devices WHERE package_set IS NOT NULL) ORDER BY p.id`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var st set
+		if err := rows.Scan(&st.id, &st.rel, &st.digest); err != nil {
 			rows.Close()
 			return err
 		}
-		sets = append(sets, id)
+		sets = append(sets, st)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -117,14 +122,15 @@ func reapply(ctx context.Context, c Conn, changed []string, now time.Time, match
 		WHERE stale = 0 AND id NOT IN (SELECT package_set FROM devices WHERE package_set IS NOT NULL)`); err != nil {
 		return err
 	}
-	for _, set := range sets {
-		pkgs, err := loadSet(ctx, c, set)
+	for _, st := range sets {
+		set := st.id
+		pkgs, err := s.loadSet(ctx, c, set, st.digest)
 		if err != nil {
 			return err
 		}
-		fs, err := match(pkgs)
+		fs, err := match(st.rel, pkgs)
 		if err != nil {
-			return fmt.Errorf("match package set %d: %w", set, err)
+			return fmt.Errorf("match package set %d of release %q: %w", set, st.rel, err)
 		}
 		if err := deleteFindings(ctx, c, set, changed); err != nil {
 			return err

@@ -86,49 +86,46 @@ func validate(r *protocol.Report) error {
 	return nil
 }
 
-// Report applies a device's report in one transaction.
+// Report applies a device's report in one transaction, shared with the
+// reports that arrived with it (batch.go), and answers once it committed.
 func (s *Store) Report(ctx context.Context, deviceID string, r *protocol.Report, now time.Time, match store.MatchFunc) (protocol.ReportResponse, error) {
 	if err := validate(r); err != nil {
 		return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w", r.ID, deviceID, err)
 	}
-	var resp protocol.ReportResponse
-	err := s.db.Write(ctx, func(c Conn) error {
-		resp = protocol.ReportResponse{}
-		return s.report(ctx, c, deviceID, r, now, match, &resp)
-	})
-	if errors.Is(err, errDuplicate) {
-		err = s.db.Read(ctx, func(c Conn) error {
-			var stale int
-			if err := c.QueryRow(ctx, `SELECT inventory_stale FROM devices WHERE id = ?`, deviceID).Scan(&stale); err != nil {
-				return err
-			}
-			resp = protocol.ReportResponse{Duplicate: true, NeedFullInventory: stale != 0}
-			return nil
-		})
+	q := &reportReq{ctx: ctx, deviceID: deviceID, r: r, now: now, match: match, done: make(chan reportResult, 1)}
+	select {
+	case s.queue <- q:
+	case <-s.stop:
+		return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w", r.ID, deviceID, errClosed)
+	case <-ctx.Done():
+		return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w", r.ID, deviceID, ctx.Err())
 	}
-	if err != nil {
-		return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w", r.ID, deviceID, err)
+	// Once queued, the report is waited for even if ctx ends: the writer
+	// skips it if it has not started it, and otherwise the answer says
+	// whether it committed.
+	res := <-q.done
+	if res.err != nil {
+		return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w", r.ID, deviceID, res.err)
 	}
-	return resp, nil
+	return res.resp, nil
 }
 
 func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol.Report, now time.Time, match store.MatchFunc, resp *protocol.ReportResponse) error {
-	var seen int
-	if err := c.QueryRow(ctx, `SELECT COUNT(*) FROM reports WHERE device_id = ? AND id = ?`, deviceID, r.ID).Scan(&seen); err != nil {
-		return err
-	}
-	if seen > 0 {
-		return errDuplicate
-	}
 	// Updating the device first takes its row lock (PostgreSQL), so two
 	// reports of one device apply one after the other, each to the set the
-	// other left.
+	// other left. The same statement reads what the rest needs: the
+	// device's set, its digest and release, and whether it has overrides.
 	var setID sql.NullInt64
-	var stale, rebootWas int
+	var stale, rebootWas, overrides int
+	var curDigest, curRelease string
 	i := r.Device
 	err := c.QueryRow(ctx, `UPDATE devices SET last_seen = ?, os_id = ?, os_version_id = ?, arch = ?, kernel = ?, hostname = ?, agent_version = ?
-		WHERE id = ? RETURNING package_set, inventory_stale, reboot_pending`,
-		micros(now), i.OSID, i.OSVersionID, i.Arch, i.Kernel, i.Hostname, i.AgentVersion, deviceID).Scan(&setID, &stale, &rebootWas)
+		WHERE id = ? RETURNING package_set, inventory_stale, reboot_pending,
+			COALESCE((SELECT p.digest FROM package_sets p WHERE p.id = devices.package_set), ''),
+			COALESCE((SELECT p.release FROM package_sets p WHERE p.id = devices.package_set), ''),
+			(SELECT COUNT(*) FROM device_status o WHERE o.device_id = devices.id)`,
+		micros(now), i.OSID, i.OSVersionID, i.Arch, i.Kernel, i.Hostname, i.AgentVersion, deviceID).
+		Scan(&setID, &stale, &rebootWas, &curDigest, &curRelease, &overrides)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
 	}
@@ -139,11 +136,13 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 	if err != nil {
 		return err
 	}
-	if n == 0 { // a concurrent retry won
+	if n == 0 { // already applied, or a concurrent retry won
 		return errDuplicate
 	}
 
-	// Work out the device's package set after the report.
+	// Work out the device's package set after the report. Sets are keyed
+	// by the device's release as well as by digest.
+	rel := store.Release(r.Device)
 	var pkgs []protocol.Package
 	newSet := false
 	switch inv := r.Inventory; inv.Kind {
@@ -158,16 +157,20 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 			resp.NeedFullInventory = true
 			break
 		}
-		var cur string
-		if err := c.QueryRow(ctx, `SELECT digest FROM package_sets WHERE id = ?`, setID.Int64).Scan(&cur); err != nil {
-			return fmt.Errorf("package set %d: %w", setID.Int64, err)
-		}
-		if cur == inv.Digest && len(inv.Added)+len(inv.Removed) == 0 {
+		unchanged := curDigest == inv.Digest && len(inv.Added)+len(inv.Removed) == 0
+		if unchanged && curRelease == rel {
 			break // nothing changed
 		}
-		prev, err := loadSet(ctx, c, setID.Int64)
+		prev, err := s.loadSet(ctx, c, setID.Int64, curDigest)
 		if err != nil {
 			return err
+		}
+		if unchanged {
+			// Same packages, another release (the device changed
+			// distribution, or the set predates release keys).
+			pkgs = prev
+			newSet = true
+			break
 		}
 		pkgs = applyDelta(prev, inv.Added, inv.Removed)
 		if protocol.InventoryDigest(pkgs) != inv.Digest {
@@ -176,22 +179,23 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 		}
 		newSet = true
 	}
-	if resp.NeedFullInventory {
+	if resp.NeedFullInventory && stale == 0 {
 		if _, err := c.Exec(ctx, `UPDATE devices SET inventory_stale = 1 WHERE id = ?`, deviceID); err != nil {
 			return err
 		}
 	}
 	changed := false
 	if newSet {
-		id, err := s.ensureSet(ctx, c, r.Inventory.Digest, pkgs, now, match)
+		id, err := s.ensureSet(ctx, c, rel, r.Inventory.Digest, pkgs, now, match)
 		if err != nil {
 			return err
 		}
 		changed = !setID.Valid || setID.Int64 != id
 		setID = sql.NullInt64{Int64: id, Valid: true}
-		if changed {
+		switch {
+		case changed:
 			_, err = c.Exec(ctx, `UPDATE devices SET package_set = ?, set_since = ?, inventory_stale = 0 WHERE id = ?`, id, micros(now), deviceID)
-		} else {
+		case stale != 0:
 			_, err = c.Exec(ctx, `UPDATE devices SET inventory_stale = 0 WHERE id = ?`, deviceID)
 		}
 		if err != nil {
@@ -228,7 +232,9 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 			return err
 		}
 	}
-	if setID.Valid && (changed || len(r.Cycles) > 0 || b2i(r.RebootPending) != rebootWas) {
+	// A device with no overrides that reports no cycle has none to drop
+	// or add: most reports of a quiet fleet stop here.
+	if setID.Valid && (len(r.Cycles) > 0 || overrides > 0) && (changed || len(r.Cycles) > 0 || b2i(r.RebootPending) != rebootWas) {
 		return applyEvents(ctx, c, deviceID, setID.Int64, ev, now)
 	}
 	return nil
@@ -269,7 +275,12 @@ func applyDelta(prev, added, removed []protocol.Package) []protocol.Package {
 	return sorted(append(out, added...))
 }
 
-func loadSet(ctx context.Context, c Conn, id int64) ([]protocol.Package, error) {
+// loadSet returns the packages of set id, whose digest is given, from the
+// cache or the database.
+func (s *Store) loadSet(ctx context.Context, c Conn, id int64, digest string) ([]protocol.Package, error) {
+	if pkgs, ok := s.sets.get(digest); ok {
+		return pkgs, nil
+	}
 	var blob []byte
 	if err := c.QueryRow(ctx, `SELECT packages FROM package_sets WHERE id = ?`, id).Scan(&blob); err != nil {
 		return nil, fmt.Errorf("package set %d: %w", id, err)
@@ -278,15 +289,16 @@ func loadSet(ctx context.Context, c Conn, id int64) ([]protocol.Package, error) 
 	if err != nil {
 		return nil, fmt.Errorf("package set %d: %w", id, err)
 	}
+	s.sets.put(digest, pkgs)
 	return pkgs, nil
 }
 
-// ensureSet returns the id of the package set with the given digest,
-// storing it and its findings when it is new.
-func (s *Store) ensureSet(ctx context.Context, c Conn, digest string, pkgs []protocol.Package, now time.Time, match store.MatchFunc) (int64, error) {
+// ensureSet returns the id of the package set of release rel with the
+// given digest, storing it and its findings when it is new.
+func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs []protocol.Package, now time.Time, match store.MatchFunc) (int64, error) {
 	var id int64
 	var stale int
-	err := c.QueryRow(ctx, `SELECT id, stale FROM package_sets WHERE digest = ?`, digest).Scan(&id, &stale)
+	err := c.QueryRow(ctx, `SELECT id, stale FROM package_sets WHERE release = ? AND digest = ?`, rel, digest).Scan(&id, &stale)
 	if err == nil && stale == 0 {
 		return id, nil
 	}
@@ -303,7 +315,7 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, digest string, pkgs []pro
 		if _, err := c.Exec(ctx, `DELETE FROM set_status WHERE set_id = ?`, id); err != nil {
 			return 0, err
 		}
-		return id, s.match(ctx, c, id, digest, pkgs, match)
+		return id, s.match(ctx, c, id, rel, digest, pkgs, match)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
@@ -312,26 +324,27 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, digest string, pkgs []pro
 	if err != nil {
 		return 0, err
 	}
-	err = c.QueryRow(ctx, `INSERT INTO package_sets (digest, packages, count, created) VALUES (?, ?, ?, ?)
-		ON CONFLICT (digest) DO NOTHING RETURNING id`, digest, blob, len(pkgs), micros(now)).Scan(&id)
+	err = c.QueryRow(ctx, `INSERT INTO package_sets (release, digest, packages, count, created) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (release, digest) DO NOTHING RETURNING id`, rel, digest, blob, len(pkgs), micros(now)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Another transaction stored it meanwhile, with its findings.
-		err = c.QueryRow(ctx, `SELECT id FROM package_sets WHERE digest = ?`, digest).Scan(&id)
+		err = c.QueryRow(ctx, `SELECT id FROM package_sets WHERE release = ? AND digest = ?`, rel, digest).Scan(&id)
 		return id, err
 	}
 	if err != nil {
 		return 0, err
 	}
-	return id, s.match(ctx, c, id, digest, pkgs, match)
+	s.sets.put(digest, pkgs)
+	return id, s.match(ctx, c, id, rel, digest, pkgs, match)
 }
 
-func (s *Store) match(ctx context.Context, c Conn, id int64, digest string, pkgs []protocol.Package, match store.MatchFunc) error {
+func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string, pkgs []protocol.Package, match store.MatchFunc) error {
 	if match == nil {
 		return nil
 	}
-	fs, err := match(pkgs)
+	fs, err := match(rel, pkgs)
 	if err != nil {
-		return fmt.Errorf("match package set %s: %w", digest, err)
+		return fmt.Errorf("match package set %s of release %q: %w", digest, rel, err)
 	}
 	if err := insertFindings(ctx, c, id, fs, nil); err != nil {
 		return err

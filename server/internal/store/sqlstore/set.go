@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
@@ -54,4 +55,47 @@ func decodeSet(blob []byte) ([]protocol.Package, error) {
 			Release: string(f[3]), Arch: string(f[4]), ModularityLabel: string(f[5])})
 	}
 	return ps, nil
+}
+
+// setCacheSize is how many decoded package sets a Store keeps: the images
+// a fleet runs, whose devices' delta reports each start from one.
+const setCacheSize = 512
+
+// setCache keeps decoded package sets by inventory digest. A digest names
+// its packages (the digest is checked before a set is stored), so an entry
+// never goes stale, whatever transaction rolls back; the cache saves a
+// delta report the read and decoding of its device's previous set.
+type setCache struct {
+	mu    sync.Mutex // guards m, order and next
+	m     map[string][]protocol.Package
+	order []string // ring of the keys in m, oldest at next
+	next  int
+}
+
+func newSetCache(n int) *setCache {
+	return &setCache{m: make(map[string][]protocol.Package, n), order: make([]string, 0, n)}
+}
+
+// get returns the set with the digest; callers must not change it.
+func (c *setCache) get(digest string) ([]protocol.Package, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[digest]
+	return p, ok
+}
+
+func (c *setCache) put(digest string, pkgs []protocol.Package) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[digest]; ok {
+		return
+	}
+	if len(c.order) < cap(c.order) {
+		c.order = append(c.order, digest)
+	} else {
+		delete(c.m, c.order[c.next])
+		c.order[c.next] = digest
+		c.next = (c.next + 1) % len(c.order)
+	}
+	c.m[digest] = pkgs
 }

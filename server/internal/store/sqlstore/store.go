@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
@@ -16,16 +17,46 @@ import (
 
 // Store is store.Store over a DB.
 type Store struct {
-	db DB
+	db   DB
+	opts Options
+	sets *setCache
+
+	// queue carries reports to the writers (batch.go); stop ends them.
+	queue     chan *reportReq
+	stop      chan struct{}
+	writers   sync.WaitGroup
+	closeOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
 
-// New returns a Store over db, whose schema must be migrated.
-func New(db DB) *Store { return &Store{db: db} }
+// New returns a Store over db, whose schema must be migrated, and starts
+// its report writers; Close stops them.
+func New(db DB, opts Options) *Store {
+	if opts.Writers < 1 {
+		opts.Writers = 1
+	}
+	if opts.MaxBatch < 1 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	s := &Store{db: db, opts: opts, sets: newSetCache(setCacheSize),
+		queue: make(chan *reportReq), stop: make(chan struct{})}
+	for range opts.Writers {
+		s.writers.Add(1)
+		go s.writer()
+	}
+	return s
+}
 
-// Close closes the DB.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the report writers, after the batches they are writing,
+// and closes the DB. Reports sent after Close fail.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.writers.Wait()
+	})
+	return s.db.Close()
+}
 
 func micros(t time.Time) int64 {
 	if t.IsZero() {

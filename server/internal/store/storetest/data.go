@@ -89,7 +89,8 @@ func dir() string {
 
 // Match returns a MatchFunc over advs with the plain rule the conformance
 // suite needs: an installed package named in an advisory (and of its arch,
-// when the advisory gives one) is affected when older than the fix. The
+// when the advisory gives one) is affected when older than the fix, on any
+// release. The
 // server's real matching, with module streams and arch rules, is
 // pkg/applicability's; the store only stores what it is given.
 func Match(advs []advisory.Advisory) store.MatchFunc {
@@ -103,7 +104,7 @@ func Match(advs []advisory.Advisory) store.MatchFunc {
 			byName[p.Name] = append(byName[p.Name], fix{a.ID, p})
 		}
 	}
-	return func(pkgs []protocol.Package) ([]store.Finding, error) {
+	return func(_ string, pkgs []protocol.Package) ([]store.Finding, error) {
 		var fs []store.Finding
 		for _, p := range pkgs {
 			inst := rpmver.EVR{Epoch: p.Epoch, Version: p.Version, Release: p.Release}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
@@ -40,6 +41,7 @@ func Run(t *testing.T, b Backend) {
 		{"DeviceByCredential", testDeviceByCredential},
 		{"ReportIsIdempotent", testReportIdempotent},
 		{"PackageSetsAreShared", testSetDedup},
+		{"PackageSetsAreKeyedByTheDevicesRelease", testSetRelease},
 		{"DeltaReports", testDelta},
 		{"BadReportsChangeNothing", testBadReport},
 		{"FailedMatchRollsBackTheReport", testAtomicity},
@@ -374,6 +376,77 @@ func testSetDedup(t *testing.T, b Backend) {
 	}
 }
 
+// testSetRelease: the release a set is matched against is the os-release
+// its devices report, not the release packages in it. The UBI 9 image holds
+// redhat-release; on a device whose os-release says AlmaLinux it must be
+// matched as AlmaLinux. (Before sets were keyed by release, both devices
+// below shared one set, matched once, with no release at all.)
+func testSetRelease(t *testing.T, b Backend) {
+	f := newFleet(t, b)
+	advs := Advisories()
+	var mu sync.Mutex // guards asked
+	asked := map[string]int{}
+	// Only AlmaLinux 9 takes these AlmaLinux advisories, as the server's
+	// matcher decides.
+	almaOnly := func(advs []advisory.Advisory) store.MatchFunc {
+		return func(rel string, pkgs []protocol.Package) ([]store.Finding, error) {
+			mu.Lock()
+			asked[rel]++
+			mu.Unlock()
+			if rel != "almalinux:9" {
+				return nil, nil
+			}
+			return Match(advs)(rel, pkgs)
+		}
+	}
+	f.match = almaOnly(advs)
+	as := func(id, osid, version string, r *protocol.Report) *protocol.Report {
+		r.ID, r.Device.OSID, r.Device.OSVersionID = id, osid, version
+		return r
+	}
+	alma, rhel := f.enroll("converted"), f.enroll("rhel")
+	f.report(alma.ID, as("r1", "almalinux", "9.2", full("", f.ubi)))
+	f.report(rhel.ID, as("r1", "rhel", "9.0", full("", f.ubi)))
+	if n := countSets(t, f.s); n != 2 {
+		t.Errorf("one image on AlmaLinux 9 and on RHEL 9: %d package sets, want 2", n)
+	}
+	if asked["almalinux:9"] != 1 || asked["rhel:9"] != 1 || len(asked) != 2 {
+		t.Errorf("match asked about releases %v, want almalinux:9 and rhel:9 once each", asked)
+	}
+	if st := f.statuses("converted")["ALSA-2023:3722"]; st != protocol.StatusAffected {
+		t.Errorf("AlmaLinux device holding redhat-release: ALSA-2023:3722 is %q, want affected", st)
+	}
+	if st := f.statuses("rhel"); len(st) != 0 {
+		t.Errorf("RHEL device: statuses %v, want none from AlmaLinux advisories", st)
+	}
+	resp, err := f.s.CVE(t.Context(), "CVE-2023-2650")
+	if err != nil || len(resp.Exposed) != 2 || resp.Exposed[0].Device != "converted" || resp.Exposed[1].Device != "converted" {
+		t.Errorf("CVE-2023-2650 = %+v, %v; want the converted device's openssl and openssl-libs", resp, err)
+	}
+
+	// An advisory changing reaches each set with its own release.
+	clear(asked)
+	advs[0].Title += " (revised)"
+	if _, err := f.s.PutAdvisories(t.Context(), advs, t0, almaOnly(advs)); err != nil {
+		t.Fatal(err)
+	}
+	if asked["almalinux:9"] != 1 || asked["rhel:9"] != 1 || len(asked) != 2 {
+		t.Errorf("PutAdvisories asked about releases %v, want almalinux:9 and rhel:9 once each", asked)
+	}
+
+	// The RHEL device converts to AlmaLinux 9.3 with no package changed:
+	// an empty delta moves it to the AlmaLinux set.
+	if resp := f.report(rhel.ID, as("r2", "almalinux", "9.3", delta("", f.ubi, nil, nil))); resp.NeedFullInventory {
+		t.Fatalf("empty delta after a release change: %+v", resp)
+	}
+	if st := f.statuses("rhel")["ALSA-2023:3722"]; st != protocol.StatusAffected {
+		t.Errorf("device converted to AlmaLinux: ALSA-2023:3722 is %q, want affected", st)
+	}
+	if n := countSets(t, f.s); n != 2 {
+		t.Errorf("after the conversion: %d package sets, want 2 (it joined the AlmaLinux one)", n)
+	}
+}
+
 // countSets counts stored package sets, through the optional
 // interface implementations give the suite.
 func countSets(t *testing.T, s store.Store) int {
@@ -495,7 +568,7 @@ func testAtomicity(t *testing.T, b Backend) {
 	boom := errors.New("matcher crashed")
 	r := full("r1", f.ubi)
 	r.Cycles = []protocol.CycleResult{{Advisories: []string{"ALSA-2023:3722"}, Outcome: protocol.OutcomeFailed}}
-	_, err := f.s.Report(t.Context(), d.ID, r, t0, func([]protocol.Package) ([]store.Finding, error) { return nil, boom })
+	_, err := f.s.Report(t.Context(), d.ID, r, t0, func(string, []protocol.Package) ([]store.Finding, error) { return nil, boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("report with a failing matcher: %v, want the matcher's error", err)
 	}
@@ -629,7 +702,7 @@ func testNewAdvisory(t *testing.T, b Backend) {
 	f.match = Match(advs)
 	f.report(e.ID, full("r3", f.ubi[:10]))
 	wantE := map[string]protocol.Status{}
-	fs, _ := Match(advs)(f.ubi[:10])
+	fs, _ := Match(advs)("almalinux:9", f.ubi[:10])
 	for _, x := range fs {
 		if x.Affected {
 			wantE[x.Advisory] = protocol.StatusAffected

@@ -1,0 +1,173 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+)
+
+// Group commit. Reports are not written one transaction each: a report
+// joins a queue, and a writer takes every report waiting (up to MaxBatch)
+// into one transaction, each inside its own SAVEPOINT. A report that fails
+// is rolled back to its savepoint and answered with its error alone; the
+// others commit. Every caller is answered only after the transaction
+// holding its report has committed, so an acknowledged report is in the
+// database (for SQLite, in its write-ahead log) before the device hears
+// of it. A commit that fails answers every report of the batch with the
+// error; none of them was acknowledged, and the devices send them again.
+//
+// SQLite has one writer, so batching is what amortises a commit and the
+// writer's hand-over over many reports; PostgreSQL gets fewer commits too,
+// and several writers (Options.Writers) to keep its connections busy.
+
+// Options tune a Store.
+type Options struct {
+	// Writers is how many report transactions may be open at once: 1 for
+	// a single-writer database (SQLite); more where the database runs
+	// writers in parallel (PostgreSQL). Zero means 1.
+	Writers int
+	// MaxBatch bounds the reports written in one transaction. Zero means
+	// DefaultMaxBatch.
+	MaxBatch int
+	// Linger is how long a writer that found a single report waiting
+	// waits for more before writing it alone. Zero writes at once; the
+	// reports that arrive while a batch is being written make the next
+	// batch either way.
+	Linger time.Duration
+}
+
+// DefaultMaxBatch is the batch bound when Options gives none.
+const DefaultMaxBatch = 64
+
+// Conflicter is implemented by a DB that can tell an error that aborted a
+// statement for a conflict with another transaction (PostgreSQL's
+// deadlock or serialization failure). A report failing so is not failed
+// alone: its whole batch is run again, as DB.Write runs again any
+// transaction aborted for a conflict.
+type Conflicter interface {
+	Conflict(err error) bool
+}
+
+// reportReq is one report waiting for a writer.
+type reportReq struct {
+	ctx      context.Context
+	deviceID string
+	r        *protocol.Report
+	now      time.Time
+	match    store.MatchFunc
+	done     chan reportResult // buffered: the writer never waits on it
+}
+
+type reportResult struct {
+	resp protocol.ReportResponse
+	err  error
+}
+
+// errClosed answers reports sent to a closed store.
+var errClosed = errors.New("sqlstore: store closed")
+
+// writer takes batches off the queue until the store closes.
+func (s *Store) writer() {
+	defer s.writers.Done()
+	for {
+		var first *reportReq
+		select {
+		case first = <-s.queue:
+		case <-s.stop:
+			return
+		}
+		batch := append(make([]*reportReq, 0, s.opts.MaxBatch), first)
+		batch = s.gather(batch)
+		s.writeBatch(batch)
+	}
+}
+
+// gather adds the reports already waiting to batch, after lingering for
+// them when only one is there.
+func (s *Store) gather(batch []*reportReq) []*reportReq {
+	var linger <-chan time.Time
+	if s.opts.Linger > 0 {
+		t := time.NewTimer(s.opts.Linger)
+		defer t.Stop()
+		linger = t.C
+	}
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case q := <-s.queue:
+			batch = append(batch, q)
+			continue
+		default:
+		}
+		if len(batch) > 1 || linger == nil {
+			return batch
+		}
+		select {
+		case q := <-s.queue:
+			batch = append(batch, q)
+		case <-linger:
+			return batch
+		}
+	}
+	return batch
+}
+
+// writeBatch writes the reports of batch in one transaction and answers
+// each.
+func (s *Store) writeBatch(batch []*reportReq) {
+	ctx := context.Background()
+	res := make([]reportResult, len(batch))
+	conflict := func(error) bool { return false }
+	if c, ok := s.db.(Conflicter); ok {
+		conflict = c.Conflict
+	}
+	err := s.db.Write(ctx, func(c Conn) error {
+		for i, q := range batch {
+			res[i] = reportResult{}
+			if err := q.ctx.Err(); err != nil {
+				res[i].err = err // the caller gave up: not written, not acknowledged
+				continue
+			}
+			if _, err := c.Exec(ctx, `SAVEPOINT report`); err != nil {
+				return err
+			}
+			err := s.report(ctx, c, q.deviceID, q.r, q.now, q.match, &res[i].resp)
+			if err != nil {
+				if conflict(err) {
+					return err // the whole batch runs again
+				}
+				if _, rerr := c.Exec(ctx, `ROLLBACK TO SAVEPOINT report`); rerr != nil {
+					return errors.Join(err, rerr)
+				}
+				res[i] = reportResult{err: err}
+				if errors.Is(err, errDuplicate) {
+					res[i] = reportResult{}
+					res[i].resp, res[i].err = duplicate(ctx, c, q.deviceID)
+				}
+			}
+			if _, err := c.Exec(ctx, `RELEASE SAVEPOINT report`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, q := range batch {
+		r := res[i]
+		if err != nil {
+			r = reportResult{err: fmt.Errorf("write batch of %d reports: %w", len(batch), err)}
+		}
+		q.done <- r
+	}
+}
+
+// duplicate answers a report whose id the device already used.
+func duplicate(ctx context.Context, c Conn, deviceID string) (protocol.ReportResponse, error) {
+	var stale int
+	if err := c.QueryRow(ctx, `SELECT inventory_stale FROM devices WHERE id = ?`, deviceID).Scan(&stale); err != nil {
+		return protocol.ReportResponse{}, err
+	}
+	return protocol.ReportResponse{Duplicate: true, NeedFullInventory: stale != 0}, nil
+}
