@@ -131,3 +131,53 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	}
 	return nil
 }
+
+// MaxPlanSize bounds a plan read from the server, as notice.MaxMessageSize
+// bounds any signed message.
+const MaxPlanSize = 4 << 20
+
+// Plan fetches the device's signed plan (a pkg/notice envelope, returned
+// unverified: the caller verifies it against the pinned notice key). etag is
+// the ETag of the plan the caller already holds, "" for none; when the
+// server answers 304 Not Modified, notModified is set and msg is nil, and the
+// caller keeps the plan it verified before.
+func (c *Client) Plan(ctx context.Context, etag string) (msg []byte, newETag string, notModified bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+protocol.PathPlan, nil)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("plan: %w", err)
+	}
+	req.Header.Set("User-Agent", "rpmfleet-agent/"+version.String())
+	req.Header.Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
+	if c.credential != "" {
+		req.Header.Set("Authorization", "Bearer "+c.credential)
+	}
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("plan: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		return nil, etag, true, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxPlanSize+1))
+	if err != nil {
+		return nil, "", false, fmt.Errorf("plan: read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var pe protocol.Error
+		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
+			pe.Error = strings.TrimSpace(string(b))
+			if pe.Error == "" {
+				pe.Error = resp.Status
+			}
+		}
+		return nil, "", false, fmt.Errorf("plan: %w", &Error{Status: resp.StatusCode, Message: pe.Error, Field: pe.Field})
+	}
+	if len(b) > MaxPlanSize {
+		return nil, "", false, fmt.Errorf("plan: answer larger than %d bytes", MaxPlanSize)
+	}
+	return b, resp.Header.Get("ETag"), false, nil
+}

@@ -61,6 +61,13 @@ type Options struct {
 	// MinFreeBytes is kept free on the root beyond what the packages
 	// need; 0 means 16 MiB.
 	MinFreeBytes int64
+	// Pinned maps a package's NEVRA, as rpm -q writes it
+	// ("openssl-libs-1:3.0.7-16.el9_2.aarch64"), to the SHA-256 (hex) its
+	// file must have: a signed plan's digest, on top of the repository's
+	// checksum. A planned package of the same name and arch but another
+	// NEVRA, or a downloaded file with another digest, fails the cycle as
+	// a verification failure (ErrVerify). Nil pins nothing.
+	Pinned map[string]string
 }
 
 // Result is what Run did.
@@ -195,6 +202,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if len(noOld) > 0 && !o.NoRollback {
 		return res, stepErr(ErrNoRollback, false, "cannot keep a way back: %s in no repository; pass --no-rollback to apply without one", strings.Join(noOld, ", "))
+	}
+	if err := pin(plan.Packages, o.Pinned); err != nil {
+		return res, err
 	}
 	if len(keys) == 0 {
 		return res, fmt.Errorf("%w: give --gpgkey", verify.ErrNoKeys)
@@ -520,6 +530,40 @@ func (r *runner) download(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if a.PinnedSHA256 == "" {
+			continue
+		}
+		if ok, got := fileMatches(a.File, "sha256", a.PinnedSHA256, a.Size); !ok {
+			return stepErr(ErrVerify, false, "%s: %s; the signed plan pins sha256:%s", a.NEVRA, got, a.PinnedSHA256)
+		}
+	}
+	return nil
+}
+
+// pin copies Options.Pinned onto the planned packages, refusing a plan that
+// would install another version of a pinned package than the one pinned.
+func pin(pkgs []Package, pinned map[string]string) error {
+	if len(pinned) == 0 {
+		return nil
+	}
+	byNameArch := map[string]string{}
+	for nevra := range pinned {
+		n, err := rpmver.ParseNEVRA(nevra)
+		if err != nil {
+			return stepErr(ErrVerify, false, "pinned package %q: %w", nevra, err)
+		}
+		byNameArch[n.Name+"."+n.Arch] = nevra
+	}
+	for i := range pkgs {
+		p := &pkgs[i]
+		sum, ok := pinned[p.New.NEVRA]
+		if !ok {
+			if want, clash := byNameArch[p.Name+"."+p.Arch]; clash {
+				return stepErr(ErrVerify, false, "the repositories offer %s, the signed plan pins %s", p.New.NEVRA, want)
+			}
+			continue
+		}
+		p.New.PinnedSHA256 = strings.ToLower(sum)
 	}
 	return nil
 }

@@ -117,7 +117,10 @@ type Artifact struct {
 	NEVRA string `json:"nevra"`
 	URL   string `json:"url"`
 	// Checksum is primary.xml's "type:hex" digest of the file.
-	Checksum      string `json:"checksum"`
+	Checksum string `json:"checksum"`
+	// PinnedSHA256 is the digest a signed plan pins (Options.Pinned), hex;
+	// empty when none does.
+	PinnedSHA256  string `json:"pinned_sha256,omitempty"`
 	Size          int64  `json:"size"`
 	InstalledSize int64  `json:"installed_size,omitempty"`
 	// File is the downloaded file in the state dir.
