@@ -94,7 +94,14 @@ func (d *db) migrate(ctx context.Context) error {
 	return err
 }
 
-func dsn(path string, readOnly bool) string {
+// The three kinds of connection the database has.
+const (
+	writer = iota
+	reader
+	checkpointer
+)
+
+func dsn(path string, mode int) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMS))
 	q.Set("_journal_mode", "WAL")
@@ -105,16 +112,20 @@ func dsn(path string, readOnly bool) string {
 	// report's multi-row statements was the largest cost in its profile.
 	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Add("_pragma", "cache_size(-32768)")
-	if readOnly {
+	switch mode {
+	case reader:
 		q.Set("_query_only", "1")
-	} else {
+	case writer:
 		q.Set("_txlock", "immediate")
+		// The checkpointer's connection copies the log into the database,
+		// so the writer's commits never do (checkpoint.go).
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
 func open(path string) (*db, error) {
-	w, err := sql.Open("sqlite", dsn(path, false))
+	w, err := sql.Open("sqlite", dsn(path, writer))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -126,13 +137,21 @@ func open(path string) (*db, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	r, err := sql.Open("sqlite", dsn(path, true))
+	r, err := sql.Open("sqlite", dsn(path, reader))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	d := &db{w: w, r: r, sem: make(chan struct{}, 1), stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
+	ck, err := sql.Open("sqlite", dsn(path, checkpointer))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	d := &db{w: w, r: r, sem: make(chan struct{}, 1), stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{},
+		ck: newCheckpoints(ck)}
 	d.sem <- struct{}{}
 	return d, nil
 }
@@ -157,6 +176,8 @@ type db struct {
 	// same, only, connection), and run prepared ever after.
 	stmts  map[string]*sql.Stmt
 	wanted map[string]bool // run unprepared in this transaction
+	// ck checkpoints the log after writes.
+	ck *checkpoints
 }
 
 func (d *db) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
@@ -172,6 +193,9 @@ func (d *db) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
 	}
 	err = finish(tx, fn(conn{tx: tx, d: d}))
 	d.prepareWanted(ctx)
+	if err == nil {
+		d.ck.wrote()
+	}
 	return err
 }
 
@@ -217,7 +241,7 @@ func ignoreDone(err error) error {
 
 func (d *db) Close() error {
 	<-d.sem
-	var errs []error
+	errs := []error{d.ck.close()}
 	for _, st := range d.stmts {
 		errs = append(errs, st.Close())
 	}

@@ -138,9 +138,6 @@ func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.
 		if err := insertFindings(ctx, c, set, fs, keep); err != nil {
 			return err
 		}
-		if err := fillSetStatus(ctx, c, set); err != nil {
-			return err
-		}
 		err = dropStaleOverrides(ctx, c, set, `device_id IN (SELECT id FROM devices WHERE package_set = ?)`, set)
 		if err != nil {
 			return err

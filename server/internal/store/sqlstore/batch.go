@@ -59,7 +59,14 @@ type reportReq struct {
 	r        *protocol.Report
 	now      time.Time
 	match    store.MatchFunc
-	done     chan reportResult // buffered: the writer never waits on it
+	full     []protocol.Package // a full inventory, sorted and checked
+	// from and after are a delta's prediction: applied to the set with
+	// digest from, it makes after, whose digest the report's is.
+	from  string
+	after []protocol.Package
+	// digest is the set the report leaves the device on, set by report.
+	digest string
+	done   chan reportResult // buffered: the writer never waits on it
 }
 
 type reportResult struct {
@@ -134,7 +141,7 @@ func (s *Store) writeBatch(batch []*reportReq) {
 			if _, err := c.Exec(ctx, `SAVEPOINT report`); err != nil {
 				return err
 			}
-			err := s.report(ctx, c, q.deviceID, q.r, q.now, q.match, &res[i].resp)
+			err := s.report(ctx, c, q, &res[i].resp)
 			if err != nil {
 				if conflict(err) {
 					return err // the whole batch runs again
@@ -158,6 +165,8 @@ func (s *Store) writeBatch(batch []*reportReq) {
 		r := res[i]
 		if err != nil {
 			r = reportResult{err: fmt.Errorf("write batch of %d reports: %w", len(batch), err)}
+		} else if r.err == nil && !r.resp.Duplicate && q.digest != "" {
+			s.remember(q.deviceID, q.digest)
 		}
 		q.done <- r
 	}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -15,69 +16,152 @@ import (
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
-// The CVE question, in two queries; plan_test.go checks that SQLite
-// answers them with index searches only.
+// The CVE question, in three queries that each follow indexes from the
+// cve (plan_test.go checks that SQLite scans no table): the per-set
+// applicability of the CVE's advisories, the vulnerable packages of the
+// affected sets, and the devices on those sets. The answer, devices times
+// their sets' rows, is put together in Go: a join in SQL would make the
+// database build and sort every one of its rows, most of them repeating a
+// set's findings for each device of an image.
 const (
-	cveExposedQuery = `SELECT d.name, s.advisory_id, f.package, f.installed, f.fixed
+	cveStatusQuery = `SELECT s.set_id, s.advisory_id, s.affected
+		FROM advisory_cves v
+		JOIN set_status s ON s.advisory_id = v.advisory_id
+		WHERE v.cve = ?`
+	cveFindingsQuery = `SELECT f.set_id, f.advisory_id, f.package, f.installed, f.fixed
 		FROM advisory_cves v
 		JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
-		JOIN devices d ON d.package_set = s.set_id
 		JOIN set_findings f ON f.set_id = s.set_id AND f.advisory_id = s.advisory_id AND f.affected = 1
-		WHERE v.cve = ?
-		ORDER BY d.name, s.advisory_id, f.package, f.installed`
-	cvePatchedQuery = `SELECT d.name, s.advisory_id
+		WHERE v.cve = ?`
+	// A device is listed once per advisory of the CVE its set has a row
+	// for; CVE keeps one.
+	cveDevicesQuery = `SELECT d.name, d.package_set
 		FROM advisory_cves v
-		JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 0
+		JOIN set_status s ON s.advisory_id = v.advisory_id
 		JOIN devices d ON d.package_set = s.set_id
-		WHERE v.cve = ?
-		ORDER BY d.name, s.advisory_id`
+		WHERE v.cve = ?`
 )
 
+// cveRow is one advisory's standing on a set: patched, or affected
+// through its vulnerable packages.
+type cveRow struct {
+	advisory string
+	affected bool
+	exposed  []protocol.CVEExposure // Device left empty
+}
+
 // CVE answers which devices are exposed to a CVE and which are patched.
-// It walks the cve index to the advisories, their per-set applicability
-// (indexed by advisory) to the sets, the devices on those sets, and the
-// sets' findings for the vulnerable packages: index probes only. Overrides
-// do not matter here: a failed device is still exposed, and one pending a
-// reboot has the fix installed.
+// Overrides do not matter here: a failed device is still exposed, and one
+// pending a reboot has the fix installed.
 func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, error) {
 	cve = strings.ToUpper(strings.TrimSpace(cve))
 	resp := protocol.CVEResponse{CVE: cve, Exposed: []protocol.CVEExposure{}, Patched: []protocol.CVEPatched{}}
+	type device struct {
+		name string
+		set  int64
+	}
+	var devices []device
+	sets := map[int64][]cveRow{}
 	err := s.db.Read(ctx, func(c Conn) error {
-		rows, err := c.Query(ctx, cveExposedQuery, cve)
+		rows, err := c.Query(ctx, cveStatusQuery, cve)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var e protocol.CVEExposure
-			if err := rows.Scan(&e.Device, &e.Advisory, &e.Package, &e.Installed, &e.Fixed); err != nil {
+			var set int64
+			var r cveRow
+			var affected int
+			if err := rows.Scan(&set, &r.advisory, &affected); err != nil {
 				rows.Close()
 				return err
 			}
-			if n := len(resp.Exposed); n > 0 && resp.Exposed[n-1] == e {
-				continue // one package on two arches
-			}
-			resp.Exposed = append(resp.Exposed, e)
+			r.affected = affected != 0
+			sets[set] = append(sets[set], r)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = c.Query(ctx, cvePatchedQuery, cve)
+		if len(sets) == 0 {
+			return nil
+		}
+		rows, err = c.Query(ctx, cveFindingsQuery, cve)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var set int64
+			var e protocol.CVEExposure
+			if err := rows.Scan(&set, &e.Advisory, &e.Package, &e.Installed, &e.Fixed); err != nil {
+				rows.Close()
+				return err
+			}
+			for i := range sets[set] {
+				if r := &sets[set][i]; r.advisory == e.Advisory {
+					r.exposed = append(r.exposed, e)
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = c.Query(ctx, cveDevicesQuery, cve)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var p protocol.CVEPatched
-			if err := rows.Scan(&p.Device, &p.Advisory); err != nil {
+			var d device
+			if err := rows.Scan(&d.name, &d.set); err != nil {
 				return err
 			}
-			resp.Patched = append(resp.Patched, p)
+			devices = append(devices, d)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return protocol.CVEResponse{}, fmt.Errorf("query cve %s: %w", cve, err)
+	}
+
+	// Each set's rows in answer order (advisory, package, installed),
+	// one package on two arches listed once; then the devices by name.
+	nExposed, nPatched := 0, 0
+	for set, rs := range sets {
+		slices.SortFunc(rs, func(a, b cveRow) int { return strings.Compare(a.advisory, b.advisory) })
+		for i := range rs {
+			r := &rs[i]
+			slices.SortFunc(r.exposed, func(a, b protocol.CVEExposure) int {
+				return cmp.Or(strings.Compare(a.Package, b.Package), strings.Compare(a.Installed, b.Installed))
+			})
+			r.exposed = slices.Compact(r.exposed)
+		}
+		sets[set] = rs
+	}
+	slices.SortFunc(devices, func(a, b device) int { return strings.Compare(a.name, b.name) })
+	devices = slices.Compact(devices)
+	for _, d := range devices {
+		for _, r := range sets[d.set] {
+			if r.affected {
+				nExposed += len(r.exposed)
+			} else {
+				nPatched++
+			}
+		}
+	}
+	resp.Exposed = make([]protocol.CVEExposure, 0, nExposed)
+	resp.Patched = make([]protocol.CVEPatched, 0, nPatched)
+	for _, d := range devices {
+		for _, r := range sets[d.set] {
+			if !r.affected {
+				resp.Patched = append(resp.Patched, protocol.CVEPatched{Device: d.name, Advisory: r.advisory})
+				continue
+			}
+			for _, e := range r.exposed {
+				e.Device = d.name
+				resp.Exposed = append(resp.Exposed, e)
+			}
+		}
 	}
 	return resp, nil
 }

@@ -93,6 +93,18 @@ func (s *Store) Report(ctx context.Context, deviceID string, r *protocol.Report,
 		return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w", r.ID, deviceID, err)
 	}
 	q := &reportReq{ctx: ctx, deviceID: deviceID, r: r, now: now, match: match, done: make(chan reportResult, 1)}
+	if r.Inventory.Kind == protocol.InventoryDelta {
+		s.predict(q)
+	}
+	if r.Inventory.Kind == protocol.InventoryFull {
+		// Sorted and checked here, in the caller's goroutine, not by the
+		// writer all reports wait for.
+		q.full = sorted(r.Inventory.Packages)
+		if got := protocol.InventoryDigest(q.full); got != r.Inventory.Digest {
+			return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w: inventory.digest: %s, but the packages digest to %s",
+				r.ID, deviceID, store.ErrBadReport, r.Inventory.Digest, got)
+		}
+	}
 	select {
 	case s.queue <- q:
 	case <-s.stop:
@@ -110,7 +122,10 @@ func (s *Store) Report(ctx context.Context, deviceID string, r *protocol.Report,
 	return res.resp, nil
 }
 
-func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol.Report, now time.Time, match store.MatchFunc, resp *protocol.ReportResponse) error {
+// report applies q's report in c. Its full inventory, if it has one, is
+// q.full, sorted and checked against the digest.
+func (s *Store) report(ctx context.Context, c Conn, q *reportReq, resp *protocol.ReportResponse) error {
+	deviceID, r, now, match := q.deviceID, q.r, q.now, q.match
 	// Updating the device first takes its row lock (PostgreSQL), so two
 	// reports of one device apply one after the other, each to the set the
 	// other left. The same statement reads what the rest needs: the
@@ -147,10 +162,7 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 	newSet := false
 	switch inv := r.Inventory; inv.Kind {
 	case protocol.InventoryFull:
-		pkgs = sorted(inv.Packages)
-		if got := protocol.InventoryDigest(pkgs); got != inv.Digest {
-			return fmt.Errorf("%w: inventory.digest: %s, but the packages digest to %s", store.ErrBadReport, inv.Digest, got)
-		}
+		pkgs = q.full
 		newSet = true
 	case protocol.InventoryDelta:
 		if !setID.Valid || stale != 0 {
@@ -160,6 +172,10 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 		unchanged := curDigest == inv.Digest && len(inv.Added)+len(inv.Removed) == 0
 		if unchanged && curRelease == rel {
 			break // nothing changed
+		}
+		if !unchanged && q.from == curDigest {
+			pkgs, newSet = q.after, true // worked out by predict, against this set
+			break
 		}
 		prev, err := s.loadSet(ctx, c, setID.Int64, curDigest)
 		if err != nil {
@@ -183,6 +199,10 @@ func (s *Store) report(ctx context.Context, c Conn, deviceID string, r *protocol
 		if _, err := c.Exec(ctx, `UPDATE devices SET inventory_stale = 1 WHERE id = ?`, deviceID); err != nil {
 			return err
 		}
+	}
+	q.digest = curDigest
+	if newSet {
+		q.digest = r.Inventory.Digest
 	}
 	changed := false
 	if newSet {
@@ -256,23 +276,72 @@ func sorted(pkgs []protocol.Package) []protocol.Package {
 	return out
 }
 
-// applyDelta removes one instance of each removed package from prev and
-// adds the added ones. A removed package not in prev is ignored; the
-// digest check that follows catches a delta made against another set.
-func applyDelta(prev, added, removed []protocol.Package) []protocol.Package {
-	gone := make(map[string]int, len(removed))
-	for _, p := range removed {
-		gone[p.Key()+" "+p.ModularityLabel]++
+// predict works out, in the caller's goroutine, the set a delta report
+// makes, from the set the device's last report left (if the store
+// remembers it and has it cached), so the writer only has to check that
+// the device is still on that set. A delta that does not add up is left
+// to the writer.
+func (s *Store) predict(q *reportReq) {
+	s.mu.Lock()
+	from, ok := s.digests[q.deviceID]
+	s.mu.Unlock()
+	if !ok {
+		return
 	}
+	prev, ok := s.sets.get(from)
+	if !ok {
+		return
+	}
+	inv := &q.r.Inventory
+	if from == inv.Digest && len(inv.Added)+len(inv.Removed) == 0 {
+		return
+	}
+	after := applyDelta(prev, inv.Added, inv.Removed)
+	if protocol.InventoryDigest(after) == inv.Digest {
+		q.from, q.after = from, after
+	}
+}
+
+// remember notes the digest of the set a device's committed report left
+// it on, for predict.
+func (s *Store) remember(deviceID, digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.digests[deviceID] = digest
+}
+
+// applyDelta removes one instance of each removed package from prev, which
+// is sorted, and merges in the added ones, so the result is sorted too. A
+// removed package not in prev is ignored; the digest check that follows
+// catches a delta made against another set.
+func applyDelta(prev, added, removed []protocol.Package) []protocol.Package {
+	// An empty epoch is epoch 0, as in the digest.
+	key := func(p protocol.Package) protocol.Package {
+		if p.Epoch == "" {
+			p.Epoch = "0"
+		}
+		return p
+	}
+	gone := make(map[protocol.Package]int, len(removed))
+	for _, p := range removed {
+		gone[key(p)]++
+	}
+	add := sorted(added)
 	out := make([]protocol.Package, 0, len(prev)+len(added))
 	for _, p := range prev {
-		if k := p.Key() + " " + p.ModularityLabel; gone[k] > 0 {
-			gone[k]--
-			continue
+		if len(gone) > 0 {
+			if k := key(p); gone[k] > 0 {
+				gone[k]--
+				continue
+			}
+		}
+		for len(add) > 0 && comparePackages(add[0], p) < 0 {
+			out = append(out, add[0])
+			add = add[1:]
 		}
 		out = append(out, p)
 	}
-	return sorted(append(out, added...))
+	return append(out, add...)
 }
 
 // loadSet returns the packages of set id, whose digest is given, from the
@@ -346,55 +415,77 @@ func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string,
 	if err != nil {
 		return fmt.Errorf("match package set %s of release %q: %w", digest, rel, err)
 	}
-	if err := insertFindings(ctx, c, id, fs, nil); err != nil {
-		return err
-	}
-	return fillSetStatus(ctx, c, id)
+	return insertFindings(ctx, c, id, fs, nil)
 }
 
-// fillSetStatus derives the set's applicability rows from its findings,
-// for the advisories that have none yet.
-func fillSetStatus(ctx context.Context, c Conn, setID int64) error {
-	_, err := c.Exec(ctx, `INSERT INTO set_status (set_id, advisory_id, affected)
-		SELECT set_id, advisory_id, MAX(affected) FROM set_findings
-		WHERE set_id = ? AND advisory_id NOT IN (SELECT advisory_id FROM set_status WHERE set_id = ?)
-		GROUP BY set_id, advisory_id`, setID, setID)
-	if err != nil {
+// insertFindings stores findings of a set, only those of advisories in
+// keep when keep is not nil, and the set's applicability they make: per
+// advisory, affected when any of its packages is. The advisories must
+// have no rows for the set yet.
+func insertFindings(ctx context.Context, c Conn, setID int64, fs []store.Finding, keep map[string]bool) error {
+	affected := map[string]bool{}
+	var order []string
+	ins := newInserter(ctx, c, `INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected) VALUES `, 7)
+	for _, f := range fs {
+		if keep != nil && !keep[f.Advisory] {
+			continue
+		}
+		if _, ok := affected[f.Advisory]; !ok {
+			order = append(order, f.Advisory)
+		}
+		affected[f.Advisory] = affected[f.Advisory] || f.Affected
+		if err := ins.add(setID, f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed, b2i(f.Affected)); err != nil {
+			return fmt.Errorf("store findings of package set %d: %w", setID, err)
+		}
+	}
+	if err := ins.flush(); err != nil {
+		return fmt.Errorf("store findings of package set %d: %w", setID, err)
+	}
+	ins = newInserter(ctx, c, `INSERT INTO set_status (set_id, advisory_id, affected) VALUES `, 3)
+	for _, a := range order {
+		if err := ins.add(setID, a, b2i(affected[a])); err != nil {
+			return fmt.Errorf("applicability of package set %d: %w", setID, err)
+		}
+	}
+	if err := ins.flush(); err != nil {
 		return fmt.Errorf("applicability of package set %d: %w", setID, err)
 	}
 	return nil
 }
 
-// insertFindings stores findings of a set, only those of advisories in
-// keep when keep is not nil, a hundred rows to a statement.
-func insertFindings(ctx context.Context, c Conn, setID int64, fs []store.Finding, keep map[string]bool) error {
-	const batch = 100
-	args := make([]any, 0, batch*7)
-	flush := func() error {
-		if len(args) == 0 {
-			return nil
-		}
-		q := `INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected) VALUES (?, ?, ?, ?, ?, ?, ?)` +
-			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, len(args)/7-1) + ` ON CONFLICT DO NOTHING`
-		_, err := c.Exec(ctx, q, args...)
-		args = args[:0]
-		if err != nil {
-			return fmt.Errorf("store findings of package set %d: %w", setID, err)
-		}
+// inserter writes rows with multi-row INSERTs, a hundred rows to a
+// statement, ignoring rows already there.
+type inserter struct {
+	ctx    context.Context
+	c      Conn
+	prefix string
+	cols   int
+	args   []any
+}
+
+const insertBatch = 100
+
+func newInserter(ctx context.Context, c Conn, prefix string, cols int) *inserter {
+	return &inserter{ctx: ctx, c: c, prefix: prefix, cols: cols, args: make([]any, 0, insertBatch*cols)}
+}
+
+func (in *inserter) add(row ...any) error {
+	in.args = append(in.args, row...)
+	if len(in.args) == insertBatch*in.cols {
+		return in.flush()
+	}
+	return nil
+}
+
+func (in *inserter) flush() error {
+	if len(in.args) == 0 {
 		return nil
 	}
-	for _, f := range fs {
-		if keep != nil && !keep[f.Advisory] {
-			continue
-		}
-		args = append(args, setID, f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed, b2i(f.Affected))
-		if len(args) == batch*7 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
+	row := "(?" + strings.Repeat(", ?", in.cols-1) + ")"
+	q := in.prefix + row + strings.Repeat(", "+row, len(in.args)/in.cols-1) + ` ON CONFLICT DO NOTHING`
+	_, err := in.c.Exec(in.ctx, q, in.args...)
+	in.args = in.args[:0]
+	return err
 }
 
 // events are what a report says happened to advisories on the device.

@@ -15,11 +15,12 @@ import (
 // compact, quick to read back whole, and never queried by field: findings
 // carry what queries need.
 
-func sortPackages(ps []protocol.Package) {
-	slices.SortFunc(ps, func(a, b protocol.Package) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Arch, b.Arch), cmp.Compare(a.Epoch, b.Epoch),
-			cmp.Compare(a.Version, b.Version), cmp.Compare(a.Release, b.Release), cmp.Compare(a.ModularityLabel, b.ModularityLabel))
-	})
+func sortPackages(ps []protocol.Package) { slices.SortFunc(ps, comparePackages) }
+
+// comparePackages is the order of a stored set.
+func comparePackages(a, b protocol.Package) int {
+	return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Arch, b.Arch), cmp.Compare(a.Epoch, b.Epoch),
+		cmp.Compare(a.Version, b.Version), cmp.Compare(a.Release, b.Release), cmp.Compare(a.ModularityLabel, b.ModularityLabel))
 }
 
 func encodeSet(ps []protocol.Package) ([]byte, error) {

@@ -21,6 +21,11 @@ type Store struct {
 	opts Options
 	sets *setCache
 
+	// mu guards digests: per device, the digest of the set its last
+	// committed report left it on (for predict; a hint, checked).
+	mu      sync.Mutex
+	digests map[string]string
+
 	// queue carries reports to the writers (batch.go); stop ends them.
 	queue     chan *reportReq
 	stop      chan struct{}
@@ -39,7 +44,7 @@ func New(db DB, opts Options) *Store {
 	if opts.MaxBatch < 1 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	s := &Store{db: db, opts: opts, sets: newSetCache(setCacheSize),
+	s := &Store{db: db, opts: opts, sets: newSetCache(setCacheSize), digests: map[string]string{},
 		queue: make(chan *reportReq), stop: make(chan struct{})}
 	for range opts.Writers {
 		s.writers.Add(1)
