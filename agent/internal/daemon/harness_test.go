@@ -58,6 +58,7 @@ type world struct {
 	rpms                                  map[string]string // name-version to the signed file
 	signer                                *notice.Signer
 	pub                                   ed25519.PublicKey
+	priv                                  ed25519.PrivateKey
 	srv                                   *fleet
 	// broker is the [mqtt] broker URL written into the configuration.
 	broker string
@@ -131,7 +132,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		w.repo = rpmtest.Serve(t, w.repoDir)
 	}
 
-	w.pub, w.signer = newSigner(t)
+	w.pub, w.priv, w.signer = newSigner(t)
 	w.srv = newFleet(t, w.signer)
 	if err := (client.State{Dir: w.stateDir}).SaveCredential(client.Credential{
 		Server: w.srv.URL, DeviceID: deviceID, Name: "pi-test", Credential: "secret-credential", NoticeKey: w.pub,
@@ -141,7 +142,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	return w
 }
 
-func newSigner(t *testing.T) (ed25519.PublicKey, *notice.Signer) {
+func newSigner(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey, *notice.Signer) {
 	t.Helper()
 	pub, priv, err := notice.GenerateKey(nil)
 	if err != nil {
@@ -151,7 +152,7 @@ func newSigner(t *testing.T) (ed25519.PublicKey, *notice.Signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pub, s
+	return pub, priv, s
 }
 
 // rpm runs the real rpm on the device root.
