@@ -513,7 +513,7 @@ func (d *daemon) fetch() {
 }
 
 func (d *daemon) busyState(s string) string {
-	if d.running != nil {
+	if d.running != nil && d.running.label != "settle" {
 		return "applying"
 	}
 	return s

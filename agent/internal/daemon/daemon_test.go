@@ -62,6 +62,7 @@ func TestPollAppliesInWindowWhenBrokerIsDown(t *testing.T) {
 	if reps := w.srv.Reports(); reps[0].Inventory.Kind != protocol.InventoryFull {
 		t.Errorf("first report is %s, want full", reps[0].Inventory.Kind)
 	}
+	waitFor(t, 10*time.Second, "the status to show the cycle", func() bool { return r.Status().LastCycle != nil })
 	st := r.Status()
 	if st.MQTT || st.LastCheck.IsZero() || st.LastCycle == nil || st.LastCycle.Phase != update.Committed.String() {
 		t.Errorf("status %+v, want no mqtt, a last check and a committed cycle", st)

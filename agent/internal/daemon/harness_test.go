@@ -224,6 +224,8 @@ type running struct {
 	done   chan error
 	log    *syncBuffer
 
+	stopOnce sync.Once
+
 	mu     sync.Mutex // guards status
 	status Status
 	seen   int
@@ -277,16 +279,17 @@ func (w *world) start(t *testing.T, opts ...func(*Options)) *running {
 // stop cancels the daemon and waits for Run to return.
 func (r *running) stop(t *testing.T) {
 	t.Helper()
-	r.cancel()
-	select {
-	case err, ok := <-r.done:
-		if ok && err != nil {
-			t.Errorf("Run: %v", err)
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return 30 s after its context ended")
 		}
-		close(r.done)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return 30 s after its context ended")
-	}
+	})
 }
 
 // waitFor polls cond until it holds or the timeout passes.
