@@ -129,3 +129,48 @@ func TestNoRedirects(t *testing.T) {
 		t.Errorf("redirected report: err %v, credential sent on: %v", err, leaked)
 	}
 }
+
+// TestPlanETag: the plan comes with its ETag; asked again with it, the
+// server's 304 says keep the one held; an error answer is an *Error.
+func TestPlanETag(t *testing.T) {
+	const body, etag = `{"payload":"e30=","key_id":"k","sig":"c2ln"}`, `"v1"`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != protocol.PathPlan || r.Header.Get("Authorization") != "Bearer cred":
+			http.Error(w, `{"error":"no"}`, http.StatusUnauthorized)
+		case r.Header.Get("If-None-Match") == etag:
+			w.WriteHeader(http.StatusNotModified)
+		default:
+			w.Header().Set("ETag", etag)
+			w.Write([]byte(body))
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	tests := []struct {
+		name, cred, etag string
+		wantMsg          string
+		wantNotModified  bool
+		wantStatus       int
+	}{
+		{"first fetch", "cred", "", body, false, 0},
+		{"not modified", "cred", etag, "", true, 0},
+		{"stale etag", "cred", `"v0"`, body, false, 0},
+		{"bad credential", "other", "", "", false, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, tag, nm, err := New(srv.URL, tt.cred, nil).Plan(ctx, tt.etag)
+			if tt.wantStatus != 0 {
+				var e *Error
+				if !errors.As(err, &e) || e.Status != tt.wantStatus {
+					t.Fatalf("Plan = %v, want an *Error %d", err, tt.wantStatus)
+				}
+				return
+			}
+			if err != nil || string(msg) != tt.wantMsg || nm != tt.wantNotModified || tag != etag {
+				t.Fatalf("Plan = %q, %q, %v, %v; want %q, %q, %v", msg, tag, nm, err, tt.wantMsg, etag, tt.wantNotModified)
+			}
+		})
+	}
+}
