@@ -841,6 +841,10 @@ func (d *daemon) connectMQTT() {
 	}
 	opts := mqtt.Options{Broker: d.broker, DeviceID: d.deviceID, Credential: d.o.Credential.Credential,
 		KeepAlive: d.o.MQTTKeepAlive, MinBackoff: d.o.MQTTMinBackoff, MaxBackoff: d.o.MQTTMaxBackoff, Logger: d.o.Log}
+	if d.cfg.MQTT.Username != "" {
+		// The configuration's account on an external broker.
+		opts.Username, opts.Credential = d.cfg.MQTT.Username, d.cfg.MQTT.Password
+	}
 	if d.cfg.MQTT.CA != "" {
 		pem, err := os.ReadFile(d.cfg.MQTT.CA)
 		pool := x509.NewCertPool()

@@ -60,8 +60,9 @@ type world struct {
 	pub                                   ed25519.PublicKey
 	priv                                  ed25519.PrivateKey
 	srv                                   *fleet
-	// broker is the [mqtt] broker URL written into the configuration.
-	broker string
+	// broker is the [mqtt] broker URL written into the configuration;
+	// mqttExtra more lines of [mqtt].
+	broker, mqttExtra string
 }
 
 type worldOpts struct {
@@ -207,7 +208,7 @@ func (w *world) writeConfig(t *testing.T, policy string) {
 	b.WriteString(policy)
 	b.WriteString("\n[poll]\ninterval = \"1h\"\njitter = \"1s\"\n")
 	if w.broker != "" {
-		fmt.Fprintf(&b, "\n[mqtt]\nbroker = %q\n", w.broker)
+		fmt.Fprintf(&b, "\n[mqtt]\nbroker = %q\n%s\n", w.broker, w.mqttExtra)
 	}
 	tmp := w.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {

@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +73,31 @@ func TestPushAppliesInWindow(t *testing.T) {
 	if st := r.Status(); st.Notices.Accepted < 2 { // the plan twice, the notice
 		t.Errorf("notices accepted %d, want at least 2: %+v", st.Notices.Accepted, st.Notices)
 	}
+}
+
+// TestPushThroughBrokerAccount: an external broker with its own accounts
+// (username and password_file in [mqtt]) that refuses anonymous clients:
+// the daemon logs in with that account and still gets the push.
+func TestPushThroughBrokerAccount(t *testing.T) {
+	m := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"site-agent": "s3cret", "test-server": "pw"}})
+	w := newWorld(t, worldOpts{})
+	pwFile := filepath.Join(w.dir, "mqtt-password")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.broker = "mqtt://" + m.Addr
+	w.mqttExtra = fmt.Sprintf("username = \"site-agent\"\npassword_file = %q\n", pwFile)
+	w.writeConfig(t, policyTOML("notify", ""))
+	r := w.start(t)
+	waitFor(t, 30*time.Second, "the mqtt connection", func() bool { return r.Status().MQTT && !r.Status().LastCheck.IsZero() })
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(m.URL()).SetClientID("test-server").SetUsername("test-server").SetPassword("pw"))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to mosquitto: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	pub := &publisher{c: c}
+	pub.publish(t, protocol.DeviceCommandTopic(deviceID), false, sign(t, w.signer, notice.KindCommand, deviceID, protocol.Command{Verb: protocol.CommandCheck}, time.Hour))
+	waitFor(t, 10*time.Second, "the pushed check", func() bool { return w.srv.PlanGets() == 2 })
 }
 
 // TestRefusesBadNotices: forged, replayed, expired and other-device

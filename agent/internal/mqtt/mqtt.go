@@ -33,6 +33,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -90,6 +91,10 @@ type Options struct {
 	DeviceID string
 	// Credential is the device's credential, its MQTT password.
 	Credential string
+	// Username, when set, is the MQTT username instead of DeviceID (an
+	// external broker with its own accounts; Credential is then that
+	// account's password). Topics and the client id still use DeviceID.
+	Username string
 	// TLS configures TLS connections; nil means the system roots.
 	TLS *tls.Config
 	// KeepAlive is the MQTT keepalive; 0 means DefaultKeepAlive.
@@ -182,7 +187,7 @@ func New(opts Options) (*Client, error) {
 	po := paho.NewClientOptions().
 		AddBroker(u.String()).
 		SetClientID(opts.DeviceID).
-		SetUsername(opts.DeviceID).
+		SetUsername(cmp.Or(opts.Username, opts.DeviceID)).
 		SetPassword(opts.Credential).
 		SetProtocolVersion(4). // MQTT 3.1.1: what every broker speaks
 		SetCleanSession(true). // subscriptions are made again on every connect
