@@ -203,8 +203,9 @@ func (s *Server) cve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	resp.Exposed, resp.Patched = nonNil(resp.Exposed), nonNil(resp.Patched)
-	writeJSON(w, http.StatusOK, resp)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(appendCVE(make([]byte, 0, 64+140*len(resp.Exposed)+60*len(resp.Patched)), &resp))
 }
 
 func (s *Server) advisory(w http.ResponseWriter, r *http.Request) {

@@ -138,10 +138,25 @@ func (s *Store) writeBatch(batch []*reportReq) {
 				res[i].err = err // the caller gave up: not written, not acknowledged
 				continue
 			}
-			if _, err := c.Exec(ctx, `SAVEPOINT report`); err != nil {
-				return err
+			// A report alone in its batch needs no savepoint: its
+			// failure rolls back the transaction, which holds nothing
+			// else.
+			alone := len(batch) == 1
+			if !alone {
+				if _, err := c.Exec(ctx, `SAVEPOINT report`); err != nil {
+					return err
+				}
 			}
 			err := s.report(ctx, c, q, &res[i].resp)
+			if err != nil && alone {
+				if errors.Is(err, errDuplicate) {
+					return errDuplicate
+				}
+				return errAlone{err}
+			}
+			if alone {
+				continue
+			}
 			if err != nil {
 				if conflict(err) {
 					return err // the whole batch runs again
@@ -161,6 +176,23 @@ func (s *Store) writeBatch(batch []*reportReq) {
 		}
 		return nil
 	})
+	switch {
+	case errors.Is(err, errDuplicate):
+		// The transaction held only this report, and rolled back.
+		res[0] = reportResult{}
+		err = s.db.Read(ctx, func(c Conn) error {
+			var derr error
+			res[0].resp, derr = duplicate(ctx, c, batch[0].deviceID)
+			return derr
+		})
+	default:
+		var alone errAlone
+		if errors.As(err, &alone) {
+			// A failed rollback joined to it would be lost here; the
+			// database reports it again on the next transaction.
+			res[0], err = reportResult{err: alone.err}, nil
+		}
+	}
 	for i, q := range batch {
 		r := res[i]
 		if err != nil {
@@ -171,6 +203,13 @@ func (s *Store) writeBatch(batch []*reportReq) {
 		q.done <- r
 	}
 }
+
+// errAlone carries the failure of a report alone in its batch out of the
+// transaction it rolled back, to be answered as its own.
+type errAlone struct{ err error }
+
+func (e errAlone) Error() string { return e.err.Error() }
+func (e errAlone) Unwrap() error { return e.err }
 
 // duplicate answers a report whose id the device already used.
 func duplicate(ctx context.Context, c Conn, deviceID string) (protocol.ReportResponse, error) {

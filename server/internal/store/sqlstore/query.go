@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
@@ -33,12 +34,15 @@ const (
 		JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
 		JOIN set_findings f ON f.set_id = s.set_id AND f.advisory_id = s.advisory_id AND f.affected = 1
 		WHERE v.cve = ?`
-	// A device is listed once per advisory of the CVE its set has a row
-	// for; CVE keeps one.
-	cveDevicesQuery = `SELECT d.name, d.package_set
+	// The devices come one row per set, their names packed as
+	// "<bytes>:<name>" one after the other (a name may hold any
+	// character): ten thousand rows through database/sql cost more than
+	// the rest of the answer. A set is listed once per advisory of the
+	// CVE it has a row for; CVE keeps one.
+	cveDevicesQuery = `SELECT s.set_id,
+			(SELECT string_agg(octet_length(d.name) || ':' || d.name, '') FROM devices d WHERE d.package_set = s.set_id)
 		FROM advisory_cves v
 		JOIN set_status s ON s.advisory_id = v.advisory_id
-		JOIN devices d ON d.package_set = s.set_id
 		WHERE v.cve = ?`
 )
 
@@ -111,12 +115,27 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 			return err
 		}
 		defer rows.Close()
+		seen := map[int64]bool{}
 		for rows.Next() {
-			var d device
-			if err := rows.Scan(&d.name, &d.set); err != nil {
+			var set int64
+			var names sql.NullString // NULL: no device on the set
+			if err := rows.Scan(&set, &names); err != nil {
 				return err
 			}
-			devices = append(devices, d)
+			packed := names.String
+			if seen[set] {
+				continue
+			}
+			seen[set] = true
+			for packed != "" {
+				n, rest, ok := strings.Cut(packed, ":")
+				size, err := strconv.Atoi(n)
+				if !ok || err != nil || size > len(rest) {
+					return fmt.Errorf("devices of package set %d: bad packed names at %q", set, packed[:min(len(packed), 20)])
+				}
+				devices = append(devices, device{name: rest[:size], set: set})
+				packed = rest[size:]
+			}
 		}
 		return rows.Err()
 	})
@@ -139,7 +158,6 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 		sets[set] = rs
 	}
 	slices.SortFunc(devices, func(a, b device) int { return strings.Compare(a.name, b.name) })
-	devices = slices.Compact(devices)
 	for _, d := range devices {
 		for _, r := range sets[d.set] {
 			if r.affected {

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -423,6 +424,13 @@ func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string,
 // advisory, affected when any of its packages is. The advisories must
 // have no rows for the set yet.
 func insertFindings(ctx context.Context, c Conn, setID int64, fs []store.Finding, keep map[string]bool) error {
+	// In key order, each row goes to the end of the b-tree where the
+	// previous one went.
+	fs = slices.Clone(fs)
+	slices.SortFunc(fs, func(a, b store.Finding) int {
+		return cmp.Or(strings.Compare(a.Advisory, b.Advisory), strings.Compare(a.Package, b.Package),
+			strings.Compare(a.Arch, b.Arch), strings.Compare(a.Installed, b.Installed))
+	})
 	affected := map[string]bool{}
 	var order []string
 	ins := newInserter(ctx, c, `INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected) VALUES `, 7)

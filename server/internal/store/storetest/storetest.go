@@ -737,6 +737,9 @@ func testCVE(t *testing.T, b Backend) {
 		}
 	}
 	f.report(barn.ID, full("r1", noSSL))
+	// A name may hold any character; the answer must not split it.
+	odd := f.enroll("pi:3:é\n")
+	f.report(odd.ID, full("r1", f.ubi))
 
 	got, err := f.s.CVE(t.Context(), "CVE-2023-2650")
 	if err != nil {
@@ -746,6 +749,8 @@ func testCVE(t *testing.T, b Backend) {
 		Exposed: []protocol.CVEExposure{
 			{Device: "pi-kitchen", Advisory: "ALSA-2023:3722", Package: "openssl", Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2"},
 			{Device: "pi-kitchen", Advisory: "ALSA-2023:3722", Package: "openssl-libs", Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2"},
+			{Device: "pi:3:é\n", Advisory: "ALSA-2023:3722", Package: "openssl", Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2"},
+			{Device: "pi:3:é\n", Advisory: "ALSA-2023:3722", Package: "openssl-libs", Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2"},
 		},
 		Patched: []protocol.CVEPatched{{Device: "pi-garage", Advisory: "ALSA-2023:3722"}}}
 	if !equalCVE(got, want) {
@@ -756,8 +761,8 @@ func testCVE(t *testing.T, b Backend) {
 		t.Errorf("unknown CVE: %+v, %v; want empty, non-nil lists", got, err)
 	}
 	ds, err := f.s.Devices(t.Context(), store.DeviceFilter{ExposedTo: "CVE-2023-2650"})
-	if err != nil || len(ds) != 1 || ds[0].Name != "pi-kitchen" {
-		t.Errorf("Devices(exposed to CVE-2023-2650) = %+v, %v; want pi-kitchen", ds, err)
+	if err != nil || len(ds) != 2 || ds[0].Name != "pi-kitchen" {
+		t.Errorf("Devices(exposed to CVE-2023-2650) = %+v, %v; want pi-kitchen and pi:3:é", ds, err)
 	}
 }
 
