@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -170,5 +171,65 @@ func TestRefusesBadNotices(t *testing.T) {
 	}
 	if !strings.Contains(r.log.String(), "level=WARN msg=\"signed message refused\"") {
 		t.Error("refusals were not logged at warn level")
+	}
+}
+
+// TestCommands: a signed report command queues a report at once; a signed
+// apply command installs the named advisory whatever the mode (notify) and
+// the window (closed) say; the reboot it needs waits for the window. The
+// device's retained state on the broker says what it is doing.
+func TestCommands(t *testing.T) {
+	m := mqtttest.Start(t, mqtttest.Options{})
+	w := newWorld(t, worldOpts{rebootSuggested: true})
+	w.broker = "mqtt://" + m.Addr
+	w.srv.setPlan(t, advisoryPlan(""))
+	w.writeConfig(t, policyTOML("notify", "closed", `reboot = "when-needed"`))
+	rebooted := filepath.Join(w.dir, "rebooted")
+	// A FAKE reboot: a test cannot reboot the machine.
+	r := w.start(t, func(o *Options) {
+		o.RebootCommand, o.WallCommand = []string{"touch", rebooted}, []string{"true"}
+	})
+	waitFor(t, 30*time.Second, "the first poll, report and mqtt connection", func() bool {
+		st := r.Status()
+		return !st.LastCheck.IsZero() && st.MQTT && len(w.srv.Reports()) == 1
+	})
+	pub := newPublisher(t, m)
+	states := make(chan []byte, 100)
+	if tok := pub.c.Subscribe(protocol.DeviceStateTopic(deviceID), 1, func(_ paho.Client, msg paho.Message) { states <- msg.Payload() }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	cmd := func(c protocol.Command) {
+		pub.publish(t, protocol.DeviceCommandTopic(deviceID), false, sign(t, w.signer, notice.KindCommand, deviceID, c, time.Hour))
+	}
+
+	cmd(protocol.Command{Verb: protocol.CommandReport})
+	waitFor(t, 10*time.Second, "the commanded report", func() bool { return len(w.srv.Reports()) == 2 })
+
+	cmd(protocol.Command{Verb: protocol.CommandApply, Advisories: []string{testAdvisory}})
+	waitFor(t, 60*time.Second, "the commanded apply", func() bool { return slices.Equal(w.installed(t), []string{"demo-lib-1.1-1"}) })
+	waitFor(t, 10*time.Second, "the reboot scheduled", func() bool { return !r.Status().RebootAt.IsZero() })
+	st := r.Status()
+	if next := st.RebootAt; next.Before(time.Now().Add(24 * time.Hour)) {
+		t.Errorf("reboot at %v, want the closed window's next start, two days on", next)
+	}
+	if _, err := os.Stat(rebooted); err == nil {
+		t.Error("rebooted outside the maintenance window")
+	}
+
+	// The retained state follows.
+	deadline := time.After(10 * time.Second)
+	for {
+		var s Status
+		select {
+		case b := <-states:
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatalf("state %s: %v", b, err)
+			}
+		case <-deadline:
+			t.Fatal("no retained state with the reboot time")
+		}
+		if !s.RebootAt.IsZero() && s.LastCycle != nil && s.LastCycle.Phase == "committed" {
+			break
+		}
 	}
 }
