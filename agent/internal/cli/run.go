@@ -38,6 +38,10 @@ const (
 	envPollRetryMin = "RPMFLEET_POLL_RETRY_MIN"
 	// envSpoolDir is the spool folder (default STATE_DIR/spool).
 	envSpoolDir = "RPMFLEET_SPOOL_DIR"
+	// envReportRetryMax is the longest wait between two tries of a report
+	// (Go duration, default 10m); a successful plan fetch also ends the
+	// wait.
+	envReportRetryMax = "RPMFLEET_REPORT_RETRY_MAX"
 )
 
 func runDaemon(ctx context.Context, e *env, args []string) int {
@@ -68,7 +72,7 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 	for _, d := range []struct {
 		env string
 		to  *time.Duration
-	}{{envRebootGrace, &o.RebootGrace}, {envDebounce, &o.Debounce}, {envPollRetryMin, &o.PollRetryMin}} {
+	}{{envRebootGrace, &o.RebootGrace}, {envDebounce, &o.Debounce}, {envPollRetryMin, &o.PollRetryMin}, {envReportRetryMax, &o.ReportBackoff.Max}} {
 		if s := os.Getenv(d.env); s != "" {
 			if *d.to, err = time.ParseDuration(s); err != nil {
 				return fail(e, "run", fmt.Errorf("%s=%q: %w", d.env, s, err))

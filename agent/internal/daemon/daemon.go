@@ -201,6 +201,8 @@ type daemon struct {
 	cfgErr    chan error
 	dbEvents  chan struct{}
 	spoolEv   chan struct{}
+	// serverBack wakes report delivery from its backoff.
+	serverBack chan struct{}
 
 	pollT, debounceT, windowT, rebootT *time.Timer
 	rebootStage                        int // 0 none, 1 waiting for a window, 2 warned
@@ -279,7 +281,24 @@ func newDaemon(ctx context.Context, o Options) (*daemon, error) {
 		d.log.Warn("the configuration names another server than the enrolment; using the enrolment's", "config", cfg.Server, "enrolled", o.Credential.Server)
 	}
 	d.client = client.New(o.Credential.Server, o.Credential.Credential, hc)
-	rep, err := OpenReporter(ReporterOptions{StateDir: cfg.StateDir, Root: cfg.Root, Client: d.client, Info: o.Info, Log: o.Log, Backoff: o.ReportBackoff})
+	// A report waiting out its backoff is retried at once when a plan
+	// fetch shows the server is back.
+	d.serverBack = make(chan struct{}, 1)
+	bo := o.ReportBackoff
+	if bo.Sleep == nil {
+		bo.Sleep = func(ctx context.Context, wait time.Duration) error {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+			case <-d.serverBack:
+			}
+			return nil
+		}
+	}
+	rep, err := OpenReporter(ReporterOptions{StateDir: cfg.StateDir, Root: cfg.Root, Client: d.client, Info: o.Info, Log: o.Log, Backoff: bo})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
@@ -332,7 +351,9 @@ func (d *daemon) loop(ctx context.Context) error {
 
 	wctx, cancelWorkers := context.WithCancel(ctx)
 	defer cancelWorkers()
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		if err := d.rep.Drain(wctx); err != nil {
 			d.log.Error("report queue failed", "err", err)
 		}
@@ -383,6 +404,8 @@ func (d *daemon) loop(ctx context.Context) error {
 				r := <-d.cycleDone
 				d.cycleFinished(r)
 			}
+			cancelWorkers()
+			<-drained // the report being sent is acknowledged or stays queued
 			d.log.Info("stopped", "queued_reports", d.rep.Len())
 			return nil
 		case <-watchdog:
@@ -534,6 +557,7 @@ func (d *daemon) fetched(r fetchResult) {
 		return
 	}
 	d.failures = 0
+	poke(d.serverBack)
 	d.status.LastCheck = d.now()
 	d.setPoll(d.cfg.Poll.Interval + jitter(d.cfg.Poll.Jitter))
 	if d.fetchMore {
@@ -544,8 +568,8 @@ func (d *daemon) fetched(r fetchResult) {
 	case r.notModified && d.plan != nil:
 		d.log.Debug("plan not modified", "etag", r.etag)
 	case r.notModified:
-		d.log.Warn("server answered 304 to a plan this agent does not hold; fetching it whole")
-		d.fetchMore = true
+		// Asked without an ETag: a server fault; the next poll asks again.
+		d.log.Warn("server answered 304 to a request that named no plan")
 		return
 	default:
 		p, err := d.verifyPlan(r.msg)

@@ -249,3 +249,30 @@ func TestRebootInWindow(t *testing.T) {
 		t.Errorf("last cycle %+v, want one needing a reboot", c)
 	}
 }
+
+// TestServerDownReportsWait: the server is down at start; the full report
+// and a later change wait in the queue, plan fetches back off; when the
+// server is back, the next fetch succeeds and the queue drains at once, in
+// order, nothing lost.
+func TestServerDownReportsWait(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.writeConfig(t, policyTOML("notify", ""))
+	w.srv.setDown(true)
+	r := w.start(t, func(o *Options) {
+		o.ReportBackoff.Min, o.ReportBackoff.Max = time.Hour, time.Hour // only the server's return wakes it
+	})
+	waitFor(t, 30*time.Second, "the first report queued", func() bool { return r.Status().Queued == 1 })
+	w.rpm(t, "-i", "--nodeps", "--noscripts", "--nosignature", w.rpms["demo-extra-3.0"])
+	waitFor(t, 30*time.Second, "the change queued", func() bool { return r.Status().Queued == 2 })
+	if n := len(w.srv.Reports()); n != 0 {
+		t.Fatalf("%d reports reached a server that is down", n)
+	}
+	w.srv.setDown(false)
+	waitFor(t, 30*time.Second, "the queue drained", func() bool { return len(w.srv.Reports()) == 2 })
+	reps := w.srv.Reports()
+	if reps[0].Inventory.Kind != protocol.InventoryFull || reps[1].Inventory.Kind != protocol.InventoryDelta ||
+		len(reps[1].Inventory.Added) != 1 || reps[1].Inventory.Added[0].Name != "demo-extra" {
+		t.Errorf("reports %+v then %+v, want the full list then demo-extra added", reps[0].Inventory, reps[1].Inventory)
+	}
+	waitFor(t, 10*time.Second, "the status to show an empty queue", func() bool { return r.Status().Queued == 0 })
+}
