@@ -103,7 +103,7 @@ func TestStopDuringCycleResumes(t *testing.T) {
 		t.Fatalf("installed %v after a stop in download", got)
 	}
 
-	r = w.start(t)
+	w.start(t)
 	waitFor(t, 60*time.Second, "the cycle settled", func() bool {
 		st, err := update.ReadState(w.stateDir)
 		return err == nil && st.Active == 0
@@ -177,11 +177,11 @@ func TestSpoolBundle(t *testing.T) {
 
 	bundle := func(name string, plan []byte) {
 		tmp := filepath.Join(w.dir, name)
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if out, err := exec.Command("cp", "-a", w.repoDir, filepath.Join(tmp, "repo")).CombinedOutput(); err != nil {
-			os.MkdirAll(tmp, 0o755)
-			if out, err = exec.Command("cp", "-a", w.repoDir, filepath.Join(tmp, "repo")).CombinedOutput(); err != nil {
-				t.Fatalf("cp: %v %s", err, out)
-			}
+			t.Fatalf("cp: %v %s", err, out)
 		}
 		if err := os.WriteFile(filepath.Join(tmp, "plan.json"), plan, 0o644); err != nil {
 			t.Fatal(err)
