@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,5 +120,33 @@ func TestOutsideWindowNotifiesOnly(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(filepath.Join(w.stateDir, "packages")); len(des) > 0 {
 		t.Errorf("packages were downloaded outside the window in apply mode: %v", des)
+	}
+}
+
+// TestWindowOpensLater: the plan arrives a second before the maintenance
+// window opens; the advisory waits (notify), and the daemon wakes when the
+// window opens and applies it without a new push or poll. The daemon's
+// clock is shifted to just before the next minute, where the window starts;
+// its timers run in real time.
+func TestWindowOpensLater(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.srv.setPlan(t, advisoryPlan(""))
+	start := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
+	offset := start.Add(-1500 * time.Millisecond).Sub(time.Now())
+	w.writeConfig(t, policyTOML("apply", "")+
+		fmt.Sprintf("[[policy.window]]\ndays = [\"mon-sun\"]\nstart = %q\nlength = \"1h\"\ntimezone = \"UTC\"\n", start.Format("15:04")))
+	r := w.start(t, func(o *Options) { o.Now = func() time.Time { return time.Now().Add(offset) } })
+	waitFor(t, 10*time.Second, "the advisory pending", func() bool {
+		return len(r.Status().Pending) == 1 || slices.Equal(w.installed(t), []string{"demo-lib-1.1-1"})
+	})
+	if got := w.installed(t); !slices.Equal(got, []string{"demo-lib-1.0-1"}) {
+		t.Fatalf("installed %v before the window opened", got)
+	}
+	gets := w.srv.PlanGets()
+	waitFor(t, 60*time.Second, "the advisory applied when the window opened", func() bool {
+		return slices.Equal(w.installed(t), []string{"demo-lib-1.1-1"})
+	})
+	if n := w.srv.PlanGets(); n != gets {
+		t.Errorf("%d plan fetches at the window, want none: the plan held is still valid", n-gets)
 	}
 }
