@@ -317,6 +317,8 @@ type fleet struct {
 	planGets int
 	reports  []protocol.Report
 	down     bool
+	// reportStatus, when not 0, answers every report with that status.
+	reportStatus int
 }
 
 func newFleet(t *testing.T, s *notice.Signer) *fleet {
@@ -368,6 +370,10 @@ func (f *fleet) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", f.etag)
 		w.Write(f.signed)
 	case protocol.PathReport:
+		if f.reportStatus != 0 {
+			http.Error(w, `{"error":"refused by the test"}`, f.reportStatus)
+			return
+		}
 		var rep protocol.Report
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &rep); err != nil {
