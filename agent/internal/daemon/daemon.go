@@ -35,6 +35,9 @@ const (
 	DefaultDebounce     = 2 * time.Second
 	DefaultRebootGrace  = 5 * time.Minute
 	DefaultPollRetryMin = 10 * time.Second
+	// DefaultStatusRefresh keeps the status fresh on an idle device at
+	// two wake-ups a minute.
+	DefaultStatusRefresh = 30 * time.Second
 )
 
 // Files in the state dir.
@@ -89,6 +92,10 @@ type Options struct {
 	// OnStatus, when set, gets every new status, on Run's goroutine; a
 	// test seam, it must not block.
 	OnStatus func(Status)
+	// StatusRefresh is how often the status is looked at for what changes
+	// without an event (the MQTT link, the queue drained);
+	// DefaultStatusRefresh when 0.
+	StatusRefresh time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -243,6 +250,9 @@ func newDaemon(ctx context.Context, o Options) (*daemon, error) {
 	if o.RebootGrace <= 0 {
 		o.RebootGrace = DefaultRebootGrace
 	}
+	if o.StatusRefresh <= 0 {
+		o.StatusRefresh = DefaultStatusRefresh
+	}
 	if o.PollRetryMin <= 0 {
 		o.PollRetryMin = DefaultPollRetryMin
 	}
@@ -389,6 +399,8 @@ func (d *daemon) loop(ctx context.Context) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
+	refresh := time.NewTicker(d.o.StatusRefresh)
+	defer refresh.Stop()
 	var mqMsgs <-chan mqtt.Message
 	d.publish(notify)
 	for {
@@ -410,6 +422,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			return nil
 		case <-watchdog:
 			notify.watchdog()
+		case <-refresh.C:
 		case m := <-mqMsgs:
 			d.message(m)
 		case <-d.pollT.C:

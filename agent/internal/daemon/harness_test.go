@@ -252,9 +252,10 @@ func (w *world) start(t *testing.T, opts ...func(*Options)) *running {
 	r := &running{done: make(chan error, 1), log: new(syncBuffer)}
 	o := Options{
 		Config: cfg, ConfigPath: w.cfgPath, Credential: cred,
-		Log:          slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Debounce:     200 * time.Millisecond,
-		PollRetryMin: 200 * time.Millisecond,
+		Log:           slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Debounce:      200 * time.Millisecond,
+		PollRetryMin:  200 * time.Millisecond,
+		StatusRefresh: 50 * time.Millisecond,
 		OnStatus: func(s Status) {
 			r.mu.Lock()
 			r.status = s
