@@ -64,9 +64,11 @@ type reportReq struct {
 	// digest from, it makes after, whose digest the report's is.
 	from  string
 	after []protocol.Package
-	// digest is the set the report leaves the device on, set by report.
-	digest string
-	done   chan reportResult // buffered: the writer never waits on it
+	// digest is the set the report leaves the device on, set by report;
+	// touched is set once report changed anything.
+	digest  string
+	touched bool
+	done    chan reportResult // buffered: the writer never waits on it
 }
 
 type reportResult struct {
@@ -123,75 +125,16 @@ func (s *Store) gather(batch []*reportReq) []*reportReq {
 }
 
 // writeBatch writes the reports of batch in one transaction and answers
-// each.
+// each. It first writes them with no savepoints, which cost two statements
+// a report: a duplicate or a device unknown is found by a report's first
+// statement, before it changed anything, and is answered without undoing
+// anything. Any other failure rolls the whole batch back, and it is
+// written again with a savepoint around each report, so the failure is
+// that report's alone.
 func (s *Store) writeBatch(batch []*reportReq) {
-	ctx := context.Background()
-	res := make([]reportResult, len(batch))
-	conflict := func(error) bool { return false }
-	if c, ok := s.db.(Conflicter); ok {
-		conflict = c.Conflict
-	}
-	err := s.db.Write(ctx, func(c Conn) error {
-		for i, q := range batch {
-			res[i] = reportResult{}
-			if err := q.ctx.Err(); err != nil {
-				res[i].err = err // the caller gave up: not written, not acknowledged
-				continue
-			}
-			// A report alone in its batch needs no savepoint: its
-			// failure rolls back the transaction, which holds nothing
-			// else.
-			alone := len(batch) == 1
-			if !alone {
-				if _, err := c.Exec(ctx, `SAVEPOINT report`); err != nil {
-					return err
-				}
-			}
-			err := s.report(ctx, c, q, &res[i].resp)
-			if err != nil && alone {
-				if errors.Is(err, errDuplicate) {
-					return errDuplicate
-				}
-				return errAlone{err}
-			}
-			if alone {
-				continue
-			}
-			if err != nil {
-				if conflict(err) {
-					return err // the whole batch runs again
-				}
-				if _, rerr := c.Exec(ctx, `ROLLBACK TO SAVEPOINT report`); rerr != nil {
-					return errors.Join(err, rerr)
-				}
-				res[i] = reportResult{err: err}
-				if errors.Is(err, errDuplicate) {
-					res[i] = reportResult{}
-					res[i].resp, res[i].err = duplicate(ctx, c, q.deviceID)
-				}
-			}
-			if _, err := c.Exec(ctx, `RELEASE SAVEPOINT report`); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errDuplicate):
-		// The transaction held only this report, and rolled back.
-		res[0] = reportResult{}
-		err = s.db.Read(ctx, func(c Conn) error {
-			var derr error
-			res[0].resp, derr = duplicate(ctx, c, batch[0].deviceID)
-			return derr
-		})
-	default:
-		var alone errAlone
-		if errors.As(err, &alone) {
-			// A failed rollback joined to it would be lost here; the
-			// database reports it again on the next transaction.
-			res[0], err = reportResult{err: alone.err}, nil
-		}
+	res, err := s.runBatch(batch, len(batch) == 1)
+	if errors.Is(err, errUseSavepoints) {
+		res, err = s.runBatch(batch, true)
 	}
 	for i, q := range batch {
 		r := res[i]
@@ -202,6 +145,73 @@ func (s *Store) writeBatch(batch []*reportReq) {
 		}
 		q.done <- r
 	}
+}
+
+// errUseSavepoints ends a batch written without savepoints in which a
+// report failed after changing something.
+var errUseSavepoints = errors.New("sqlstore: a report failed; write the batch with savepoints")
+
+// runBatch writes batch in one transaction, with a savepoint around each
+// report when savepoints is true (a batch of one needs none: the
+// transaction holds nothing else to keep).
+func (s *Store) runBatch(batch []*reportReq, savepoints bool) ([]reportResult, error) {
+	ctx := context.Background()
+	res := make([]reportResult, len(batch))
+	conflict := func(error) bool { return false }
+	if c, ok := s.db.(Conflicter); ok {
+		conflict = c.Conflict
+	}
+	alone := len(batch) == 1
+	err := s.db.Write(ctx, func(c Conn) error {
+		for i, q := range batch {
+			res[i] = reportResult{}
+			if err := q.ctx.Err(); err != nil {
+				res[i].err = err // the caller gave up: not written, not acknowledged
+				continue
+			}
+			if savepoints && !alone {
+				if _, err := c.Exec(ctx, `SAVEPOINT report`); err != nil {
+					return err
+				}
+			}
+			q.touched = false
+			err := s.report(ctx, c, q, &res[i].resp)
+			switch {
+			case err == nil:
+			case conflict(err):
+				return err // the whole batch runs again
+			case !q.touched && (errors.Is(err, errDuplicate) || errors.Is(err, store.ErrNotFound)):
+				// Found before the report changed anything.
+				res[i] = reportResult{err: err}
+				if errors.Is(err, errDuplicate) {
+					res[i].resp, res[i].err = duplicate(ctx, c, q.deviceID)
+				}
+			case alone:
+				return errAlone{err}
+			case !savepoints:
+				return errUseSavepoints
+			default:
+				if _, rerr := c.Exec(ctx, `ROLLBACK TO SAVEPOINT report`); rerr != nil {
+					return errors.Join(err, rerr)
+				}
+				res[i] = reportResult{err: err}
+			}
+			if savepoints && !alone {
+				if _, err := c.Exec(ctx, `RELEASE SAVEPOINT report`); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	var a errAlone
+	if errors.As(err, &a) {
+		// The transaction held only this report, and rolled back. A
+		// failed rollback joined to it would be lost here; the database
+		// reports it again on the next transaction.
+		res[0], err = reportResult{err: a.err}, nil
+	}
+	return res, err
 }
 
 // errAlone carries the failure of a report alone in its batch out of the

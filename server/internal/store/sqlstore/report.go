@@ -90,21 +90,9 @@ func validate(r *protocol.Report) error {
 // Report applies a device's report in one transaction, shared with the
 // reports that arrived with it (batch.go), and answers once it committed.
 func (s *Store) Report(ctx context.Context, deviceID string, r *protocol.Report, now time.Time, match store.MatchFunc) (protocol.ReportResponse, error) {
-	if err := validate(r); err != nil {
+	q, err := s.prepare(ctx, deviceID, r, now, match)
+	if err != nil {
 		return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w", r.ID, deviceID, err)
-	}
-	q := &reportReq{ctx: ctx, deviceID: deviceID, r: r, now: now, match: match, done: make(chan reportResult, 1)}
-	if r.Inventory.Kind == protocol.InventoryDelta {
-		s.predict(q)
-	}
-	if r.Inventory.Kind == protocol.InventoryFull {
-		// Sorted and checked here, in the caller's goroutine, not by the
-		// writer all reports wait for.
-		q.full = sorted(r.Inventory.Packages)
-		if got := protocol.InventoryDigest(q.full); got != r.Inventory.Digest {
-			return protocol.ReportResponse{}, fmt.Errorf("report %q of device %s: %w: inventory.digest: %s, but the packages digest to %s",
-				r.ID, deviceID, store.ErrBadReport, r.Inventory.Digest, got)
-		}
 	}
 	select {
 	case s.queue <- q:
@@ -125,35 +113,63 @@ func (s *Store) Report(ctx context.Context, deviceID string, r *protocol.Report,
 
 // report applies q's report in c. Its full inventory, if it has one, is
 // q.full, sorted and checked against the digest.
+// prepare checks a report and does, in the caller's goroutine, what can be
+// done before the writer takes it: a full inventory is sorted and checked
+// against its digest, a delta is predicted (predict).
+func (s *Store) prepare(ctx context.Context, deviceID string, r *protocol.Report, now time.Time, match store.MatchFunc) (*reportReq, error) {
+	if err := validate(r); err != nil {
+		return nil, err
+	}
+	q := &reportReq{ctx: ctx, deviceID: deviceID, r: r, now: now, match: match, done: make(chan reportResult, 1)}
+	switch r.Inventory.Kind {
+	case protocol.InventoryDelta:
+		s.predict(q)
+	case protocol.InventoryFull:
+		q.full = sorted(r.Inventory.Packages)
+		if got := protocol.InventoryDigest(q.full); got != r.Inventory.Digest {
+			return nil, fmt.Errorf("%w: inventory.digest: %s, but the packages digest to %s", store.ErrBadReport, r.Inventory.Digest, got)
+		}
+	}
+	return q, nil
+}
+
 func (s *Store) report(ctx context.Context, c Conn, q *reportReq, resp *protocol.ReportResponse) error {
 	deviceID, r, now, match := q.deviceID, q.r, q.now, q.match
-	// Updating the device first takes its row lock (PostgreSQL), so two
-	// reports of one device apply one after the other, each to the set the
-	// other left. The same statement reads what the rest needs: the
-	// device's set, its digest and release, and whether it has overrides.
+	// The report's id first: a duplicate, or a device unknown, is found
+	// before anything changed (batch.go relies on it). Then updating the
+	// device takes its row lock (PostgreSQL), so two reports of one device
+	// apply one after the other, each to the set the other left; the same
+	// statement reads what the rest needs: the device's set, its digest
+	// and release, and whether it has overrides.
+	n, err := c.Exec(ctx, `INSERT INTO reports (device_id, id, received) SELECT ?, ?, ?
+		WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?) ON CONFLICT DO NOTHING`, deviceID, r.ID, micros(now), deviceID)
+	if err != nil {
+		return err
+	}
+	if n == 0 { // already applied, a concurrent retry won, or no such device
+		var known int
+		if err := c.QueryRow(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, deviceID).Scan(&known); err != nil {
+			return err
+		}
+		if known == 0 {
+			return fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
+		}
+		return errDuplicate
+	}
+	q.touched = true
 	var setID sql.NullInt64
 	var stale, rebootWas, overrides int
 	var curDigest, curRelease string
 	i := r.Device
-	err := c.QueryRow(ctx, `UPDATE devices SET last_seen = ?, os_id = ?, os_version_id = ?, arch = ?, kernel = ?, hostname = ?, agent_version = ?
+	err = c.QueryRow(ctx, `UPDATE devices SET last_seen = ?, os_id = ?, os_version_id = ?, arch = ?, kernel = ?, hostname = ?, agent_version = ?
 		WHERE id = ? RETURNING package_set, inventory_stale, reboot_pending,
 			COALESCE((SELECT p.digest FROM package_sets p WHERE p.id = devices.package_set), ''),
 			COALESCE((SELECT p.release FROM package_sets p WHERE p.id = devices.package_set), ''),
 			(SELECT COUNT(*) FROM device_status o WHERE o.device_id = devices.id)`,
 		micros(now), i.OSID, i.OSVersionID, i.Arch, i.Kernel, i.Hostname, i.AgentVersion, deviceID).
 		Scan(&setID, &stale, &rebootWas, &curDigest, &curRelease, &overrides)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
-	}
 	if err != nil {
 		return err
-	}
-	n, err := c.Exec(ctx, `INSERT INTO reports (device_id, id, received) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, deviceID, r.ID, micros(now))
-	if err != nil {
-		return err
-	}
-	if n == 0 { // already applied, or a concurrent retry won
-		return errDuplicate
 	}
 
 	// Work out the device's package set after the report. Sets are keyed
