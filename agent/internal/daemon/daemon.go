@@ -437,9 +437,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			}
 		case <-d.debounceT.C:
 			if d.running == nil {
-				if _, err := d.rep.Enqueue(false); err != nil {
-					d.log.Warn("inventory change not queued", "err", err)
-				}
+				d.enqueue("inventory change")
 			}
 		case <-d.spoolEv:
 			d.scanSpool()
@@ -807,9 +805,7 @@ func (d *daemon) cycleFinished(r cycleResult) {
 	// The cycle's report carries its results and the inventory change it
 	// made, so the rpm database watcher has nothing left to say about it.
 	d.debounceT.Stop()
-	if _, err := d.rep.Enqueue(false); err != nil {
-		d.log.Warn("cycle report not queued", "err", err)
-	}
+	d.enqueue("cycle report")
 	if c != nil && c.Phase == update.Committed && c.Reboot.Needed && d.cfg.Policy.Reboot == policy.RebootWhenNeeded {
 		d.scheduleReboot()
 	}
@@ -822,6 +818,16 @@ func (d *daemon) cycleFinished(r cycleResult) {
 	}
 	if d.running == nil {
 		d.scanSpool()
+	}
+}
+
+// enqueue queues what changed. A failure (the rpm database read while rpm
+// writes it) is tried again after the debounce delay: nothing is marked
+// reported until it is queued.
+func (d *daemon) enqueue(what string) {
+	if _, err := d.rep.Enqueue(false); err != nil {
+		d.log.Warn("report not queued; trying again", "what", what, "retry_in", d.o.Debounce, "err", err)
+		d.debounceT.Reset(d.o.Debounce)
 	}
 }
 
@@ -857,6 +863,9 @@ func (d *daemon) reload(c *config.Config, err error) {
 			d.mq = nil
 		}
 		d.connectMQTT()
+	}
+	if d.rebootStage != 0 && c.Policy.Reboot != old.Policy.Reboot || !slices.Equal(c.Policy.Windows, old.Policy.Windows) && d.rebootStage == 1 {
+		d.scheduleReboot() // cancelled, or moved to the new windows
 	}
 	// The policy may now allow, or forbid, what the plan holds.
 	d.act()

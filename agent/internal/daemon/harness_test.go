@@ -165,7 +165,9 @@ func (w *world) rpm(t *testing.T, args ...string) {
 	}
 }
 
-// installed lists name-version-release of the root's packages.
+// installed lists name-version-release of the root's packages. A read
+// that meets rpm writing the database (a torn write-ahead log) is tried
+// again.
 func (w *world) installed(t *testing.T) []string {
 	t.Helper()
 	db, err := rpmdb.Find(w.root)
@@ -173,6 +175,10 @@ func (w *world) installed(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	pkgs, err := rpmdb.Read(db)
+	for try := 0; err != nil && try < 50; try++ {
+		time.Sleep(100 * time.Millisecond)
+		pkgs, err = rpmdb.Read(db)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
