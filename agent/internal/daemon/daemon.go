@@ -200,7 +200,8 @@ type daemon struct {
 	force     []string // advisories an apply command forces
 	planDirty bool     // a plan arrived during a cycle
 
-	running *cycleJob
+	running         *cycleJob
+	enqueueFailures int // reports that could not be made, in a row
 
 	fetchDone chan fetchResult
 	cycleDone chan cycleResult
@@ -824,11 +825,17 @@ func (d *daemon) cycleFinished(r cycleResult) {
 // enqueue queues what changed. A failure (the rpm database read while rpm
 // writes it) is tried again after the debounce delay: nothing is marked
 // reported until it is queued.
+// Retries double their wait, up to 1024 times the delay, so a database
+// that stays unreadable is not read in a tight loop.
 func (d *daemon) enqueue(what string) {
 	if _, err := d.rep.Enqueue(false); err != nil {
-		d.log.Warn("report not queued; trying again", "what", what, "retry_in", d.o.Debounce, "err", err)
-		d.debounceT.Reset(d.o.Debounce)
+		d.enqueueFailures++
+		wait := d.o.Debounce << min(d.enqueueFailures-1, 10)
+		d.log.Warn("report not queued; trying again", "what", what, "retry_in", wait, "err", err)
+		d.debounceT.Reset(wait)
+		return
 	}
+	d.enqueueFailures = 0
 }
 
 // reload takes a new configuration, or reports why the file was refused.
