@@ -86,8 +86,8 @@ type Options struct {
 	// ReportBackoff paces report redelivery (queue.Backoff defaults when
 	// zero).
 	ReportBackoff queue.Backoff
-	// MQTTKeepAlive and MQTTBackoff tune the MQTT client (its defaults
-	// when 0).
+	// MQTTKeepAlive, MQTTMinBackoff and MQTTMaxBackoff tune the MQTT
+	// client (its defaults when 0).
 	MQTTKeepAlive, MQTTMinBackoff, MQTTMaxBackoff time.Duration
 	// OnStatus, when set, gets every new status, on Run's goroutine; a
 	// test seam, it must not block.
@@ -168,11 +168,10 @@ type cycleResult struct {
 // savedPlan is the last verified plan, kept in memory and in the state dir
 // so a 304 or a restart has it.
 type savedPlan struct {
-	ETag    string          `json:"etag"`
-	Msg     []byte          `json:"msg"`
-	Expires time.Time       `json:"expires"`
-	Plan    protocol.Plan   `json:"plan"`
-	Body    json.RawMessage `json:"-"`
+	ETag    string        `json:"etag"`
+	Msg     []byte        `json:"msg"`
+	Expires time.Time     `json:"expires"`
+	Plan    protocol.Plan `json:"plan"`
 }
 
 type daemon struct {
