@@ -30,8 +30,10 @@
 // re-matches only the sets in use, for that advisory, and touches no
 // device row. The CVE question walks the cve index, the per-set rows by
 // advisory, the devices by set and the findings: index probes, not a scan.
-// Every report is applied in one transaction, with its id, so a retried
-// report is a no-op and a failed one leaves nothing.
+// Every report is applied with its id, atomically, so a retried report is
+// a no-op and a failed one leaves nothing; implementations may write
+// reports that arrive together in one transaction (group commit), and
+// answer each only once that transaction committed.
 //
 // Two implementations exist, store/sqlite (the default, embedded) and
 // store/postgres (at scale); both run the same conformance suite,
@@ -174,7 +176,8 @@ type Enrollment interface {
 
 // Reports applies device reports.
 type Reports interface {
-	// Report applies r from device deviceID in one transaction. A report id
+	// Report applies r from device deviceID atomically, and returns once
+	// it is committed. A report id
 	// already applied for that device is a no-op answered Duplicate. match
 	// is called only when the report brings a package set never seen
 	// before. Malformed reports fail with ErrBadReport.
