@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -192,14 +193,18 @@ func Bench(b *testing.B, back Backend) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// parallel runs fn(0..n-1) on four goroutines and returns the time taken.
+// reporters is how many goroutines send reports in Bench.
+var reporters = flag.Int("reporters", 4, "goroutines sending reports in the store benchmark (storetest.Bench)")
+
+// parallel runs fn(0..n-1) on -reporters goroutines and returns the time
+// taken.
 func parallel(b *testing.B, n int, fn func(i int) error) time.Duration {
 	start := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex // guards first
 	var first error
 	next := make(chan int)
-	for range 4 {
+	for range *reporters {
 		wg.Go(func() {
 			for i := range next {
 				if err := fn(i); err != nil {
