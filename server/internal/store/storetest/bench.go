@@ -27,7 +27,8 @@ func FixturesDir() (string, error) { return fixtures.Dir() }
 // Bench measures a simulated fleet of b.N devices (run it with
 // -benchtime=10000x for 10,000) against the whole AlmaLinux 9 OSV
 // database: the advisory import, every device's first full report, one
-// delta report per device (a patch cycle upgrading a few packages), the CVE
+// delta report per device (a patch cycle upgrading a few packages), one
+// report per device with nothing changed (the periodic report), the CVE
 // query (for CVE-2023-2650, which most devices are exposed to, and for the
 // CVE exposing the fewest), the advisory list, and a new advisory reaching
 // every affected device, after the store analyzed its tables as a running
@@ -115,6 +116,18 @@ func Bench(b *testing.B, back Backend) {
 		}
 		return err
 	})
+	// Then every device reports again with nothing changed, as an agent
+	// does on its timer between patch cycles: the most common report.
+	quietTime := parallel(b, n, func(i int) error {
+		after := deltas[i].Inventory.Digest
+		r := full("third", nil)
+		r.Inventory = protocol.Inventory{Kind: protocol.InventoryDelta, Digest: after}
+		resp, err := s.Report(ctx, devices[i], r, t0, match)
+		if err == nil && resp.NeedFullInventory {
+			err = fmt.Errorf("device %d: empty delta refused", i)
+		}
+		return err
+	})
 	b.StopTimer()
 	if a, ok := s.(interface{ Analyze(context.Context) error }); ok {
 		if err := a.Analyze(ctx); err != nil {
@@ -177,6 +190,7 @@ func Bench(b *testing.B, back Backend) {
 	b.ReportMetric(float64(len(advs))/importTime.Seconds(), "advisories-imported/s")
 	b.ReportMetric(float64(n)/fullTime.Seconds(), "full-reports/s")
 	b.ReportMetric(float64(n)/deltaTime.Seconds(), "delta-reports/s")
+	b.ReportMetric(float64(n)/quietTime.Seconds(), "unchanged-reports/s")
 	b.ReportMetric(float64(cveP50.Microseconds())/1000, "cve-p50-ms")
 	b.ReportMetric(float64(cveP99.Microseconds())/1000, "cve-p99-ms")
 	b.ReportMetric(float64(listed), "cve-entries")
