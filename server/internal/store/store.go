@@ -203,6 +203,12 @@ type Queries interface {
 	// and newest first, with their fleet counts.
 	Advisories(ctx context.Context, min advisory.Severity) ([]protocol.AdvisorySummary, error)
 	Summary(ctx context.Context) (protocol.Summary, error)
+	// DevicePlan returns the advisories affecting the device with id
+	// deviceID now (status affected or failed), most severe first and then
+	// by id, each with the device's installed packages older than its fix;
+	// ErrNotFound for an unknown device. It is the body of the device's
+	// signed plan.
+	DevicePlan(ctx context.Context, deviceID string) ([]protocol.PlanAdvisory, error)
 }
 
 // DeviceFilter narrows Devices. Zero fields do not filter.

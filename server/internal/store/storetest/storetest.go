@@ -51,6 +51,7 @@ func Run(t *testing.T, b Backend) {
 		{"DeviceQueries", testDeviceQueries},
 		{"AdvisoryListAndSummary", testSummary},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"DevicePlan", testDevicePlan},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, b) })

@@ -1,0 +1,131 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
+)
+
+// DevicePlan returns the advisories whose status for the device is
+// affected or failed, most severe first and then by id, each with the
+// device's installed packages older than its fix. A package's Location and
+// SHA256 come from the stored advisory's package of the same name, arch
+// (or none) and EVR, when its source gave them.
+func (s *Store) DevicePlan(ctx context.Context, deviceID string) ([]protocol.PlanAdvisory, error) {
+	plan := []protocol.PlanAdvisory{}
+	err := s.db.Read(ctx, func(c Conn) error {
+		var set sql.NullInt64
+		err := c.QueryRow(ctx, `SELECT package_set FROM devices WHERE id = ?`, deviceID).Scan(&set)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !set.Valid {
+			return nil // no inventory yet: nothing applies
+		}
+		rows, err := c.Query(ctx, `SELECT s.advisory_id, a.type, a.severity, a.reboot_suggested, s.affected, COALESCE(o.status, '')
+			FROM set_status s
+			JOIN advisories a ON a.id = s.advisory_id
+			LEFT JOIN device_status o ON o.device_id = ? AND o.advisory_id = s.advisory_id
+			WHERE s.set_id = ? AND s.affected = 1
+			ORDER BY a.severity DESC, s.advisory_id`, deviceID, set.Int64)
+		if err != nil {
+			return err
+		}
+		index := map[string]int{}
+		for rows.Next() {
+			var a protocol.PlanAdvisory
+			var sev, reboot, affected int
+			var override string
+			if err := rows.Scan(&a.ID, &a.Type, &sev, &reboot, &affected, &override); err != nil {
+				rows.Close()
+				return err
+			}
+			a.Status = effective(affected, override)
+			if a.Status != protocol.StatusAffected && a.Status != protocol.StatusFailed {
+				continue
+			}
+			a.Severity, a.RebootSuggested, a.Packages = advisory.Severity(sev).String(), reboot != 0, []protocol.PlanPackage{}
+			index[a.ID] = len(plan)
+			plan = append(plan, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(plan) == 0 {
+			return nil
+		}
+		rows, err = c.Query(ctx, `SELECT advisory_id, package, arch, installed, fixed FROM set_findings
+			WHERE set_id = ? AND affected = 1 ORDER BY advisory_id, package, arch, installed`, set.Int64)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			var p protocol.PlanPackage
+			if err := rows.Scan(&id, &p.Name, &p.Arch, &p.Installed, &p.Fixed); err != nil {
+				rows.Close()
+				return err
+			}
+			if i, ok := index[id]; ok {
+				plan[i].Packages = append(plan[i].Packages, p)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range plan {
+			if err := locate(ctx, c, &plan[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plan of device %s: %w", deviceID, err)
+	}
+	return plan, nil
+}
+
+// locate fills the Location and SHA256 of a's packages from the stored
+// advisory, when it carries them (an import from a repository). A package
+// of the advisory fits a planned one when name and EVR agree and its arch
+// is the same or not given.
+func locate(ctx context.Context, c Conn, a *protocol.PlanAdvisory) error {
+	var body []byte
+	if err := c.QueryRow(ctx, `SELECT body FROM advisories WHERE id = ?`, a.ID).Scan(&body); err != nil {
+		return fmt.Errorf("advisory %s: %w", a.ID, err)
+	}
+	var adv advisory.Advisory
+	if err := json.Unmarshal(body, &adv); err != nil {
+		return fmt.Errorf("advisory %s: stored body: %w", a.ID, err)
+	}
+	for i := range a.Packages {
+		p := &a.Packages[i]
+		fixed, err := rpmver.ParseEVR(p.Fixed)
+		if err != nil {
+			return fmt.Errorf("advisory %s: package %s: fixed %q: %w", a.ID, p.Name, p.Fixed, err)
+		}
+		for _, ap := range adv.Packages {
+			if ap.Name != p.Name || (ap.Arch != "" && ap.Arch != p.Arch) || ap.Filename == "" || rpmver.Compare(ap.EVR, fixed) != 0 {
+				continue
+			}
+			p.Location, p.SHA256 = ap.Filename, ap.SHA256
+			if ap.Arch == p.Arch {
+				break // an exact arch wins over a package without one
+			}
+		}
+	}
+	return nil
+}
