@@ -33,11 +33,6 @@ type Options struct {
 	// MaxBatch bounds the reports written in one transaction. Zero means
 	// DefaultMaxBatch.
 	MaxBatch int
-	// Linger is how long a writer that found a single report waiting
-	// waits for more before writing it alone. Zero writes at once; the
-	// reports that arrive while a batch is being written make the next
-	// batch either way.
-	Linger time.Duration
 }
 
 // DefaultMaxBatch is the batch bound when Options gives none.
@@ -95,29 +90,16 @@ func (s *Store) writer() {
 	}
 }
 
-// gather adds the reports already waiting to batch, after lingering for
-// them when only one is there.
+// gather adds the reports already waiting to batch. It does not wait for
+// more: the reports that arrive while a batch is written make the next
+// one, and under load that is batching enough (with 4 reporters or 16, the
+// writer's own work is the limit; docs/benchmarks.md).
 func (s *Store) gather(batch []*reportReq) []*reportReq {
-	var linger <-chan time.Time
-	if s.opts.Linger > 0 {
-		t := time.NewTimer(s.opts.Linger)
-		defer t.Stop()
-		linger = t.C
-	}
 	for len(batch) < s.opts.MaxBatch {
 		select {
 		case q := <-s.queue:
 			batch = append(batch, q)
-			continue
 		default:
-		}
-		if len(batch) > 1 || linger == nil {
-			return batch
-		}
-		select {
-		case q := <-s.queue:
-			batch = append(batch, q)
-		case <-linger:
 			return batch
 		}
 	}
