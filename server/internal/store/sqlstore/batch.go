@@ -12,9 +12,9 @@ import (
 
 // Group commit. Reports are not written one transaction each: a report
 // joins a queue, and a writer takes every report waiting (up to MaxBatch)
-// into one transaction, each inside its own SAVEPOINT. A report that fails
-// is rolled back to its savepoint and answered with its error alone; the
-// others commit. Every caller is answered only after the transaction
+// into one transaction. A report that fails is answered with its error
+// alone and leaves nothing; the others commit (writeBatch says how,
+// with savepoints only when one is needed). Every caller is answered only after the transaction
 // holding its report has committed, so an acknowledged report is in the
 // database (for SQLite, in its write-ahead log) before the device hears
 // of it. A commit that fails answers every report of the batch with the
