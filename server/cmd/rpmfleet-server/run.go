@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/version"
 	"github.com/rpmfleet/rpmfleet/server/internal/api"
@@ -92,7 +93,14 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	svc, err := fleet.New(ctx, st, fleet.Options{NoticeKey: key, Log: log})
+	// The signer's sequence numbers come from the clock (notice's
+	// default), which is enough for one server; several replicas signing
+	// for the same device would need a shared counter (SignerOptions.Seq).
+	signer, err := notice.NewSigner(key, notice.SignerOptions{})
+	if err != nil {
+		return err
+	}
+	svc, err := fleet.New(ctx, st, fleet.Options{NoticeKey: key.Public().(ed25519.PublicKey), Signer: signer, Log: log})
 	if err != nil {
 		return err
 	}
@@ -187,9 +195,9 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	return st, nil
 }
 
-// noticeKey returns the public half of the server's Ed25519 notice key,
-// making the key (its seed, 0600) on first start.
-func noticeKey(path string) (ed25519.PublicKey, error) {
+// noticeKey returns the server's Ed25519 notice key, making it (its seed,
+// 0600) on first start.
+func noticeKey(path string) (ed25519.PrivateKey, error) {
 	seed, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		seed = make([]byte, ed25519.SeedSize)
@@ -203,7 +211,7 @@ func noticeKey(path string) (ed25519.PublicKey, error) {
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("notice key %s: %d bytes, want %d", path, len(seed), ed25519.SeedSize)
 	}
-	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // firstAdminToken writes an admin token to path on first start (when the

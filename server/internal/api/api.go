@@ -106,6 +106,8 @@ func New(svc *fleet.Service, opts Options) *Server {
 	s.mux.HandleFunc("GET "+protocol.PathTokens, s.guard(adm, s.listTokens))
 	s.mux.HandleFunc("POST "+protocol.PathTokens, s.guard(adm, s.createToken))
 	s.mux.HandleFunc("DELETE "+protocol.PathTokens+"/{id}", s.guard(adm, s.revokeToken))
+	s.mux.HandleFunc("GET "+protocol.PathPlan, s.guard(access{device: true}, s.plan))
+	s.mux.HandleFunc("POST "+protocol.PathCommand+"{name}", s.guard(op, s.command))
 	s.mux.HandleFunc("GET /{$}", dashboard)
 	s.mux.HandleFunc(protocol.PathPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,7 +93,7 @@ func TestRequests(t *testing.T) {
 			if w.Code != tt.want {
 				t.Fatalf("%s %s: %d %s, want %d", tt.method, tt.path, w.Code, w.Body, tt.want)
 			}
-			if w.Header().Get(protocol.VersionHeader) != "1" {
+			if w.Header().Get(protocol.VersionHeader) != strconv.Itoa(protocol.Version) {
 				t.Errorf("no %s header", protocol.VersionHeader)
 			}
 			if e.Field != tt.field {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
@@ -46,6 +47,14 @@ type Options struct {
 	NoticeKey []byte
 	// BrokerURL is the MQTT broker devices are told to use; empty for none.
 	BrokerURL string
+	// Signer signs plans, commands and feed notices with the server's
+	// notice key (the private half of NoticeKey); nil means the server
+	// signs nothing: Plan and Command fail with ErrNoSigner.
+	Signer *notice.Signer
+	// Publisher publishes feed notices and commands over MQTT; nil means
+	// no broker: imports publish nothing and Command fails with
+	// ErrNoBroker.
+	Publisher Publisher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives the service's logs; nil discards them.
@@ -112,6 +121,7 @@ func (s *Service) Import(ctx context.Context, advs []advisory.Advisory) (protoco
 	if err != nil {
 		return protocol.ImportResponse{}, fmt.Errorf("import: %w", err)
 	}
+	s.publishFeed(changed, s.changedIDs(advs))
 	for _, a := range advs {
 		s.advs[a.ID] = a
 	}
