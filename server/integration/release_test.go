@@ -59,4 +59,3 @@ func TestConvertedRHELDeviceIsMatchedAsAlmaLinux(t *testing.T) {
 		t.Errorf("cve CVE-2023-2650 = %+v\nwant it to list %+v", got, want)
 	}
 }
-
