@@ -8,6 +8,14 @@
 //	db = "postgres://rpmfleet@db/rpmfleet"   # empty: SQLite in data
 //	allow_insecure_http = false
 //
+//	[mqtt]
+//	listen = "127.0.0.1:1883"    # the embedded broker; "off" for none
+//	advertise = "mqtts://fleet.example.org:8883"  # the URL devices are told
+//	broker = "mqtts://mqtt.example.org:8883"      # an external broker instead
+//	username = "rpmfleet-server" # on the external broker
+//	password_file = "/etc/rpmfleet/mqtt.password"
+//	ca = "/etc/rpmfleet/mqtt-ca.pem"
+//
 //	[[repository]]
 //	url = "https://repo.almalinux.org/almalinux/9/BaseOS/aarch64/os/"
 //	interval = "6h"
@@ -19,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -52,6 +61,31 @@ type Config struct {
 	// Repositories are synced for advisories on a schedule
 	// ([[repository]] tables).
 	Repositories []Repository `toml:"repository"`
+	// MQTT is where the server pushes feed notices and commands ([mqtt]).
+	MQTT MQTT `toml:"mqtt"`
+}
+
+// MQTT configures push. With no Broker the server runs its embedded
+// broker on Listen; with a Broker it publishes through that one instead
+// and runs none.
+type MQTT struct {
+	// Listen is the embedded broker's address; empty means
+	// broker.DefaultListen (and, should that port be taken, no broker: the
+	// agents' poll still works), "off" means no broker.
+	Listen string `toml:"listen"`
+	// Advertise is the broker URL enrolling devices are told; empty means
+	// the embedded broker's bound address (mqtt://HOST:PORT) or Broker.
+	Advertise string `toml:"advertise"`
+	// Broker is an external broker's URL (mqtt://, tcp://, mqtts://,
+	// ssl://, tls://).
+	Broker string `toml:"broker"`
+	// Username and PasswordFile log the server in to Broker; the file's
+	// first line is the password.
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+	// CA is a PEM file of the roots Broker's TLS certificate is checked
+	// against; empty means the system's.
+	CA string `toml:"ca"`
 }
 
 // DefaultSyncInterval is how often a repository is checked when its
@@ -136,6 +170,9 @@ func (c Config) Check() error {
 			return fmt.Errorf("config: repository[%d].interval: %v is shorter than a minute", i, time.Duration(r.Interval))
 		}
 	}
+	if err := c.MQTT.check(); err != nil {
+		return err
+	}
 	if !c.HTTPS() && !c.AllowInsecureHTTP && !Loopback(host) {
 		return fmt.Errorf("%w: listen %s; allow it with --allow-insecure-http (allow_insecure_http = true) only behind TLS", ErrInsecure, c.Listen)
 	}
@@ -160,4 +197,40 @@ func redact(s string) string {
 		}
 	}
 	return s
+}
+
+// check reports MQTT settings that cannot work.
+func (m MQTT) check() error {
+	if m.Listen != "" && m.Listen != "off" {
+		if _, _, err := net.SplitHostPort(m.Listen); err != nil {
+			return fmt.Errorf("config: mqtt.listen: %w (or \"off\")", err)
+		}
+	}
+	for _, u := range []struct{ key, url string }{{"mqtt.advertise", m.Advertise}, {"mqtt.broker", m.Broker}} {
+		if u.url == "" {
+			continue
+		}
+		parsed, err := url.Parse(u.url)
+		if err != nil {
+			return fmt.Errorf("config: %s: %w", u.key, err)
+		}
+		switch parsed.Scheme {
+		case "mqtt", "tcp", "mqtts", "ssl", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("config: %s: %q: scheme %q is not mqtt, tcp, mqtts, ssl, tls, ws or wss", u.key, redact(u.url), parsed.Scheme)
+		}
+		if parsed.Host == "" {
+			return fmt.Errorf("config: %s: %q has no host", u.key, redact(u.url))
+		}
+	}
+	if m.Broker == "" && (m.Username != "" || m.PasswordFile != "" || m.CA != "") {
+		return errors.New("config: mqtt.username, mqtt.password_file and mqtt.ca are for an external broker: give mqtt.broker too")
+	}
+	if m.Broker != "" && m.Listen != "" && m.Listen != "off" {
+		return errors.New("config: mqtt.broker and mqtt.listen both given: the server either runs its own broker or publishes through an external one")
+	}
+	if (m.Username == "") != (m.PasswordFile == "") {
+		return errors.New("config: mqtt.username and mqtt.password_file go together")
+	}
+	return nil
 }
