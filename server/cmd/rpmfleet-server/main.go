@@ -27,6 +27,12 @@ func main() {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-http", false, "serve plain HTTP on a non-loopback address")
+	fs.StringVar(&f.mqttListen, "mqtt-listen", "", "embedded MQTT broker address (default 127.0.0.1:1883, run without a broker if it is taken); \"off\" for none")
+	fs.StringVar(&f.mqttAdvertise, "mqtt-advertise", "", "broker URL enrolling devices are told (default mqtt://ADDR of the embedded broker, or --mqtt-broker)")
+	fs.StringVar(&f.mqttBroker, "mqtt-broker", "", "publish through this external MQTT broker (mqtt://, mqtts://) instead of running one")
+	fs.StringVar(&f.mqttUsername, "mqtt-username", "", "username on --mqtt-broker")
+	fs.StringVar(&f.mqttPasswordFile, "mqtt-password-file", "", "file whose first line is the password on --mqtt-broker")
+	fs.StringVar(&f.mqttCA, "mqtt-ca", "", "PEM roots to check --mqtt-broker's TLS certificate (default: the system's)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

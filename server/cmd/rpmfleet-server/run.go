@@ -31,6 +31,10 @@ type flags struct {
 	config, data, listen, db string
 	tls, tlsCert, tlsKey     string
 	allowInsecure, version   bool
+	// MQTT: --mqtt-listen, --mqtt-advertise, --mqtt-broker,
+	// --mqtt-username, --mqtt-password-file, --mqtt-ca.
+	mqttListen, mqttAdvertise, mqttBroker  string
+	mqttUsername, mqttPasswordFile, mqttCA string
 }
 
 // File names in the data folder.
@@ -76,6 +80,17 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if f.allowInsecure {
 		cfg.AllowInsecureHTTP = true
 	}
+	for _, o := range []struct {
+		flag string
+		dst  *string
+	}{
+		{f.mqttListen, &cfg.MQTT.Listen}, {f.mqttAdvertise, &cfg.MQTT.Advertise}, {f.mqttBroker, &cfg.MQTT.Broker},
+		{f.mqttUsername, &cfg.MQTT.Username}, {f.mqttPasswordFile, &cfg.MQTT.PasswordFile}, {f.mqttCA, &cfg.MQTT.CA},
+	} {
+		if o.flag != "" {
+			*o.dst = o.flag
+		}
+	}
 	if err := cfg.Check(); err != nil {
 		return err
 	}
@@ -100,7 +115,16 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	svc, err := fleet.New(ctx, st, fleet.Options{NoticeKey: key.Public().(ed25519.PublicKey), Signer: signer, Log: log})
+	mq, err := startPush(cfg.MQTT, st, log)
+	if err != nil {
+		return err
+	}
+	defer mq.close()
+	fopts := fleet.Options{NoticeKey: key.Public().(ed25519.PublicKey), Signer: signer, BrokerURL: mq.url, Log: log}
+	if mq.pub != nil {
+		fopts.Publisher = mq.pub
+	}
+	svc, err := fleet.New(ctx, st, fopts)
 	if err != nil {
 		return err
 	}
