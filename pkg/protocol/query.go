@@ -40,6 +40,10 @@ type CVEResponse struct {
 	// Patched lists devices that installed the fix (including those pending
 	// a reboot), with the advisory that fixed it, sorted likewise.
 	Patched []CVEPatched `json:"patched"`
+	// Next is set on a page (a request with limit) that may not be the
+	// last: the name of its last device, to ask for the next page with
+	// after=Next. Empty on the last page and on a full answer.
+	Next string `json:"next,omitempty"`
 }
 
 // CVEExposure is one exposed package on one device.

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,9 +199,24 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
+// maxCVEPage bounds a page of the CVE answer.
+const maxCVEPage = 10000
+
 func (s *Server) cve(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	resp, err := s.st.CVE(r.Context(), id)
+	q := r.URL.Query()
+	var resp protocol.CVEResponse
+	var err error
+	if l := q.Get("limit"); l != "" {
+		limit, perr := strconv.Atoi(l)
+		if perr != nil || limit < 1 || limit > maxCVEPage {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: %q is not a number from 1 to %d", l, maxCVEPage), "limit")
+			return
+		}
+		resp, err = s.st.CVEPage(r.Context(), id, q.Get("after"), limit)
+	} else {
+		resp, err = s.st.CVE(r.Context(), id)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

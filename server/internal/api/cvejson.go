@@ -46,7 +46,12 @@ func appendCVE(b []byte, resp *protocol.CVEResponse) []byte {
 		b = appendString(b, p.Advisory)
 		b = append(b, '}')
 	}
-	return append(b, "]}\n"...)
+	b = append(b, ']')
+	if resp.Next != "" {
+		b = append(b, `,"next":`...)
+		b = appendString(b, resp.Next)
+	}
+	return append(b, "}\n"...)
 }
 
 // appendString appends s as a JSON string. Printable ASCII other than

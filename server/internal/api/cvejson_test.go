@@ -23,6 +23,8 @@ func TestAppendCVE(t *testing.T) {
 				{Device: "pi-kitchen", Advisory: "ALSA-2023:3722", Package: "openssl-libs", Installed: "1:3.0.1-23.el9_0", Fixed: "1:3.0.7-16.el9_2"},
 			},
 			Patched: []protocol.CVEPatched{{Device: "pi-garage", Advisory: "ALSA-2023:3722"}, {Device: "pi-barn", Advisory: "ALSA-2023:6330"}}}},
+		{"a page", protocol.CVEResponse{CVE: "CVE-2023-2650", Exposed: []protocol.CVEExposure{}, Next: "pi-<7>",
+			Patched: []protocol.CVEPatched{{Device: "pi-<7>", Advisory: "ALSA-2023:3722"}}}},
 		{"names to escape", protocol.CVEResponse{CVE: `CVE-"x"`,
 			Exposed: []protocol.CVEExposure{{Device: "pi\n<kitchen>&\"\\\t\x01é\u2028", Advisory: "A", Package: "p", Installed: "1", Fixed: "2"}},
 			Patched: []protocol.CVEPatched{{Device: "bad utf-8 \xff\xfe", Advisory: "B"}}}},
@@ -47,11 +49,42 @@ func FuzzAppendCVE(f *testing.F) {
 	f.Fuzz(func(t *testing.T, device, advisory string) {
 		resp := protocol.CVEResponse{CVE: advisory,
 			Exposed: []protocol.CVEExposure{{Device: device, Advisory: advisory, Package: device}},
-			Patched: []protocol.CVEPatched{{Device: device, Advisory: advisory}}}
+			Patched: []protocol.CVEPatched{{Device: device, Advisory: advisory}}, Next: device}
 		var want bytes.Buffer
 		json.NewEncoder(&want).Encode(resp)
 		if got := appendCVE(nil, &resp); !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("appendCVE =\n%q\nencoding/json =\n%q", got, want.Bytes())
 		}
 	})
+}
+
+// TestCVELimit: limit asks for a page and must be a number from 1 to
+// maxCVEPage; a 400 names the field.
+func TestCVELimit(t *testing.T) {
+	h, admin := newTestServer(t)
+	for _, tt := range []struct {
+		query string
+		code  int
+	}{
+		{"", 200},
+		{"?limit=10", 200},
+		{"?limit=10&after=pi-kitchen", 200},
+		{"?limit=0", 400},
+		{"?limit=ten", 400},
+		{"?limit=10001", 400},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			w, e := do(t, h, "GET", protocol.PathCVE+"CVE-2023-2650"+tt.query, admin, "", "")
+			if w.Code != tt.code || (tt.code == 400 && e.Field != "limit") {
+				t.Fatalf("GET %s: %d %+v, want %d", tt.query, w.Code, e, tt.code)
+			}
+			if tt.code != 200 {
+				return
+			}
+			var resp protocol.CVEResponse
+			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.Exposed == nil || resp.Next != "" {
+				t.Errorf("GET %s = %s, %v; want empty lists and no next", tt.query, w.Body, err)
+			}
+		})
+	}
 }

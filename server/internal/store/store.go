@@ -196,6 +196,10 @@ type Advisories interface {
 // Queries answers the admin's questions.
 type Queries interface {
 	CVE(ctx context.Context, cve string) (protocol.CVEResponse, error)
+	// CVEPage is one page of CVE's answer: the devices named after after
+	// (all when after is ""), at most limit of them, with Next set when
+	// the page is full.
+	CVEPage(ctx context.Context, cve, after string, limit int) (protocol.CVEResponse, error)
 	Device(ctx context.Context, name string) (protocol.Device, error)
 	Devices(ctx context.Context, f DeviceFilter) ([]protocol.DeviceSummary, error)
 	Advisory(ctx context.Context, id string) (protocol.AdvisoryStatus, error)

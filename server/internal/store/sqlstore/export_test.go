@@ -9,7 +9,7 @@ import (
 )
 
 // CVEQueries are the queries behind Store.CVE, for plan_test.go.
-var CVEQueries = map[string]string{"status": cveStatusQuery, "findings": cveFindingsQuery, "devices": cveDevicesQuery}
+var CVEQueries = map[string]string{"status": cveStatusQuery, "findings": cveFindingsQuery, "devices": cveDevicesQuery, "page": cvePageQuery}
 
 // WriteBatch writes reports as one batch, the way the writer does, and
 // returns each report's answer.

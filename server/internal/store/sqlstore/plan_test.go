@@ -63,7 +63,11 @@ func TestCVEQueryIsIndexed(t *testing.T) {
 	}
 	for name, q := range sqlstore.CVEQueries {
 		t.Run(name, func(t *testing.T) {
-			rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, "CVE-2023-2650")
+			args := []any{"CVE-2023-2650"}
+			if name == "page" {
+				args = []any{"pi1", "CVE-2023-2650", 10} // after, cve, limit
+			}
+			rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, args...)
 			if err != nil {
 				t.Fatal(err)
 			}

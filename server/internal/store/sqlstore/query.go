@@ -44,6 +44,15 @@ const (
 		FROM advisory_cves v
 		JOIN set_status s ON s.advisory_id = v.advisory_id
 		WHERE v.cve = ?`
+	// A page: the devices on the CVE's sets named after a name, in name
+	// order, walking the name index from there.
+	cvePageQuery = `SELECT d.name, d.package_set
+		FROM devices d
+		WHERE d.name > ? AND d.package_set IN (SELECT s.set_id FROM advisory_cves v
+			JOIN set_status s ON s.advisory_id = v.advisory_id
+			WHERE v.cve = ?)
+		ORDER BY d.name
+		LIMIT ?`
 )
 
 // cveRow is one advisory's standing on a set: patched, or affected
@@ -58,6 +67,22 @@ type cveRow struct {
 // Overrides do not matter here: a failed device is still exposed, and one
 // pending a reboot has the fix installed.
 func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, error) {
+	return s.cve(ctx, cve, "", 0)
+}
+
+// CVEPage answers one page of CVE: the devices named after after, at
+// most limit of them. Only the devices are paged (by name, through the
+// name index); the CVE's per-set rows and findings are read whole, which
+// costs a few milliseconds whatever the fleet's size.
+func (s *Store) CVEPage(ctx context.Context, cve, after string, limit int) (protocol.CVEResponse, error) {
+	if limit < 1 {
+		return protocol.CVEResponse{}, fmt.Errorf("query cve %s: limit %d, want at least 1", cve, limit)
+	}
+	return s.cve(ctx, cve, after, limit)
+}
+
+// cve answers CVE, or a page of it when limit > 0.
+func (s *Store) cve(ctx context.Context, cve, after string, limit int) (protocol.CVEResponse, error) {
 	cve = strings.ToUpper(strings.TrimSpace(cve))
 	resp := protocol.CVEResponse{CVE: cve, Exposed: []protocol.CVEExposure{}, Patched: []protocol.CVEPatched{}}
 	type device struct {
@@ -67,7 +92,33 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 	var devices []device
 	sets := map[int64][]cveRow{}
 	err := s.db.Read(ctx, func(c Conn) error {
-		rows, err := c.Query(ctx, cveStatusQuery, cve)
+		// A page reads its devices first, and then only their sets' rows.
+		filter, args := "", []any{cve}
+		if limit > 0 {
+			rows, err := c.Query(ctx, cvePageQuery, after, cve, limit)
+			if err != nil {
+				return err
+			}
+			ids := map[int64]bool{}
+			for rows.Next() {
+				var d device
+				if err := rows.Scan(&d.name, &d.set); err != nil {
+					rows.Close()
+					return err
+				}
+				devices = append(devices, d)
+				ids[d.set] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil || len(devices) == 0 {
+				return err
+			}
+			filter = " AND s.set_id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"
+			for _, id := range slices.Sorted(maps.Keys(ids)) {
+				args = append(args, id)
+			}
+		}
+		rows, err := c.Query(ctx, cveStatusQuery+filter, args...)
 		if err != nil {
 			return err
 		}
@@ -89,7 +140,7 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 		if len(sets) == 0 {
 			return nil
 		}
-		rows, err = c.Query(ctx, cveFindingsQuery, cve)
+		rows, err = c.Query(ctx, cveFindingsQuery+filter, args...)
 		if err != nil {
 			return err
 		}
@@ -109,6 +160,9 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		if limit > 0 {
+			return nil
 		}
 		rows, err = c.Query(ctx, cveDevicesQuery, cve)
 		if err != nil {
@@ -169,6 +223,9 @@ func (s *Store) CVE(ctx context.Context, cve string) (protocol.CVEResponse, erro
 	}
 	resp.Exposed = make([]protocol.CVEExposure, 0, nExposed)
 	resp.Patched = make([]protocol.CVEPatched, 0, nPatched)
+	if limit > 0 && len(devices) == limit {
+		resp.Next = devices[len(devices)-1].name
+	}
 	for _, d := range devices {
 		for _, r := range sets[d.set] {
 			if !r.affected {

@@ -757,6 +757,29 @@ func testCVE(t *testing.T, b Backend) {
 	if !equalCVE(got, want) {
 		t.Errorf("CVE(CVE-2023-2650) =\n%+v\nwant\n%+v", got, want)
 	}
+	// Pages of one and two devices put together are the whole answer.
+	for _, limit := range []int{1, 2} {
+		all := protocol.CVEResponse{CVE: "CVE-2023-2650", Exposed: []protocol.CVEExposure{}, Patched: []protocol.CVEPatched{}}
+		after := ""
+		for pages := 0; ; pages++ {
+			page, err := f.s.CVEPage(t.Context(), "cve-2023-2650", after, limit)
+			if err != nil || pages > 5 {
+				t.Fatalf("CVEPage(after %q, limit %d) = %+v, %v (page %d)", after, limit, page, err, pages)
+			}
+			all.Exposed = append(all.Exposed, page.Exposed...)
+			all.Patched = append(all.Patched, page.Patched...)
+			if page.Next == "" {
+				break
+			}
+			after = page.Next
+		}
+		if !equalCVE(all, want) {
+			t.Errorf("CVE-2023-2650 in pages of %d =\n%+v\nwant\n%+v", limit, all, want)
+		}
+	}
+	if _, err := f.s.CVEPage(t.Context(), "CVE-2023-2650", "", 0); err == nil {
+		t.Errorf("CVEPage with limit 0: no error")
+	}
 	got, err = f.s.CVE(t.Context(), "CVE-1999-0001")
 	if err != nil || len(got.Exposed)+len(got.Patched) != 0 || got.Exposed == nil || got.Patched == nil {
 		t.Errorf("unknown CVE: %+v, %v; want empty, non-nil lists", got, err)
