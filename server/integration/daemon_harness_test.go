@@ -347,14 +347,23 @@ func (a *agent) writeConfig(t *testing.T, cfg agentConfig) {
 }
 
 // daemonEnv is the environment of every agent process: a clean one, with
-// the test seams the daemon documents set for speed.
+// the test seams rpmfleet-agent run documents (agent/internal/cli/run.go).
 func daemonEnv() []string {
 	return []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=/root",
-		// The daemon's documented test seams: a short debounce of rpm
-		// database changes, so a manual rpm -U is reported within a second.
-		"RPMFLEET_AGENT_DEBOUNCE=300ms",
+		// A manual rpm -U is reported 300 ms after the database is quiet.
+		"RPMFLEET_DEBOUNCE=300ms",
+		// A failed plan fetch is retried within a second at first.
+		"RPMFLEET_POLL_RETRY_MIN=1s",
+		// Queued reports are retried at least every 2 s, so a returning
+		// server gets them within seconds even when no poll is due.
+		"RPMFLEET_REPORT_RETRY_MAX=2s",
+		// A FAKE reboot and wall: the policy never reboots here
+		// (reboot = "never" by default), and must not reboot this machine
+		// if that ever changed.
+		"RPMFLEET_REBOOT_COMMAND=true",
+		"RPMFLEET_WALL_COMMAND=true",
 	}
 }
 
