@@ -40,6 +40,11 @@ var ErrUnknownFormat = errors.New("source: unknown advisory format (want updatei
 type Options struct {
 	// HTTPClient fetches URLs; nil means http.DefaultClient.
 	HTTPClient *http.Client
+	// Locations makes Load read a repository's primary.xml too (streamed,
+	// after the advisories) and set each advisory package it lists to its
+	// location href (Filename) and SHA-256, so a plan can pin the exact
+	// file. It applies to repository sources only.
+	Locations bool
 }
 
 func (o Options) client() *http.Client {
@@ -79,13 +84,19 @@ func Load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, e
 	for {
 		a, err := s.Next()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			break
 		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, *a)
 	}
+	if rs, ok := s.(*named).Stream.(*repoStream); ok && opts.Locations {
+		if _, err := locate(ctx, rs.r, out); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+	}
+	return out, nil
 }
 
 // named prefixes a stream's errors with the source's name.
@@ -274,5 +285,9 @@ func openRepo(ctx context.Context, base string, opts Options) (Stream, error) {
 	if _, err := r.Metadata(ctx); err != nil {
 		return nil, err
 	}
-	return r.Updateinfo(ctx)
+	u, err := r.Updateinfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &repoStream{Stream: u, r: r}, nil
 }

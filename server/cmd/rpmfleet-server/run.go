@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/pkg/advisory/source"
 	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/version"
@@ -135,7 +136,9 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("make upload folder: %w", err)
 	}
-	handler := api.New(svc, api.Options{TempDir: tmp, Log: log})
+	// Imports by repository URL read primary.xml too, so plans pin each
+	// package's location and SHA-256.
+	handler := api.New(svc, api.Options{TempDir: tmp, Source: source.Options{Locations: true}, Log: log})
 
 	var tlsCfg *tls.Config
 	scheme := "http"

@@ -23,7 +23,8 @@ type Repository struct {
 
 // Syncer imports advisories from repositories on a schedule. A repository
 // costs one small request per check: its updateinfo is fetched and imported
-// only when repomd.xml changed since the last import.
+// only when repomd.xml changed since the last import, with the locations
+// and SHA-256 of the packages it fixes read from primary.xml.
 type Syncer struct {
 	svc *Service
 	hc  *http.Client
@@ -108,7 +109,7 @@ func (s *Syncer) Sync(ctx context.Context, url string, last [sha256.Size]byte) (
 	if sum == last {
 		return last, SyncResult{}, nil
 	}
-	advs, err := source.Load(ctx, base+"/", source.Options{HTTPClient: s.hc})
+	advs, err := source.Load(ctx, base+"/", source.Options{HTTPClient: s.hc, Locations: true})
 	if err != nil {
 		return last, SyncResult{}, fmt.Errorf("sync %s: %w", url, err)
 	}
