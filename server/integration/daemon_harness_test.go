@@ -64,15 +64,73 @@ type fleetRepo struct {
 	key string
 	// rpms maps "name-version" ("demo-lib-1.0") to the signed rpm file.
 	rpms map[string]string
-	// updateinfo is the plain updateinfo.xml, for imports from a file.
-	updateinfo string
 }
 
 func (r *fleetRepo) url() string { return r.srv.URL + "/" }
 
-// newFleetRepo builds the packages with rpmbuild (cached across runs by
-// pkg/rpmtest), signs them with rpmsign, and makes the repository with
-// createrepo_c and modifyrepo_c.
+// The daemon tests' packages, built and signed once per test binary: each
+// test makes its own repository of them.
+var (
+	signedOnce sync.Once
+	signed     struct {
+		paths []string // as fleetPackages
+		key   string   // the public key file
+		err   error
+	}
+)
+
+// fleetPackages are demo-lib's old version and its fix, and demo-tool's two
+// versions.
+func fleetPackages(arch string) []rpmtest.Package {
+	return []rpmtest.Package{
+		{Name: "demo-lib", Version: "1.0", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/lib/demo/lib.txt": "demo-lib 1.0\n"}},
+		{Name: "demo-lib", Version: "1.1", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/lib/demo/lib.txt": "demo-lib 1.1\n"}},
+		{Name: "demo-tool", Version: "1.0", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/bin/demo-tool": "demo-tool 1.0\n"}},
+		{Name: "demo-tool", Version: "2.0", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/bin/demo-tool": "demo-tool 2.0\n"}},
+	}
+}
+
+// signedPackages builds fleetPackages with rpmbuild (cached across runs by
+// pkg/rpmtest) and signs them with rpmsign, once, into binDir.
+func signedPackages(t *testing.T) ([]string, string) {
+	t.Helper()
+	signedOnce.Do(func() {
+		dir := filepath.Join(binDir, "daemon-rpms")
+		paths, err := rpmtest.Build(dir, fleetPackages(rpmArch(t))...)
+		if err != nil {
+			signed.err = fmt.Errorf("build rpms (run make deps): %w", err)
+			return
+		}
+		key := rpmtest.NewKey(t, rpmtest.KeyRSA4096, "rpmfleet-daemon-it")
+		if err = rpmtest.Sign(key, paths...); err != nil {
+			// gpg-agent on a busy machine now and then drops a
+			// connection ("keydb_search failed: Connection reset by
+			// peer"); that is gpg's weather, not rpmfleet's: try once
+			// more, then fail.
+			t.Logf("rpmsign failed once, trying again: %v", err)
+			err = rpmtest.Sign(key, paths...)
+		}
+		if err != nil {
+			signed.err = err
+			return
+		}
+		// The key's GNUPGHOME goes when this test ends; keep the public
+		// key beside the packages.
+		pub := filepath.Join(dir, filepath.Base(key.PublicKeyFile))
+		b, err := os.ReadFile(key.PublicKeyFile)
+		if err == nil {
+			err = os.WriteFile(pub, b, 0o644)
+		}
+		signed.paths, signed.key, signed.err = paths, pub, err
+	})
+	if signed.err != nil {
+		t.Fatal(signed.err)
+	}
+	return signed.paths, signed.key
+}
+
+// newFleetRepo makes a repository of the signed packages with createrepo_c
+// and modifyrepo_c, and serves it over loopback HTTP.
 func newFleetRepo(t *testing.T) *fleetRepo {
 	t.Helper()
 	for _, bin := range []string{"rpm", "rpmbuild", "rpmsign", "createrepo_c", "modifyrepo_c", "gpg"} {
@@ -81,22 +139,10 @@ func newFleetRepo(t *testing.T) *fleetRepo {
 		}
 	}
 	arch := rpmArch(t)
-	pkgs := []rpmtest.Package{
-		{Name: "demo-lib", Version: "1.0", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/lib/demo/lib.txt": "demo-lib 1.0\n"}},
-		{Name: "demo-lib", Version: "1.1", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/lib/demo/lib.txt": "demo-lib 1.1\n"}},
-		{Name: "demo-tool", Version: "1.0", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/bin/demo-tool": "demo-tool 1.0\n"}},
-		{Name: "demo-tool", Version: "2.0", Release: "1.el9", Arch: arch, Files: map[string]string{"/usr/bin/demo-tool": "demo-tool 2.0\n"}},
-	}
+	pkgs := fleetPackages(arch)
+	paths, key := signedPackages(t)
 	dir := t.TempDir()
-	paths, err := rpmtest.Build(filepath.Join(dir, "rpms"), pkgs...)
-	if err != nil {
-		t.Fatalf("build rpms (run make deps): %v", err)
-	}
-	key := rpmtest.NewKey(t, rpmtest.KeyRSA4096, "rpmfleet-daemon-it")
-	if err := rpmtest.Sign(key, paths...); err != nil {
-		t.Fatal(err)
-	}
-	r := &fleetRepo{dir: filepath.Join(dir, "repo"), key: key.PublicKeyFile, rpms: map[string]string{}}
+	r := &fleetRepo{dir: filepath.Join(dir, "repo"), key: key, rpms: map[string]string{}}
 	for i, p := range pkgs {
 		r.rpms[p.Name+"-"+p.Version] = paths[i]
 	}
@@ -107,7 +153,7 @@ func newFleetRepo(t *testing.T) *fleetRepo {
 		// updateinfo.xml carries CVEs as references; the writer writes
 		// only References.
 		References: []advisory.Reference{{Type: "cve", ID: fixCVE, URL: "https://www.cve.org/CVERecord?id=" + fixCVE, Title: fixCVE}},
-		Packages: []advisory.Package{{Name: "demo-lib", EVR: rpmver.MustParseEVR(newLib), Arch: arch, Filename: pkgs[1].FileName()}},
+		Packages:   []advisory.Package{{Name: "demo-lib", EVR: rpmver.MustParseEVR(newLib), Arch: arch, Filename: pkgs[1].FileName()}},
 	}
 	var ui bytes.Buffer
 	w := updateinfo.NewWriter(&ui)
@@ -115,10 +161,6 @@ func newFleetRepo(t *testing.T) *fleetRepo {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r.updateinfo = filepath.Join(dir, "updateinfo.xml")
-	if err := os.WriteFile(r.updateinfo, ui.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := rpmtest.NewRepo(r.dir, paths, ui.Bytes()); err != nil {
@@ -664,8 +706,8 @@ func (a *agent) queued(t *testing.T) []string {
 	return ids
 }
 
-// serverLog is what the server logged so far, read under no lock: for
-// failure messages only, once the test is done with the server.
+// dumpOnFailure logs the server's log when the test fails; it reads the
+// log under no lock, once the test is over.
 func dumpOnFailure(t *testing.T, srv *server) {
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -674,14 +716,15 @@ func dumpOnFailure(t *testing.T, srv *server) {
 	})
 }
 
-// procTCPRecvQueued reports whether a socket on local port port holds
-// bytes its process has not read: a request sent to a stopped server.
-func procTCPRecvQueued(port int) (bool, error) {
+// unreadTCP is how many bytes sockets on local port port hold that their
+// process has not read: a request sent to a stopped server.
+func unreadTCP(port int) (int, error) {
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	defer f.Close()
+	total := 0
 	sc := bufio.NewScanner(f)
 	sc.Scan() // the header
 	for sc.Scan() {
@@ -698,12 +741,11 @@ func procTCPRecvQueued(port int) (bool, error) {
 			continue
 		}
 		_, rx, _ := strings.Cut(fs[4], ":")
-		n, err := strconv.ParseUint(rx, 16, 64)
-		if err == nil && n > 0 {
-			return true, nil
+		if n, err := strconv.ParseUint(rx, 16, 32); err == nil {
+			total += int(n)
 		}
 	}
-	return false, sc.Err()
+	return total, sc.Err()
 }
 
 func jsonDecode(s string, v any) error { return json.Unmarshal([]byte(s), v) }
