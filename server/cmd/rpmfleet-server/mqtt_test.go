@@ -306,3 +306,51 @@ func deviceClientAs(url, id, user, password, topic string) (<-chan paho.Message,
 	}
 	return got, func() { c.Disconnect(0) }, nil
 }
+
+// TestFeedNoticeThroughEmbeddedBroker: an import through the API leaves a
+// signed, retained feed notice on the embedded broker, which a device
+// that connects afterwards receives and verifies with the key enrolment
+// gave it.
+func TestFeedNoticeThroughEmbeddedBroker(t *testing.T) {
+	logs, _ := server(t, flags{mqttListen: "127.0.0.1:0"})
+	api := logs.wait(t, `msg="serving the API" addr=(\S+)`)
+	data := dataDir(t, logs)
+	er := enroll(t, api, data, "pi")
+
+	body, err := os.ReadFile(filepath.Join("..", "..", "internal", "fleet", "testdata", "almalinux9_ALSA-2023_3722.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := os.ReadFile(filepath.Join(data, adminTokenFile))
+	req, _ := http.NewRequest("POST", api+strings.TrimPrefix(protocol.PathImport, protocol.PathPrefix), bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("import: %s", resp.Status)
+	}
+
+	got, stop, err := deviceClient(er.BrokerURL, er.DeviceID, er.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	select {
+	case m := <-got:
+		v, _ := notice.NewVerifier(notice.VerifierOptions{Keys: []ed25519.PublicKey{er.NoticeKey}})
+		n, err := v.Verify(m.Payload(), notice.KindFeedNotice, er.DeviceID)
+		if err != nil || m.Topic() != protocol.TopicAdvisoryFeed || !m.Retained() {
+			t.Fatalf("received %s retained %v (%v), want a signed retained feed notice", m.Topic(), m.Retained(), err)
+		}
+		var fn protocol.FeedNotice
+		if err := json.Unmarshal(n.Body, &fn); err != nil || fn.Changed != 1 || len(fn.Advisories) != 1 || fn.Advisories[0] != "ALSA-2023:3722" {
+			t.Fatalf("feed notice %s (%v), want ALSA-2023:3722 changed", n.Body, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no feed notice on the broker after an import")
+	}
+}
