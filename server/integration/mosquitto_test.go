@@ -85,42 +85,78 @@ func writeSecretFile(t *testing.T, name, secret string) string {
 	return path
 }
 
+// mqFleet is a server publishing through a Mosquitto the test started,
+// and agents enrolled with it, configured, not yet started.
+type mqFleet struct {
+	srv    *server
+	mq     *mqtttest.Mosquitto
+	data   string
+	broker string
+	pw     map[string]string // broker passwords by username
+}
+
+// newMQFleet enrols one device per config (named by names), starts a
+// Mosquitto that knows the server, each device (username = device id, its
+// own password) and the spy, with the fleet's ACL, then starts the server
+// on it. Each agent's config gets [mqtt] broker, username and
+// password_file.
+func newMQFleet(t *testing.T, repo *fleetRepo, names []string, cfgs []agentConfig) (*mqFleet, []*agent) {
+	t.Helper()
+	f := &mqFleet{data: filepath.Join(t.TempDir(), "data")}
+	// Enrol the devices first, to learn the ids their broker accounts need.
+	srv := startServer(t, f.data, "--mqtt-listen", "off")
+	addr := strings.TrimPrefix(srv.url, "http://")
+	var agents []*agent
+	for _, n := range names {
+		agents = append(agents, enrollAgent(t, srv, repo, n, repo.deviceRoot(t)))
+	}
+	srv.stop(t)
+
+	f.pw = map[string]string{mqttServerUser: "server-secret", mqttSpyUser: "spy-secret"}
+	for _, a := range agents {
+		f.pw[a.id] = a.name + "-secret"
+	}
+	acl := mqtttest.FleetACL(mqttServerUser) + "user " + mqttSpyUser + "\ntopic readwrite " + protocol.TopicPrefix + "#\n"
+	f.mq = mqtttest.Start(t, mqtttest.Options{Users: f.pw, ACL: acl})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", f.mq.Log())
+		}
+	})
+	f.broker = "mqtt://" + f.mq.Addr
+	f.srv = startServerAt(t, f.data, addr, "--mqtt-listen", "off", "--mqtt-broker", f.broker,
+		"--mqtt-username", mqttServerUser, "--mqtt-password-file", writeSecretFile(t, "server-mqtt", f.pw[mqttServerUser]))
+	dumpOnFailure(t, f.srv)
+	for i, a := range agents {
+		c := cfgs[i]
+		c.Broker, c.Username, c.PasswordFile = f.broker, a.id, writeSecretFile(t, a.name+"-mqtt", f.pw[a.id])
+		a.writeConfig(t, c)
+		a.start(t)
+	}
+	for _, a := range agents {
+		waitReported(t, f.srv, a)
+	}
+	// Every device is connected to Mosquitto under its own name.
+	waitFor(t, 20*time.Second, "the devices to connect to mosquitto", func() (bool, string) {
+		l := f.mq.Log()
+		for _, a := range agents {
+			if !strings.Contains(l, "u'"+a.id+"'") {
+				return false, a.name + " not yet in mosquitto's log"
+			}
+		}
+		return true, ""
+	})
+	return f, agents
+}
+
 // TestDaemonMosquitto tells the push story through Mosquitto, then attacks
 // the devices through it.
 func TestDaemonMosquitto(t *testing.T) {
 	repo := newFleetRepo(t)
-	data := filepath.Join(t.TempDir(), "data")
-
-	// Enrol the devices first, to learn the ids their broker accounts need.
-	srv := startServer(t, data, "--mqtt-listen", "off")
-	addr := strings.TrimPrefix(srv.url, "http://")
-	a := enrollAgent(t, srv, repo, "pi-mq-apply", repo.deviceRoot(t))
-	b := enrollAgent(t, srv, repo, "pi-mq-notify", repo.deviceRoot(t))
-	srv.stop(t)
-
-	pw := map[string]string{mqttServerUser: "server-secret", mqttSpyUser: "spy-secret", a.id: "a-secret", b.id: "b-secret"}
-	acl := mqtttest.FleetACL(mqttServerUser) + "user " + mqttSpyUser + "\ntopic readwrite " + protocol.TopicPrefix + "#\n"
-	mq := mqtttest.Start(t, mqtttest.Options{Users: pw, ACL: acl})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", mq.Log())
-		}
-	})
-	broker := "mqtt://" + mq.Addr
-	srv = startServerAt(t, data, addr, "--mqtt-listen", "off", "--mqtt-broker", broker,
-		"--mqtt-username", mqttServerUser, "--mqtt-password-file", writeSecretFile(t, "server-mqtt", pw[mqttServerUser]))
-	dumpOnFailure(t, srv)
-	a.writeConfig(t, agentConfig{Mode: "apply", Window: "open", Broker: broker, Username: a.id, PasswordFile: writeSecretFile(t, "a-mqtt", pw[a.id])})
-	b.writeConfig(t, agentConfig{Mode: "notify", Broker: broker, Username: b.id, PasswordFile: writeSecretFile(t, "b-mqtt", pw[b.id])})
-	a.start(t)
-	b.start(t)
-	waitReported(t, srv, a)
-	waitReported(t, srv, b)
-	// Both devices are connected to Mosquitto under their own names.
-	waitFor(t, 20*time.Second, "both devices to connect to mosquitto", func() (bool, string) {
-		l := mq.Log()
-		return strings.Contains(l, "u'"+a.id+"'") && strings.Contains(l, "u'"+b.id+"'"), "not yet in mosquitto's log"
-	})
+	f, agents := newMQFleet(t, repo, []string{"pi-mq-apply", "pi-mq-notify"},
+		[]agentConfig{{Mode: "apply", Window: "open"}, {Mode: "notify"}})
+	a, b := agents[0], agents[1]
+	srv, mq, data, pw := f.srv, f.mq, f.data, f.pw
 	sp := newSpy(t, mq, pw[mqttSpyUser])
 
 	t.Run("push", func(t *testing.T) {
@@ -259,4 +295,19 @@ func sign(t *testing.T, key ed25519.PrivateKey, now time.Time, kind notice.Kind,
 		t.Fatal(fmt.Errorf("sign %s: %w", kind, err))
 	}
 	return msg
+}
+
+// TestDaemonBrokerDownPollFallback: Mosquitto is stopped before the
+// import; the server still imports (publishing fails, the import does not)
+// and the device applies the fix at its next poll.
+func TestDaemonBrokerDownPollFallback(t *testing.T) {
+	repo := newFleetRepo(t)
+	f, agents := newMQFleet(t, repo, []string{"pi-mq-poll"}, []agentConfig{{Mode: "apply", Poll: "3s"}})
+	a := agents[0]
+	f.mq.Stop()
+	start := time.Now()
+	importFix(t, f.srv, repo)
+	a.waitInstalled(t, 30*time.Second, "demo-lib", newLib)
+	t.Logf("broker down: import to applied by poll (interval 3s): %v", time.Since(start).Round(time.Millisecond))
+	waitExposure(t, f.srv, fixCVE, 20*time.Second, nil, []string{a.name})
 }
