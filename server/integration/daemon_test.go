@@ -6,10 +6,15 @@ package integration
 // mosquitto_test.go tells the same story through an external Mosquitto.
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +26,9 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
 // pushDeadline bounds how long a pushed advisory may take to be applied:
@@ -67,6 +74,87 @@ func TestDaemonPush(t *testing.T) {
 	if st := statusOf(device(t, srv, c.name)); st != protocol.StatusAffected {
 		t.Errorf("%s's status for %s is %q, want affected", c.name, fixAdvisory, st)
 	}
+
+	// What c's agent holds back is its signed plan: the fix, pinned to the
+	// exact file of the repository by its SHA-256 (read from primary.xml
+	// at the import), and an ETag that answers 304 while it is unchanged.
+	plan, etag := fetchPlan(t, srv, c)
+	want := fileSHA256(t, repo.rpms["demo-lib-1.1"])
+	if len(plan.Advisories) != 1 || plan.Advisories[0].ID != fixAdvisory || len(plan.Advisories[0].Packages) != 1 {
+		t.Fatalf("%s's plan = %+v, want %s alone", c.name, plan, fixAdvisory)
+	}
+	if p := plan.Advisories[0].Packages[0]; p.Name != "demo-lib" || !sameEVR(p.Installed, oldLib) || !sameEVR(p.Fixed, newLib) || p.SHA256 != want || p.Location == "" {
+		t.Errorf("%s's plan package = %+v, want demo-lib %s -> %s at a location with sha256 %s", c.name, p, oldLib, newLib, want)
+	}
+	req, _ := http.NewRequest("GET", srv.url+protocol.PathPlan, nil)
+	req.Header.Set("Authorization", "Bearer "+c.credential)
+	req.Header.Set("If-None-Match", etag)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("plan with If-None-Match %s: %s, want 304 Not Modified", etag, resp.Status)
+	}
+}
+
+// fetchPlan gets a device's plan from the server with its credential and
+// verifies it as the agent does, against the key pinned at enrolment.
+func fetchPlan(t *testing.T, srv *server, a *agent) (protocol.Plan, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.url+protocol.PathPlan, nil)
+	req.Header.Set("Authorization", "Bearer "+a.credential)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msg, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == "" {
+		t.Fatalf("GET %s as %s: %s, ETag %q, %s (%v)", protocol.PathPlan, a.name, resp.Status, resp.Header.Get("ETag"), msg, err)
+	}
+	b, err := os.ReadFile(filepath.Join(a.state, "credential.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cred struct {
+		NoticeKey []byte `json:"notice_key"`
+	}
+	if err := json.Unmarshal(b, &cred); err != nil {
+		t.Fatal(err)
+	}
+	v, err := notice.NewVerifier(notice.VerifierOptions{Keys: []ed25519.PublicKey{cred.NoticeKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := v.Verify(msg, notice.KindPlan, a.id)
+	if err != nil {
+		t.Fatalf("%s's plan does not verify against the key pinned at enrolment: %v", a.name, err)
+	}
+	var plan protocol.Plan
+	if err := json.Unmarshal(n.Body, &plan); err != nil {
+		t.Fatalf("plan body %s: %v", n.Body, err)
+	}
+	return plan, resp.Header.Get("ETag")
+}
+
+// sameEVR reports whether two EVR strings name the same version ("0:1.0-1"
+// and "1.0-1" do).
+func sameEVR(a, b string) bool {
+	x, err1 := rpmver.ParseEVR(a)
+	y, err2 := rpmver.ParseEVR(b)
+	return err1 == nil && err2 == nil && rpmver.Compare(x, y) == 0
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // TestDaemonPollFallback: with no broker at all (--mqtt-listen off), the
