@@ -8,6 +8,7 @@ package integration
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -244,6 +245,28 @@ func TestDaemonMosquitto(t *testing.T) {
 		waitExposure(t, srv, fixCVE, 20*time.Second, []string{b.name}, []string{a.name})
 		// The broker replays the captured apply command: refused.
 		refused(t, "replayed command", captured, "replayed")
+	})
+
+	t.Run("counted", func(t *testing.T) {
+		// b's retained state on the broker counts what it refused, by
+		// reason.
+		var last string
+		waitFor(t, 30*time.Second, b.name+"'s state to count the refused messages", func() (bool, string) {
+			got := sp.seen(protocol.DeviceStateTopic(b.id))
+			if len(got) == 0 {
+				return false, "no state published"
+			}
+			last = string(got[len(got)-1])
+			var st struct {
+				Notices notice.Stats `json:"notices"`
+			}
+			if err := json.Unmarshal(got[len(got)-1], &st); err != nil {
+				return false, fmt.Sprintf("state %s: %v", last, err)
+			}
+			n := st.Notices
+			return n.UnknownKey >= 2 && n.Expired >= 1 && n.WrongDevice >= 1 && n.Replayed >= 1, last
+		})
+		t.Logf("%s's state: %s", b.name, last)
 	})
 
 	t.Run("broker-down", func(t *testing.T) {
