@@ -139,7 +139,7 @@ type Poll struct {
 
 // MQTT is the broker the agent takes push notices from.
 type MQTT struct {
-	// Broker is an mqtt://, mqtts://, ws:// or wss:// URL; "" when learnt
+	// Broker is an mqtt:// or mqtts:// URL; "" when learnt
 	// from the server at enrolment.
 	Broker       string
 	Username     string
@@ -608,11 +608,15 @@ func (d *decoder) mqtt(t *table) MQTT {
 			d.errorf(t.key("broker"), "bad value %q: want a URL such as mqtts://fleet.example.org:8883", s)
 		case u.User != nil:
 			d.errorf(t.key("broker"), "bad value %q: credentials do not belong in the URL; use username and password_file", s)
-		case u.Scheme == "mqtt" || u.Scheme == "ws":
+		case u.Scheme == "mqtt":
 			plain = !isLoopback(u.Hostname())
-		case u.Scheme == "mqtts" || u.Scheme == "wss":
+		case u.Scheme == "mqtts":
+		case u.Scheme == "ws" || u.Scheme == "wss":
+			// The agent's MQTT client dials TCP itself (to pin TLS and
+			// count bytes); MQTT over WebSocket is not built.
+			d.errorf(t.key("broker"), "bad value %q: MQTT over WebSocket is not supported; use mqtt:// or mqtts://", s)
 		default:
-			d.errorf(t.key("broker"), "bad value %q: scheme %q: want mqtt, mqtts, ws or wss", s, u.Scheme)
+			d.errorf(t.key("broker"), "bad value %q: scheme %q: want mqtt or mqtts", s, u.Scheme)
 		}
 		m.Broker = s
 	}
@@ -621,7 +625,7 @@ func (d *decoder) mqtt(t *table) MQTT {
 	}
 	m.PasswordFile = d.absPath(t, "password_file")
 	if plain && m.PasswordFile != "" {
-		d.errorf(t.key("broker"), "bad value %q: a password would cross the network in clear; use mqtts:// or wss://", m.Broker)
+		d.errorf(t.key("broker"), "bad value %q: a password would cross the network in clear; use mqtts://", m.Broker)
 	}
 	m.CA = d.absPath(t, "ca")
 	t.done()
