@@ -142,8 +142,20 @@ func (w *Writer) Write(a *advisory.Advisory) error {
 		reboot = "True"
 		u.Reboot = reboot
 	}
+	cited := map[string]bool{}
 	for _, r := range a.References {
 		u.Refs = append(u.Refs, xmlReference{Href: r.URL, ID: r.ID, Type: r.Type, Title: r.Title})
+		if r.Type == "cve" {
+			cited[r.ID] = true
+		}
+	}
+	// updateinfo.xml carries CVEs only as references: one the model lists
+	// without a reference (as OSV gives them) gets one, or it would be lost.
+	for _, c := range a.CVEs {
+		if !cited[c] {
+			u.Refs = append(u.Refs, xmlReference{Href: "https://www.cve.org/CVERecord?id=" + c, ID: c, Type: "cve", Title: c})
+			cited[c] = true
+		}
 	}
 	// One collection per module stream, in order of first appearance.
 	index := map[string]int{}

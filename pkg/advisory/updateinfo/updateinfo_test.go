@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
 	shared "github.com/rpmfleet/rpmfleet/pkg/fixtures"
 )
@@ -474,4 +476,40 @@ func gunzip(raw []byte) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(zr)
+}
+
+// TestEncodeKeepsCVEsWithoutReferences: an advisory read from OSV lists its
+// CVEs without updateinfo references; written and read back, it must still
+// name them, or a server importing the repository cannot answer for them.
+func TestEncodeKeepsCVEsWithoutReferences(t *testing.T) {
+	osvDB := filepath.Join(sharedFixtures(t), "almalinux-osv", "almalinux9.jsonl.gz")
+	advs, err := osv.ParseFile(osvDB, osv.Options{Ecosystem: "AlmaLinux:9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want *advisory.Advisory
+	for i := range advs {
+		if advs[i].ID == "ALSA-2023:3722" {
+			want = &advs[i]
+		}
+	}
+	if want == nil || len(want.CVEs) == 0 {
+		t.Fatalf("ALSA-2023:3722 with its CVEs not in %s", osvDB)
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, []*advisory.Advisory{want}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAll(&buf)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("read back %d advisories: %v", len(got), err)
+	}
+	if !slices.Equal(got[0].CVEs, want.CVEs) {
+		t.Errorf("CVEs read back %v, want %v", got[0].CVEs, want.CVEs)
+	}
+	for _, r := range got[0].References {
+		if r.Type == "cve" && r.URL != "https://www.cve.org/CVERecord?id="+r.ID {
+			t.Errorf("reference %+v: want a link to the CVE record", r)
+		}
+	}
 }
