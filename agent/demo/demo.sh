@@ -5,7 +5,9 @@
 # real package set of a RHEL 9.0 aarch64 image (179 packages) under an
 # AlmaLinux 9 os-release, then asks rpmfleet-agent which of the 1783 AlmaLinux
 # 9 advisories apply to it; then applies one of them, ALSA-2023:3722, from a
-# signed repository (agent/demo/apply.sh). The device root is cached in .demo/.
+# signed repository (agent/demo/apply.sh); and last the same with the agent
+# running as a daemon, told by MQTT push and then by polling
+# (agent/demo/push.sh). The device root is cached in .demo/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 demo=agent/demo
@@ -36,3 +38,7 @@ bin/rpmfleet-agent check --root "$root" --advisories "$demo/almalinux9.jsonl.gz"
 echo
 echo "==> Now apply that fix, verified, with rollback (agent/demo/apply.sh)"
 ./agent/demo/apply.sh
+
+echo
+echo "==> And with nothing done by hand: rpmfleet-agent run as a daemon (agent/demo/push.sh)"
+./agent/demo/push.sh
