@@ -43,7 +43,7 @@ check: ## vet, staticcheck, and cross-compile for linux/arm64, linux/arm (GOARM=
 	GOOS=linux GOARCH=amd64 go build ./...
 
 .PHONY: demo
-demo: deps build ## Check a sample device, then apply a fix through a fleet server story.
+demo: deps build ## Check a sample device, apply a fix through a fleet server, then let the agent daemon apply one by itself.
 	@./agent/demo/demo.sh
 
 .PHONY: bench
