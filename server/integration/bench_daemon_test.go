@@ -1,0 +1,918 @@
+package integration
+
+// Issue 5's performance figures, measured on the real binaries: the idle
+// agent (resident set, CPU per idle minute, bytes on the wire per idle day)
+// and the push latency to 100 connected agents. docs/benchmarks.md ("Push
+// (issue 5)") holds the figures and how they were taken.
+//
+// The measurements take minutes, so they are not part of make test: each is
+// a test that does nothing unless RPMFLEET_BENCH_DAEMON names it, run by a
+// Benchmark that starts this test binary again with that variable set (a
+// Benchmark gets a *testing.B, and the harness the measurements reuse takes
+// a *testing.T):
+//
+//	go test -run '^$' -bench BenchmarkDaemonIdle -benchtime 1x -timeout 60m ./server/integration/
+//	go test -run '^$' -bench BenchmarkDaemonPush100 -benchtime 1x -timeout 30m ./server/integration/
+//
+// RPMFLEET_BENCH_WINDOW (a Go duration, 12m by default) is the idle window;
+// RPMFLEET_BENCH_AGENTS (100 by default) the number of pushed agents. No
+// figure is checked against its target here: a slow, shared machine must not
+// fail a build. What is checked is that the harness measured something real
+// (traffic flowed, every agent fetched its plan).
+//
+// The bytes on the wire are counted by wireProxy, a TCP proxy between each
+// agent and the server (HTTPS) or the broker (MQTT): payload bytes both ways,
+// and the segments the proxy's socket on the agent's side sent and received
+// (TCP_INFO's segs_in and segs_out), each segment costing 52 bytes of IPv4
+// and TCP headers with timestamps on a real link. The proxy's listening
+// socket keeps the Go defaults the server's own listeners have (net.Listen:
+// TCP keepalive probes after 15 s idle), so the agent's link sees what it
+// would see with the server itself; a second proxy kind turns those probes
+// off, to show what they cost.
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+)
+
+// benchEnv names the measurement a run of this binary is for.
+const benchEnv = "RPMFLEET_BENCH_DAEMON"
+
+// headerBytes is what one TCP segment costs on the wire beyond its payload:
+// 20 bytes of IPv4 header and 32 of TCP header with the timestamp option.
+const headerBytes = 52
+
+// Default agent timing, from agent/internal/config and agent/internal/mqtt:
+// a poll every hour plus up to 10 minutes of jitter (65 minutes on average)
+// and an MQTT keepalive of 10 minutes.
+const (
+	defaultPollMean  = 65 * time.Minute
+	defaultKeepAlive = 10 * time.Minute
+	day              = 24 * time.Hour
+)
+
+// benchGuard reports whether this run is the named measurement's.
+func benchGuard(t *testing.T, name string) bool {
+	t.Helper()
+	if os.Getenv(benchEnv) != name {
+		t.Logf("a measurement of minutes: run by the benchmark that sets %s=%s", benchEnv, name)
+		return false
+	}
+	return true
+}
+
+// runBench runs the test named test in a new process of this test binary,
+// with benchEnv=name, streams its output, and reports the metrics it prints
+// on lines "BENCHMETRIC value unit".
+func runBench(b *testing.B, name, test string) {
+	b.Helper()
+	for range b.N {
+		cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.timeout=60m")
+		cmd.Env = append(os.Environ(), benchEnv+"="+name)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Println(line)
+			_, m, ok := strings.Cut(line, "BENCHMETRIC ")
+			if !ok {
+				continue
+			}
+			f := strings.Fields(m)
+			if len(f) != 2 {
+				continue
+			}
+			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+				b.ReportMetric(v, f[1])
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("%s: %v", test, err)
+		}
+	}
+}
+
+// BenchmarkDaemonIdle measures idle agents: resident set, CPU per idle
+// minute, and bytes on the wire, through wireProxy. Run with -benchtime 1x.
+func BenchmarkDaemonIdle(b *testing.B) { runBench(b, "idle", "TestDaemonBenchIdle") }
+
+// BenchmarkDaemonPush100 measures the latency from an import to 100 agents
+// holding their new plan. Run with -benchtime 1x.
+func BenchmarkDaemonPush100(b *testing.B) { runBench(b, "push100", "TestDaemonBenchPush") }
+
+// metric prints one figure for runBench.
+func metric(t *testing.T, v float64, unit string) {
+	t.Helper()
+	fmt.Printf("BENCHMETRIC %g %s\n", v, unit)
+}
+
+// wireProxy forwards TCP connections to target and counts what crosses the
+// agent's side of each.
+type wireProxy struct {
+	ln     net.Listener
+	target string
+	mqtt   bool // count MQTT control packets (the broker speaks plain MQTT)
+
+	mu    sync.Mutex // guards conns
+	conns []*proxyConn
+}
+
+// proxyConn is one forwarded connection.
+type proxyConn struct {
+	opened   time.Time
+	agent    *net.TCPConn // accepted from the agent
+	up, down atomic.Int64 // payload bytes agent->server, server->agent
+
+	mu              sync.Mutex // guards what follows, and closing agent
+	closed          bool
+	segsIn, segsOut uint32         // final, once closed
+	packets         map[string]int // MQTT packets, "up PINGREQ"
+}
+
+// newWireProxy listens on a free loopback port. probes keeps the Go default
+// TCP keepalive probes on accepted connections, as the server's listeners
+// have them; false turns them off.
+func newWireProxy(t *testing.T, target string, mqtt, probes bool) *wireProxy {
+	t.Helper()
+	lc := net.ListenConfig{}
+	if !probes {
+		lc.KeepAlive = -1
+	}
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &wireProxy{ln: ln, target: target, mqtt: mqtt}
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *wireProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *wireProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		pc := &proxyConn{opened: time.Now(), agent: c.(*net.TCPConn), packets: map[string]int{}}
+		p.mu.Lock()
+		p.conns = append(p.conns, pc)
+		p.mu.Unlock()
+		go p.forward(pc)
+	}
+}
+
+// forward copies both ways until both sides have closed, passing each
+// half-close on, then reads the agent side's segment counts and closes.
+func (p *wireProxy) forward(pc *proxyConn) {
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: -1}
+	uc, err := d.Dial("tcp", p.target)
+	if err != nil {
+		pc.finish(nil)
+		return
+	}
+	up := uc.(*net.TCPConn)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		p.copy(up, pc.agent, &pc.up, pc, "up")
+		up.CloseWrite()
+	}()
+	go func() {
+		defer wg.Done()
+		p.copy(pc.agent, up, &pc.down, pc, "down")
+		pc.agent.CloseWrite()
+	}()
+	wg.Wait()
+	// Let the agent acknowledge the FIN just sent before counting.
+	time.Sleep(200 * time.Millisecond)
+	pc.finish(up)
+}
+
+// copy forwards src to dst, counting bytes into n and, for MQTT, the
+// control packets by type.
+func (p *wireProxy) copy(dst, src *net.TCPConn, n *atomic.Int64, pc *proxyConn, dir string) {
+	var sc *mqttScanner
+	if p.mqtt {
+		sc = &mqttScanner{count: func(typ byte) {
+			pc.mu.Lock()
+			pc.packets[dir+" "+mqttPacketName(typ)]++
+			pc.mu.Unlock()
+		}}
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			n.Add(int64(k))
+			if sc != nil {
+				sc.feed(buf[:k])
+			}
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// finish records the agent side's final segment counts and closes both.
+func (pc *proxyConn) finish(up *net.TCPConn) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.closed {
+		return
+	}
+	pc.segsIn, pc.segsOut, _ = tcpSegments(pc.agent)
+	pc.closed = true
+	pc.agent.Close()
+	if up != nil {
+		up.Close()
+	}
+}
+
+func (p *wireProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	conns := slices.Clone(p.conns)
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.finish(nil)
+	}
+}
+
+// tcpSegments reads a socket's segs_in and segs_out from TCP_INFO.
+func tcpSegments(c *net.TCPConn) (in, out uint32, err error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, 0, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return 0, 0, err
+	}
+	if ierr != nil {
+		return 0, 0, ierr
+	}
+	return info.Segs_in, info.Segs_out, nil
+}
+
+// wireStats is what a proxy counted up to a moment.
+type wireStats struct {
+	Conns           int   // connections opened
+	Up, Down        int64 // payload bytes, agent->server and back
+	SegsIn, SegsOut int64 // segments from and to the agent
+	Packets         map[string]int
+}
+
+// Wire is the bytes on the wire: payload plus headerBytes per segment.
+func (s wireStats) Wire() int64 { return s.Up + s.Down + headerBytes*(s.SegsIn+s.SegsOut) }
+
+// Segs is the number of segments both ways.
+func (s wireStats) Segs() int64 { return s.SegsIn + s.SegsOut }
+
+func (s wireStats) sub(o wireStats) wireStats {
+	r := wireStats{Conns: s.Conns - o.Conns, Up: s.Up - o.Up, Down: s.Down - o.Down,
+		SegsIn: s.SegsIn - o.SegsIn, SegsOut: s.SegsOut - o.SegsOut, Packets: map[string]int{}}
+	for k, v := range s.Packets {
+		if d := v - o.Packets[k]; d != 0 {
+			r.Packets[k] = d
+		}
+	}
+	return r
+}
+
+func (s wireStats) add(o wireStats) wireStats {
+	neg := wireStats{Conns: -o.Conns, Up: -o.Up, Down: -o.Down, SegsIn: -o.SegsIn, SegsOut: -o.SegsOut, Packets: map[string]int{}}
+	for k, v := range o.Packets {
+		neg.Packets[k] = -v
+	}
+	return s.sub(neg)
+}
+
+// snapshot sums every connection so far, reading live ones' TCP_INFO now.
+func (p *wireProxy) snapshot() wireStats {
+	p.mu.Lock()
+	conns := slices.Clone(p.conns)
+	p.mu.Unlock()
+	s := wireStats{Conns: len(conns), Packets: map[string]int{}}
+	for _, c := range conns {
+		s.Up += c.up.Load()
+		s.Down += c.down.Load()
+		c.mu.Lock()
+		in, out := c.segsIn, c.segsOut
+		if !c.closed {
+			in, out, _ = tcpSegments(c.agent)
+		}
+		for k, v := range c.packets {
+			s.Packets[k] += v
+		}
+		c.mu.Unlock()
+		s.SegsIn += int64(in)
+		s.SegsOut += int64(out)
+	}
+	return s
+}
+
+// mqttScanner splits an MQTT byte stream into control packets by their
+// fixed headers (type, remaining length) and counts them.
+type mqttScanner struct {
+	state int // 0: at a packet's first byte; 1: in its length; 2: in its body
+	typ   byte
+	mult  int
+	rem   int
+	count func(typ byte)
+}
+
+func (s *mqttScanner) feed(p []byte) {
+	for len(p) > 0 {
+		switch s.state {
+		case 0:
+			s.typ, s.rem, s.mult, s.state = p[0]>>4, 0, 1, 1
+			p = p[1:]
+		case 1:
+			b := p[0]
+			p = p[1:]
+			s.rem += int(b&0x7f) * s.mult
+			s.mult *= 128
+			if b&0x80 == 0 {
+				s.count(s.typ)
+				s.state = 2
+				if s.rem == 0 {
+					s.state = 0
+				}
+			}
+		case 2:
+			k := min(s.rem, len(p))
+			s.rem -= k
+			p = p[k:]
+			if s.rem == 0 {
+				s.state = 0
+			}
+		}
+	}
+}
+
+func mqttPacketName(typ byte) string {
+	names := []string{"RESERVED", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
+		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"}
+	return names[typ&0xf]
+}
+
+// TestWireProxy checks the measuring tool itself, in make test: a known
+// exchange through the proxy is counted to the byte, MQTT packets are told
+// apart, and the segments are real (at least one per write, a handshake and
+// a close on top).
+func TestWireProxy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// An echo server that answers each PINGREQ with a PINGRESP and a
+	// PUBLISH with nothing.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 2)
+				for {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						return
+					}
+					switch buf[0] >> 4 {
+					case 12:
+						c.Write([]byte{0xd0, 0x00})
+					case 3:
+						body := make([]byte, buf[1])
+						if _, err := io.ReadFull(c, body); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	p := newWireProxy(t, ln.Addr().String(), true, false)
+	c, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := append([]byte{0x31, 5}, "a/b!!"...)
+	for range 3 {
+		c.Write([]byte{0xc0, 0x00})
+		resp := make([]byte, 2)
+		if _, err := io.ReadFull(c, resp); err != nil || resp[0] != 0xd0 {
+			t.Fatalf("ping through the proxy: %x, %v", resp, err)
+		}
+		c.Write(publish)
+	}
+	c.Close()
+	waitFor(t, 5*time.Second, "the proxy to count the closed connection", func() (bool, string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.conns) != 1 {
+			return false, "no connection"
+		}
+		p.conns[0].mu.Lock()
+		defer p.conns[0].mu.Unlock()
+		return p.conns[0].closed, "still open"
+	})
+	s := p.snapshot()
+	if s.Conns != 1 || s.Up != 3*(2+7) || s.Down != 3*2 {
+		t.Errorf("counted %d connections, %d bytes up, %d down; want 1, 27, 6", s.Conns, s.Up, s.Down)
+	}
+	want := map[string]int{"up PINGREQ": 3, "up PUBLISH": 3, "down PINGRESP": 3}
+	if !mapsEqual(s.Packets, want) {
+		t.Errorf("MQTT packets %v, want %v", s.Packets, want)
+	}
+	// 6 writes from the client, 3 answers, the handshake and the close:
+	// at least 6 segments in, 3 out, plus SYN and FIN each way.
+	if s.SegsIn < 6+2 || s.SegsOut < 3+2 {
+		t.Errorf("segments in %d, out %d: want at least 8 and 5", s.SegsIn, s.SegsOut)
+	}
+	if s.Wire() != s.Up+s.Down+headerBytes*s.Segs() {
+		t.Errorf("wire %d", s.Wire())
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// stampLog keeps a process's output lines with the time each arrived.
+type stampLog struct {
+	mu    sync.Mutex // guards all
+	part  []byte
+	lines []stampedLine
+	all   bytes.Buffer
+}
+
+type stampedLine struct {
+	at   time.Time
+	text string
+}
+
+func (s *stampLog) Write(p []byte) (int, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all.Write(p)
+	s.part = append(s.part, p...)
+	for {
+		i := bytes.IndexByte(s.part, '\n')
+		if i < 0 {
+			break
+		}
+		s.lines = append(s.lines, stampedLine{now, string(s.part[:i])})
+		s.part = s.part[i+1:]
+	}
+	return len(p), nil
+}
+
+// first is the first line at or after index from holding every sub, and
+// when it arrived.
+func (s *stampLog) first(from int, subs ...string) (time.Time, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines[min(from, len(s.lines)):] {
+		if !slices.ContainsFunc(subs, func(x string) bool { return !strings.Contains(l.text, x) }) {
+			return l.at, l.text, true
+		}
+	}
+	return time.Time{}, "", false
+}
+
+// count is how many lines since from hold sub.
+func (s *stampLog) count(from int, sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.lines[min(from, len(s.lines)):] {
+		if strings.Contains(l.text, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *stampLog) mark() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
+}
+
+func (s *stampLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.all.String()
+}
+
+// benchAgent is one rpmfleet-agent run process of a measurement.
+type benchAgent struct {
+	name, root, state, cfg string
+	cmd                    *exec.Cmd // /usr/bin/time -v, or the agent itself
+	pid                    int       // the agent's
+	log                    *stampLog
+	done                   chan struct{}
+	https, mq              *wireProxy // nil when not proxied
+}
+
+// startBenchAgent starts rpmfleet-agent run on cfg, under /usr/bin/time -v
+// when timed, with env.
+func startBenchAgent(t *testing.T, a *benchAgent, env []string, timed bool) {
+	t.Helper()
+	argv := []string{filepath.Join(binDir, "rpmfleet-agent"), "run", "--config", a.cfg}
+	if timed {
+		argv = append([]string{"/usr/bin/time", "-v"}, argv...)
+	}
+	a.log = &stampLog{}
+	a.cmd = exec.Command(argv[0], argv[1:]...)
+	a.cmd.Env = env
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", argv, err)
+	}
+	a.done = make(chan struct{})
+	go func() { a.cmd.Wait(); close(a.done) }()
+	a.pid = a.cmd.Process.Pid
+	if timed {
+		waitFor(t, 10*time.Second, "the agent under /usr/bin/time", func() (bool, string) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", a.pid, a.pid))
+			if err != nil {
+				return false, err.Error()
+			}
+			f := strings.Fields(string(b))
+			if len(f) == 0 {
+				return false, "no child yet"
+			}
+			a.pid, _ = strconv.Atoi(f[0])
+			return a.pid != 0, "bad pid"
+		})
+	}
+	t.Cleanup(func() { a.stop(t) })
+}
+
+// stop sends SIGTERM to the agent and waits for it (and /usr/bin/time).
+func (a *benchAgent) stop(t *testing.T) {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	syscall.Kill(a.pid, syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(20 * time.Second):
+		a.cmd.Process.Kill()
+		syscall.Kill(a.pid, syscall.SIGKILL)
+		<-a.done
+		t.Errorf("agent %s ignored SIGTERM", a.name)
+	}
+}
+
+// procCPU is a process's user+system CPU time so far.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: state is field 3,
+	// utime 14 and stime 15, in clock ticks.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	const ticks = 100 // sysconf(_SC_CLK_TCK) on Linux
+	return time.Duration(ut+st) * time.Second / ticks
+}
+
+// procMem is a process's VmRSS and VmHWM in kB.
+func procMem(t *testing.T, pid int) (rss, hwm int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rss, _ = strconv.Atoi(f[1])
+		case "VmHWM:":
+			hwm, _ = strconv.Atoi(f[1])
+		}
+	}
+	return rss, hwm
+}
+
+// timeMaxRSS reads "Maximum resident set size (kbytes)" from /usr/bin/time
+// -v's output.
+func timeMaxRSS(out string) int {
+	_, rest, ok := strings.Cut(out, "Maximum resident set size (kbytes): ")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]))
+	return n
+}
+
+func benchWindow(t *testing.T) time.Duration {
+	t.Helper()
+	w := 12 * time.Minute
+	if s := os.Getenv("RPMFLEET_BENCH_WINDOW"); s != "" {
+		var err error
+		if w, err = time.ParseDuration(s); err != nil {
+			t.Fatalf("RPMFLEET_BENCH_WINDOW=%q: %v", s, err)
+		}
+	}
+	return w
+}
+
+// idleSpec is one idle agent of TestDaemonBenchIdle.
+type idleSpec struct {
+	name   string
+	poll   string // [poll] interval; "" leaves the default
+	probes bool   // the proxies keep the server's TCP keepalive probes
+}
+
+// TestDaemonBenchIdle: rpmfleet-server --tls auto with its embedded broker,
+// and four enrolled, idle agents (policy notify, nothing to do), each
+// reaching the server's HTTPS and MQTT through its own wireProxy pair:
+// two with the agent's default timing (one behind proxies with the
+// server's TCP keepalive probes, one without) for the resident set, the CPU
+// and the keepalive's cost, and two polling every 150 s, past the server's
+// 2-minute idle timeout, so each poll opens a new HTTPS connection as an
+// hourly poll does, for the cost of one poll.
+func TestDaemonBenchIdle(t *testing.T) {
+	if !benchGuard(t, "idle") {
+		return
+	}
+	window := benchWindow(t)
+	repo := newFleetRepo(t)
+	data := filepath.Join(t.TempDir(), "data")
+	srv, mqttAddr := startPushServer(t, data, "--tls", "auto")
+	dumpOnFailure(t, srv)
+	if !strings.HasPrefix(srv.url, "https://") {
+		t.Fatalf("--tls auto serves %s", srv.url)
+	}
+	caPath := filepath.Join(data, "tls", "ca.crt")
+	caPEM, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(caPEM)
+	sum := sha256.Sum256(block.Bytes)
+	fp := "sha256:" + hex.EncodeToString(sum[:])
+	admin := append(adminEnv(srv), "RPMFLEET_CA="+caPath)
+	specs := []idleSpec{
+		{name: "idle-default", probes: true},
+		{name: "idle-default-noprobes"},
+		{name: "idle-poll150", poll: "150s", probes: true},
+		{name: "idle-poll150-noprobes", poll: "150s"},
+	}
+	tok := strings.TrimSpace(must(t, admin, "rpmfleet", "enroll-token", "create", "--uses", strconv.Itoa(len(specs))).stdout)
+	srvAddr := strings.TrimPrefix(srv.url, "https://")
+	var agents []*benchAgent
+	for _, s := range specs {
+		dir := t.TempDir()
+		a := &benchAgent{name: s.name, root: repo.deviceRoot(t), state: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "agent.toml")}
+		a.https = newWireProxy(t, srvAddr, false, s.probes)
+		a.mq = newWireProxy(t, mqttAddr, true, s.probes)
+		server := "https://" + a.https.addr()
+		must(t, nil, "rpmfleet-agent", "enroll", "--server", server, "--token", tok, "--ca-fingerprint", fp,
+			"--name", a.name, "--state-dir", a.state, "--root", a.root)
+		var b strings.Builder
+		fmt.Fprintf(&b, "server = %q\nstate_dir = %q\nroot = %q\n\n", server, a.state, a.root)
+		fmt.Fprintf(&b, "[[repo]]\nid = \"demo\"\nbaseurl = %q\ngpgkey = [%q]\n\n", repo.url(), repo.key)
+		b.WriteString("[policy]\nmode = \"notify\"\n\n")
+		if s.poll != "" {
+			fmt.Fprintf(&b, "[poll]\ninterval = %q\njitter = \"10s\"\n\n", s.poll)
+		}
+		fmt.Fprintf(&b, "[mqtt]\nbroker = \"mqtt://%s\"\n", a.mq.addr())
+		if err := os.WriteFile(a.cfg, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(a.cfg, 0o644)
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=/root"}
+		if s.poll != "" {
+			env = append(env, "RPMFLEET_LOG=debug") // "plan not modified" counts the polls
+		}
+		startBenchAgent(t, a, env, true)
+		agents = append(agents, a)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, a := range agents {
+				t.Logf("log of %s:\n%s", a.name, a.log)
+			}
+		}
+	})
+	// Settled: every device reported, connected to the broker, and its
+	// first poll made; then 30 s more for start-up work to end.
+	waitFor(t, 60*time.Second, "every agent to report and connect", func() (bool, string) {
+		var ds []protocol.DeviceSummary
+		if err := json.Unmarshal([]byte(must(t, admin, "rpmfleet", "devices", "--json").stdout), &ds); err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, d := range ds {
+			if d.Packages > 0 {
+				n++
+			}
+		}
+		if n != len(agents) {
+			return false, fmt.Sprintf("%d of %d reported", n, len(agents))
+		}
+		for _, a := range agents {
+			if _, _, ok := a.log.first(0, "mqtt connected"); !ok {
+				return false, a.name + " not connected to mqtt"
+			}
+		}
+		return true, ""
+	})
+	time.Sleep(30 * time.Second)
+
+	type sample struct {
+		cpu        time.Duration
+		https, mq  wireStats
+		mark       int
+		maxRSS, at int
+	}
+	start := make([]sample, len(agents))
+	for i, a := range agents {
+		start[i] = sample{cpu: procCPU(t, a.pid), https: a.https.snapshot(), mq: a.mq.snapshot(), mark: a.log.mark()}
+	}
+	t0 := time.Now()
+	t.Logf("idle window of %v from %s (load average %s)", window, t0.UTC().Format(time.TimeOnly), loadAvg())
+	maxRSS := make([]int, len(agents))
+	for time.Since(t0) < window {
+		time.Sleep(min(10*time.Second, window-time.Since(t0)))
+		for i, a := range agents {
+			select {
+			case <-a.done:
+				t.Fatalf("agent %s exited while idle:\n%s", a.name, a.log)
+			default:
+			}
+			rss, _ := procMem(t, a.pid)
+			maxRSS[i] = max(maxRSS[i], rss)
+		}
+	}
+	elapsed := time.Since(t0)
+	t.Logf("idle window ended at %s (load average %s)", time.Now().UTC().Format(time.TimeOnly), loadAvg())
+	srvRSS, srvHWM := procMem(t, srv.cmd.Process.Pid)
+
+	type result struct {
+		cpuPerMin         time.Duration
+		rss, hwm, timeRSS int
+		https, mq         wireStats
+		polls, httpsConns int
+		pings             int
+		bytesPerDayNaive  float64
+	}
+	res := make([]result, len(agents))
+	for i, a := range agents {
+		r := &res[i]
+		cpu := procCPU(t, a.pid) - start[i].cpu
+		r.cpuPerMin = time.Duration(float64(cpu) / elapsed.Minutes())
+		r.rss, r.hwm = procMem(t, a.pid)
+		r.https = a.https.snapshot().sub(start[i].https)
+		r.mq = a.mq.snapshot().sub(start[i].mq)
+		r.polls = a.log.count(start[i].mark, "plan not modified")
+		r.httpsConns = r.https.Conns
+		r.pings = r.mq.Packets["up PINGREQ"]
+		r.bytesPerDayNaive = float64(r.https.Wire()+r.mq.Wire()) * float64(day) / float64(elapsed)
+	}
+	for i, a := range agents {
+		a.stop(t)
+		res[i].timeRSS = timeMaxRSS(a.log.String())
+	}
+	for i, a := range agents {
+		r := res[i]
+		t.Logf("%s: CPU %v per idle minute; VmRSS %d kB, VmHWM %d kB, highest VmRSS sampled %d kB, /usr/bin/time max RSS %d kB",
+			a.name, r.cpuPerMin.Round(time.Microsecond), r.rss, r.hwm, maxRSS[i], r.timeRSS)
+		t.Logf("%s: in %v: HTTPS %d connections, %d B up, %d B down, %d segments, %d B on the wire; MQTT %d B up, %d B down, %d segments, %d B on the wire, packets %v; polls logged %d; naive scale to a day %.1f KB",
+			a.name, elapsed.Round(time.Second), r.https.Conns, r.https.Up, r.https.Down, r.https.Segs(), r.https.Wire(),
+			r.mq.Up, r.mq.Down, r.mq.Segs(), r.mq.Wire(), r.mq.Packets, r.polls, r.bytesPerDayNaive/1000)
+	}
+	t.Logf("rpmfleet-server (embedded broker, 4 agents): VmRSS %d kB, VmHWM %d kB", srvRSS, srvHWM)
+
+	// Something real was measured: every agent kept its MQTT link, the
+	// polling ones polled.
+	for i, a := range agents {
+		if res[i].mq.Segs() == 0 && elapsed > defaultKeepAlive {
+			t.Errorf("%s: no MQTT segment in %v", a.name, elapsed)
+		}
+		if strings.Contains(a.name, "poll150") && res[i].https.Conns == 0 && elapsed > 5*time.Minute {
+			t.Errorf("%s: no HTTPS connection in %v of 150 s polls", a.name, elapsed)
+		}
+	}
+
+	// Scale to a day of the defaults. One ping's cost comes from the
+	// default agent whose link has no TCP keepalive probes (its MQTT link
+	// carries nothing else while idle); the probes' cost is what the other
+	// default agent's link carried beyond its pings, by time. One poll's
+	// cost comes from the 150 s pollers: their HTTPS bytes, and what their
+	// MQTT link carried beyond the idle default agent's (the state each
+	// poll publishes), per HTTPS connection opened (one per poll, as for
+	// an hourly poll: the server closes idle connections after 2 minutes).
+	def, defNP, poll, pollNP := res[0], res[1], res[2], res[3]
+	pingsDay := float64(day / defaultKeepAlive)
+	pollsDay := float64(day) / float64(defaultPollMean)
+	if defNP.pings == 0 {
+		t.Logf("no MQTT ping in the window of %v: run longer than the %v keepalive to scale to a day", elapsed, defaultKeepAlive)
+		return
+	}
+	perPing := float64(defNP.mq.Wire()) / float64(defNP.pings)
+	probesDay := max(0, float64(def.mq.Wire())-float64(def.pings)*perPing) * float64(day) / float64(elapsed)
+	perPoll := func(p, idle result) float64 {
+		extra := max(0, p.mq.Wire()-idle.mq.Wire())
+		return float64(p.https.Wire()+extra) / float64(max(p.httpsConns, 1))
+	}
+	for _, v := range []struct {
+		name      string
+		mqttDay   float64
+		onePoll   float64
+		pollConns int
+	}{
+		{"probes", pingsDay*perPing + probesDay, perPoll(poll, def), poll.httpsConns},
+		{"noprobes", pingsDay * perPing, perPoll(pollNP, defNP), pollNP.httpsConns},
+	} {
+		total := v.mqttDay + v.onePoll*pollsDay
+		t.Logf("defaults, %s: one MQTT ping %.0f B, MQTT %.1f KB/day; one poll %.0f B (of %d in the window); %.1f polls/day; total %.1f KB/day",
+			v.name, perPing, v.mqttDay/1000, v.onePoll, v.pollConns, pollsDay, total/1000)
+		metric(t, total/1000, "KB/day-"+v.name)
+		metric(t, v.onePoll, "B/poll-"+v.name)
+	}
+	metric(t, perPing, "B/ping")
+	metric(t, float64(def.cpuPerMin)/float64(time.Millisecond), "ms-CPU/idle-min")
+	metric(t, float64(def.rss), "kB-VmRSS")
+	metric(t, float64(def.hwm), "kB-VmHWM")
+	metric(t, float64(def.timeRSS), "kB-maxRSS")
+	metric(t, float64(srvRSS), "kB-server-VmRSS")
+}
+
+// loadAvg is /proc/loadavg's first three fields.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
