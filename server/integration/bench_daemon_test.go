@@ -39,6 +39,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -915,4 +916,182 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// TestDaemonBenchPush: rpmfleet-server with its embedded broker (plain
+// HTTP and MQTT on loopback) and 100 enrolled rpmfleet-agent run processes,
+// policy notify, each on its own copy of one device root with demo-lib 1.0
+// installed by rpm. rpmfleet import of the repository's advisory makes the
+// server publish the signed feed notice; each agent verifies it, fetches
+// its signed plan and logs "advisory not applied now" for the advisory once
+// the plan verified. The latency of an agent is the time from the import's
+// answer (the rpmfleet import process exiting) to that line reaching the
+// harness on the agent's stderr pipe, stamped as it arrives.
+func TestDaemonBenchPush(t *testing.T) {
+	if !benchGuard(t, "push100") {
+		return
+	}
+	n := 100
+	if s := os.Getenv("RPMFLEET_BENCH_AGENTS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			t.Fatalf("RPMFLEET_BENCH_AGENTS=%q: want a count", s)
+		}
+	}
+	repo := newFleetRepo(t)
+	data := filepath.Join(t.TempDir(), "data")
+	srv, _ := startPushServer(t, data)
+	dumpOnFailure(t, srv)
+	proto := repo.deviceRoot(t)
+	tok := strings.TrimSpace(must(t, adminEnv(srv), "rpmfleet", "enroll-token", "create", "--uses", strconv.Itoa(n)).stdout)
+	base := t.TempDir()
+	agents := make([]*benchAgent, n)
+	// Enrol four at a time: each is a process and a report.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 4)
+	startEnrol := time.Now()
+	for i := range agents {
+		dir := filepath.Join(base, fmt.Sprintf("pi-%03d", i))
+		a := &benchAgent{name: filepath.Base(dir), root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "agent.toml")}
+		agents[i] = a
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := os.MkdirAll(filepath.Dir(a.root), 0o755); err != nil {
+				errs <- err
+				return
+			}
+			if out, err := exec.Command("cp", "-a", proto, a.root).CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("copy the device root: %v: %s", err, out)
+				return
+			}
+			cmd := exec.Command(filepath.Join(binDir, "rpmfleet-agent"), "enroll", "--server", srv.url, "--token", tok,
+				"--name", a.name, "--state-dir", a.state, "--root", a.root)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/root"}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("enroll %s: %v: %s", a.name, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d devices enrolled in %v", n, time.Since(startEnrol).Round(time.Millisecond))
+	for _, a := range agents {
+		fa := &agent{name: a.name, root: a.root, state: a.state, server: srv.url, repo: repo}
+		if err := os.WriteFile(a.cfg, []byte(agentConfig{Mode: "notify"}.toml(fa)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(a.cfg, 0o644)
+	}
+	startAgents := time.Now()
+	for _, a := range agents {
+		startBenchAgent(t, a, daemonEnv(), false)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", agents[0].name, agents[0].log)
+		}
+	})
+	waitFor(t, 5*time.Minute, "every agent to report and connect to the broker", func() (bool, string) {
+		for _, a := range agents {
+			if _, _, ok := a.log.first(0, "mqtt connected"); !ok {
+				return false, a.name + " not connected to mqtt"
+			}
+		}
+		var ds []protocol.DeviceSummary
+		if err := json.Unmarshal([]byte(must(t, adminEnv(srv), "rpmfleet", "devices", "--json").stdout), &ds); err != nil {
+			return false, err.Error()
+		}
+		k := 0
+		for _, d := range ds {
+			if d.Packages > 0 {
+				k++
+			}
+		}
+		return k == n, fmt.Sprintf("%d of %d reported", k, n)
+	})
+	t.Logf("%d agents started, reported and connected in %v", n, time.Since(startAgents).Round(time.Millisecond))
+	// Let start-up work end (each agent's first poll and state publish).
+	time.Sleep(10 * time.Second)
+	var rssSum, rssMax int
+	for _, a := range agents {
+		rss, _ := procMem(t, a.pid)
+		rssSum += rss
+		rssMax = max(rssMax, rss)
+	}
+	srvRSS, _ := procMem(t, srv.cmd.Process.Pid)
+	t.Logf("connected and idle: agents' VmRSS mean %d kB, max %d kB; rpmfleet-server VmRSS %d kB; load average %s",
+		rssSum/n, rssMax, srvRSS, loadAvg())
+
+	marks := make([]int, n)
+	for i, a := range agents {
+		marks[i] = a.log.mark()
+	}
+	sent := time.Now()
+	importFix(t, srv, repo)
+	answered := time.Now()
+	t.Logf("rpmfleet import took %v", answered.Sub(sent).Round(time.Millisecond))
+	notice := make([]time.Duration, n)
+	plan := make([]time.Duration, n)
+	waitFor(t, 2*time.Minute, "every agent to hold its new plan", func() (bool, string) {
+		missing := 0
+		for i, a := range agents {
+			if plan[i] != 0 {
+				continue
+			}
+			at, _, ok := a.log.first(marks[i], "advisory not applied now", fixAdvisory)
+			if !ok {
+				missing++
+				continue
+			}
+			plan[i] = at.Sub(answered)
+			if at2, _, ok := a.log.first(marks[i], "advisory feed changed"); ok {
+				notice[i] = at2.Sub(answered)
+			}
+		}
+		return missing == 0, fmt.Sprintf("%d of %d agents still without the plan", missing, n)
+	})
+	pushed := 0
+	for i := range agents {
+		if notice[i] != 0 {
+			pushed++
+		}
+	}
+	if pushed != n {
+		t.Errorf("%d of %d agents logged the pushed feed notice; the others got the plan some other way", pushed, n)
+	}
+	q := func(ds []time.Duration, p float64) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		i := int(math.Ceil(p*float64(len(s)))) - 1
+		return s[max(0, min(i, len(s)-1))]
+	}
+	sinceSent := make([]time.Duration, n)
+	for i := range plan {
+		sinceSent[i] = plan[i] + answered.Sub(sent)
+	}
+	for _, v := range []struct {
+		what string
+		ds   []time.Duration
+	}{
+		{"feed notice received, from the import's answer", notice},
+		{"plan fetched and verified, from the import's answer", plan},
+		{"plan fetched and verified, from the import's request", sinceSent},
+	} {
+		t.Logf("%s: p50 %v, p95 %v, p99 %v, max %v, min %v", v.what,
+			q(v.ds, .5).Round(time.Millisecond), q(v.ds, .95).Round(time.Millisecond), q(v.ds, .99).Round(time.Millisecond),
+			q(v.ds, 1).Round(time.Millisecond), q(v.ds, 0).Round(time.Millisecond))
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	metric(t, ms(q(plan, .5)), "ms-p50")
+	metric(t, ms(q(plan, .95)), "ms-p95")
+	metric(t, ms(q(plan, .99)), "ms-p99")
+	metric(t, ms(q(plan, 1)), "ms-max")
+	metric(t, ms(answered.Sub(sent)), "ms-import")
 }
