@@ -55,6 +55,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rpmfleet/rpmfleet/pkg/mqtttest"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
@@ -918,15 +919,17 @@ func loadAvg() string {
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
-// TestDaemonBenchPush: rpmfleet-server with its embedded broker (plain
-// HTTP and MQTT on loopback) and 100 enrolled rpmfleet-agent run processes,
-// policy notify, each on its own copy of one device root with demo-lib 1.0
-// installed by rpm. rpmfleet import of the repository's advisory makes the
-// server publish the signed feed notice; each agent verifies it, fetches
-// its signed plan and logs "advisory not applied now" for the advisory once
-// the plan verified. The latency of an agent is the time from the import's
-// answer (the rpmfleet import process exiting) to that line reaching the
-// harness on the agent's stderr pipe, stamped as it arrives.
+// TestDaemonBenchPush: 100 enrolled rpmfleet-agent run processes, policy
+// notify, each on its own copy of one device root with demo-lib 1.0
+// installed by rpm, connected to rpmfleet-server's embedded broker (plain
+// HTTP and MQTT on loopback); then, in the same run, 100 more through a
+// Mosquitto the server publishes to (--mqtt-broker). rpmfleet import of the
+// repository's advisory makes the server publish the signed feed notice;
+// each agent verifies it, fetches its signed plan and logs "advisory not
+// applied now" for the advisory once the plan verified. An agent's latency
+// is the time from the import's answer (the rpmfleet import process
+// exiting) to that line reaching the harness on the agent's stderr pipe,
+// stamped as it arrives.
 func TestDaemonBenchPush(t *testing.T) {
 	if !benchGuard(t, "push100") {
 		return
@@ -939,14 +942,27 @@ func TestDaemonBenchPush(t *testing.T) {
 		}
 	}
 	repo := newFleetRepo(t)
-	data := filepath.Join(t.TempDir(), "data")
-	srv, _ := startPushServer(t, data)
-	dumpOnFailure(t, srv)
 	proto := repo.deviceRoot(t)
-	tok := strings.TrimSpace(must(t, adminEnv(srv), "rpmfleet", "enroll-token", "create", "--uses", strconv.Itoa(n)).stdout)
+	for _, broker := range []string{"embedded", "mosquitto"} {
+		t.Run(broker, func(t *testing.T) { pushRun(t, repo, proto, n, broker) })
+	}
+}
+
+// pushRun is one half of TestDaemonBenchPush.
+func pushRun(t *testing.T, repo *fleetRepo, proto string, n int, broker string) {
+	data := filepath.Join(t.TempDir(), "data")
+	var srv *server
+	var mq *mqtttest.Mosquitto
+	var mqPass map[string]string
+	if broker == "embedded" {
+		srv, _ = startPushServer(t, data)
+	} else {
+		srv = startServer(t, data, "--mqtt-listen", "off")
+	}
 	base := t.TempDir()
 	agents := make([]*benchAgent, n)
-	// Enrol four at a time: each is a process and a report.
+	tok := strings.TrimSpace(must(t, adminEnv(srv), "rpmfleet", "enroll-token", "create", "--uses", strconv.Itoa(n)).stdout)
+	// Enrol four at a time.
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 4)
@@ -960,7 +976,7 @@ func TestDaemonBenchPush(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := os.MkdirAll(filepath.Dir(a.root), 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				errs <- err
 				return
 			}
@@ -982,9 +998,42 @@ func TestDaemonBenchPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d devices enrolled in %v", n, time.Since(startEnrol).Round(time.Millisecond))
-	for _, a := range agents {
+	cfgs := make([]agentConfig, n)
+	for i := range cfgs {
+		cfgs[i] = agentConfig{Mode: "notify"}
+	}
+	if broker == "mosquitto" {
+		// Mosquitto needs each device's account (username = device id)
+		// before it starts; then the server publishes through it.
+		mqPass = map[string]string{mqttServerUser: "server-secret"}
+		for i, a := range agents {
+			b, err := os.ReadFile(filepath.Join(a.state, "credential.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cred struct {
+				DeviceID string `json:"device_id"`
+			}
+			if err := json.Unmarshal(b, &cred); err != nil || cred.DeviceID == "" {
+				t.Fatalf("%s: credential.json: %v", a.name, err)
+			}
+			mqPass[cred.DeviceID] = a.name + "-secret"
+			cfgs[i].Username = cred.DeviceID
+			cfgs[i].PasswordFile = writeSecretFile(t, a.name+"-mqtt", mqPass[cred.DeviceID])
+		}
+		mq = mqtttest.Start(t, mqtttest.Options{Users: mqPass, ACL: mqtttest.FleetACL(mqttServerUser)})
+		addr := strings.TrimPrefix(srv.url, "http://")
+		srv.stop(t)
+		srv = startServerAt(t, data, addr, "--mqtt-listen", "off", "--mqtt-broker", "mqtt://"+mq.Addr,
+			"--mqtt-username", mqttServerUser, "--mqtt-password-file", writeSecretFile(t, "server-mqtt", mqPass[mqttServerUser]))
+		for i := range cfgs {
+			cfgs[i].Broker = "mqtt://" + mq.Addr
+		}
+	}
+	dumpOnFailure(t, srv)
+	for i, a := range agents {
 		fa := &agent{name: a.name, root: a.root, state: a.state, server: srv.url, repo: repo}
-		if err := os.WriteFile(a.cfg, []byte(agentConfig{Mode: "notify"}.toml(fa)), 0o644); err != nil {
+		if err := os.WriteFile(a.cfg, []byte(cfgs[i].toml(fa)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		os.Chmod(a.cfg, 0o644)
@@ -1028,6 +1077,13 @@ func TestDaemonBenchPush(t *testing.T) {
 	srvRSS, _ := procMem(t, srv.cmd.Process.Pid)
 	t.Logf("connected and idle: agents' VmRSS mean %d kB, max %d kB; rpmfleet-server VmRSS %d kB; load average %s",
 		rssSum/n, rssMax, srvRSS, loadAvg())
+	if mq != nil {
+		if pid := listenerPID(t, mq.Addr); pid != 0 {
+			rss, hwm := procMem(t, pid)
+			t.Logf("mosquitto with %d devices and the server connected: VmRSS %d kB, VmHWM %d kB", n, rss, hwm)
+			metric(t, float64(rss), "kB-mosquitto-VmRSS")
+		}
+	}
 
 	marks := make([]int, n)
 	for i, a := range agents {
@@ -1036,13 +1092,14 @@ func TestDaemonBenchPush(t *testing.T) {
 	sent := time.Now()
 	importFix(t, srv, repo)
 	answered := time.Now()
-	t.Logf("rpmfleet import took %v", answered.Sub(sent).Round(time.Millisecond))
+	t.Logf("rpmfleet import took %v (load average %s)", answered.Sub(sent).Round(time.Millisecond), loadAvg())
 	notice := make([]time.Duration, n)
 	plan := make([]time.Duration, n)
+	got := make([]bool, n)
 	waitFor(t, 2*time.Minute, "every agent to hold its new plan", func() (bool, string) {
 		missing := 0
 		for i, a := range agents {
-			if plan[i] != 0 {
+			if got[i] {
 				continue
 			}
 			at, _, ok := a.log.first(marks[i], "advisory not applied now", fixAdvisory)
@@ -1050,7 +1107,7 @@ func TestDaemonBenchPush(t *testing.T) {
 				missing++
 				continue
 			}
-			plan[i] = at.Sub(answered)
+			got[i], plan[i] = true, at.Sub(answered)
 			if at2, _, ok := a.log.first(marks[i], "advisory feed changed"); ok {
 				notice[i] = at2.Sub(answered)
 			}
@@ -1058,8 +1115,8 @@ func TestDaemonBenchPush(t *testing.T) {
 		return missing == 0, fmt.Sprintf("%d of %d agents still without the plan", missing, n)
 	})
 	pushed := 0
-	for i := range agents {
-		if notice[i] != 0 {
+	for i, a := range agents {
+		if _, _, ok := a.log.first(marks[i], "advisory feed changed"); ok {
 			pushed++
 		}
 	}
@@ -1080,18 +1137,38 @@ func TestDaemonBenchPush(t *testing.T) {
 		what string
 		ds   []time.Duration
 	}{
-		{"feed notice received, from the import's answer", notice},
+		{"feed notice logged, from the import's answer", notice},
 		{"plan fetched and verified, from the import's answer", plan},
 		{"plan fetched and verified, from the import's request", sinceSent},
 	} {
-		t.Logf("%s: p50 %v, p95 %v, p99 %v, max %v, min %v", v.what,
+		t.Logf("%s: %s: p50 %v, p95 %v, p99 %v, max %v, min %v", broker, v.what,
 			q(v.ds, .5).Round(time.Millisecond), q(v.ds, .95).Round(time.Millisecond), q(v.ds, .99).Round(time.Millisecond),
 			q(v.ds, 1).Round(time.Millisecond), q(v.ds, 0).Round(time.Millisecond))
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	metric(t, ms(q(plan, .5)), "ms-p50")
-	metric(t, ms(q(plan, .95)), "ms-p95")
-	metric(t, ms(q(plan, .99)), "ms-p99")
-	metric(t, ms(q(plan, 1)), "ms-max")
-	metric(t, ms(answered.Sub(sent)), "ms-import")
+	metric(t, ms(q(plan, .5)), "ms-p50-"+broker)
+	metric(t, ms(q(plan, .95)), "ms-p95-"+broker)
+	metric(t, ms(q(plan, .99)), "ms-p99-"+broker)
+	metric(t, ms(q(plan, 1)), "ms-max-"+broker)
+	metric(t, ms(answered.Sub(sent)), "ms-import-"+broker)
+	for _, a := range agents {
+		a.stop(t)
+	}
+}
+
+// listenerPID is the process listening on addr, from ss; 0 when not found.
+func listenerPID(t *testing.T, addr string) int {
+	t.Helper()
+	_, port, _ := strings.Cut(addr, ":")
+	out, err := exec.Command("ss", "-ltnpH", "sport = :"+port).Output()
+	if err != nil {
+		t.Logf("ss: %v", err)
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(out), "pid=")
+	if !ok {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+	return pid
 }
