@@ -88,7 +88,8 @@ func putAdvisory(ctx context.Context, c Conn, a *advisory.Advisory) (bool, error
 // reapply recomputes, for every package set in use, the findings and
 // applicability of the changed advisories, and drops the device overrides
 // that no longer hold. It touches sets, not devices: a thousand devices of
-// one image cost one match.
+// one image cost one match, and the status sets the package sets share
+// are brought up to date once each (status.go).
 func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.Time, match store.MatchFunc) error {
 	keep := make(map[string]bool, len(changed))
 	for _, a := range changed {
@@ -97,16 +98,17 @@ func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.
 	type set struct {
 		id          int64
 		rel, digest string
+		status      sql.NullInt64 // NULL only if a set was never matched: no rows
 	}
 	var sets []set
-	rows, err := c.Query(ctx, `SELECT p.id, p.release, p.digest FROM package_sets p
+	rows, err := c.Query(ctx, `SELECT p.id, p.release, p.digest, p.status_set FROM package_sets p
 		WHERE p.id IN (SELECT package_set FROM devices WHERE package_set IS NOT NULL) ORDER BY p.id`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var st set
-		if err := rows.Scan(&st.id, &st.rel, &st.digest); err != nil {
+		if err := rows.Scan(&st.id, &st.rel, &st.digest, &st.status); err != nil {
 			rows.Close()
 			return err
 		}
@@ -122,6 +124,7 @@ func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.
 		WHERE stale = 0 AND id NOT IN (SELECT package_set FROM devices WHERE package_set IS NOT NULL)`); err != nil {
 		return err
 	}
+	re := make([]restatus, 0, len(sets))
 	for _, st := range sets {
 		set := st.id
 		pkgs, err := s.loadSet(ctx, c, set, st.digest)
@@ -138,7 +141,13 @@ func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.
 		if err := insertFindings(ctx, c, set, fs, keep); err != nil {
 			return err
 		}
-		err = dropStaleOverrides(ctx, c, set, `device_id IN (SELECT id FROM devices WHERE package_set = ?)`, set)
+		re = append(re, restatus{set: set, from: st.status.Int64, now: statusOf(fs, keep)})
+	}
+	if err := restatusSets(ctx, c, keep, re); err != nil {
+		return fmt.Errorf("applicability: %w", err)
+	}
+	for _, st := range sets {
+		err = dropStaleOverrides(ctx, c, st.id, `device_id IN (SELECT id FROM devices WHERE package_set = ?)`, st.id)
 		if err != nil {
 			return err
 		}
@@ -152,9 +161,6 @@ func deleteFindings(ctx context.Context, c Conn, set int64, advs []string) error
 		advs = advs[len(chunk):]
 		filter, args := inClause("advisory_id", chunk)
 		if _, err := c.Exec(ctx, `DELETE FROM set_findings WHERE set_id = ?`+filter, append([]any{set}, args...)...); err != nil {
-			return err
-		}
-		if _, err := c.Exec(ctx, `DELETE FROM set_status WHERE set_id = ?`+filter, append([]any{set}, args...)...); err != nil {
 			return err
 		}
 	}

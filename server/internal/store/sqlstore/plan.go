@@ -33,10 +33,11 @@ func (s *Store) DevicePlan(ctx context.Context, deviceID string) ([]protocol.Pla
 			return nil // no inventory yet: nothing applies
 		}
 		rows, err := c.Query(ctx, `SELECT s.advisory_id, a.type, a.severity, a.reboot_suggested, s.affected, COALESCE(o.status, '')
-			FROM set_status s
+			FROM package_sets p
+			JOIN set_status s ON s.status_set = p.status_set
 			JOIN advisories a ON a.id = s.advisory_id
 			LEFT JOIN device_status o ON o.device_id = ? AND o.advisory_id = s.advisory_id
-			WHERE s.set_id = ? AND s.affected = 1
+			WHERE p.id = ? AND s.affected = 1
 			ORDER BY a.severity DESC, s.advisory_id`, deviceID, set.Int64)
 		if err != nil {
 			return err

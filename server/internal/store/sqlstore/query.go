@@ -19,37 +19,42 @@ import (
 
 // The CVE question, in three queries that each follow indexes from the
 // cve (plan_test.go checks that SQLite scans no table): the per-set
-// applicability of the CVE's advisories, the vulnerable packages of the
-// affected sets, and the devices on those sets. The answer, devices times
+// applicability of the CVE's advisories (from the status sets holding
+// them to the package sets pointing at those), the vulnerable packages of
+// the affected sets, and the devices on those sets. The answer, devices times
 // their sets' rows, is put together in Go: a join in SQL would make the
 // database build and sort every one of its rows, most of them repeating a
 // set's findings for each device of an image.
 const (
-	cveStatusQuery = `SELECT s.set_id, s.advisory_id, s.affected
+	cveStatusQuery = `SELECT p.id, s.advisory_id, s.affected
 		FROM advisory_cves v
 		JOIN set_status s ON s.advisory_id = v.advisory_id
+		JOIN package_sets p ON p.status_set = s.status_set
 		WHERE v.cve = ?`
 	cveFindingsQuery = `SELECT f.set_id, f.advisory_id, f.package, f.installed, f.fixed
 		FROM advisory_cves v
 		JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
-		JOIN set_findings f ON f.set_id = s.set_id AND f.advisory_id = s.advisory_id AND f.affected = 1
+		JOIN package_sets p ON p.status_set = s.status_set
+		JOIN set_findings f ON f.set_id = p.id AND f.advisory_id = s.advisory_id AND f.affected = 1
 		WHERE v.cve = ?`
 	// The devices come one row per set, their names packed as
 	// "<bytes>:<name>" one after the other (a name may hold any
 	// character): ten thousand rows through database/sql cost more than
 	// the rest of the answer. A set is listed once per advisory of the
 	// CVE it has a row for; CVE keeps one.
-	cveDevicesQuery = `SELECT s.set_id,
-			(SELECT string_agg(octet_length(d.name) || ':' || d.name, '') FROM devices d WHERE d.package_set = s.set_id)
+	cveDevicesQuery = `SELECT p.id,
+			(SELECT string_agg(octet_length(d.name) || ':' || d.name, '') FROM devices d WHERE d.package_set = p.id)
 		FROM advisory_cves v
 		JOIN set_status s ON s.advisory_id = v.advisory_id
+		JOIN package_sets p ON p.status_set = s.status_set
 		WHERE v.cve = ?`
 	// A page: the devices on the CVE's sets named after a name, in name
 	// order, walking the name index from there.
 	cvePageQuery = `SELECT d.name, d.package_set
 		FROM devices d
-		WHERE d.name > ? AND d.package_set IN (SELECT s.set_id FROM advisory_cves v
+		WHERE d.name > ? AND d.package_set IN (SELECT p.id FROM advisory_cves v
 			JOIN set_status s ON s.advisory_id = v.advisory_id
+			JOIN package_sets p ON p.status_set = s.status_set
 			WHERE v.cve = ?)
 		ORDER BY d.name
 		LIMIT ?`
@@ -113,7 +118,7 @@ func (s *Store) cve(ctx context.Context, cve, after string, limit int) (protocol
 			if err := rows.Err(); err != nil || len(devices) == 0 {
 				return err
 			}
-			filter = " AND s.set_id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"
+			filter = " AND p.id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"
 			for _, id := range slices.Sorted(maps.Keys(ids)) {
 				args = append(args, id)
 			}
@@ -244,10 +249,10 @@ func (s *Store) cve(ctx context.Context, cve, after string, limit int) (protocol
 // summaryColumns read a device row and its counts for a DeviceSummary.
 const summaryColumns = `d.id, d.name, d.labels, d.enrolled, d.last_seen,
 	d.os_id, d.os_version_id, d.arch, d.kernel, d.hostname, d.agent_version, COALESCE(p.count, 0),
-	(SELECT COUNT(*) FROM set_status s WHERE s.set_id = d.package_set AND s.affected = 1),
+	(SELECT COUNT(*) FROM set_status s WHERE s.status_set = p.status_set AND s.affected = 1),
 	(SELECT COUNT(*) FROM device_status o WHERE o.device_id = d.id AND o.status = 'pending-reboot'),
 	(SELECT COALESCE(MAX(a.severity), -1) FROM set_status s JOIN advisories a ON a.id = s.advisory_id
-		WHERE s.set_id = d.package_set AND s.affected = 1)`
+		WHERE s.status_set = p.status_set AND s.affected = 1)`
 
 func scanSummary(r Row) (protocol.DeviceSummary, error) {
 	var d protocol.DeviceSummary
@@ -282,8 +287,9 @@ func (s *Store) Devices(ctx context.Context, f store.DeviceFilter) ([]protocol.D
 		args = append(args, k, f.Labels[k])
 	}
 	if f.ExposedTo != "" {
-		q += ` AND d.package_set IN (SELECT s.set_id FROM advisory_cves v
+		q += ` AND d.package_set IN (SELECT p.id FROM advisory_cves v
 			JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
+			JOIN package_sets p ON p.status_set = s.status_set
 			WHERE v.cve = ?)`
 		args = append(args, strings.ToUpper(strings.TrimSpace(f.ExposedTo)))
 	}
@@ -326,7 +332,8 @@ func (s *Store) Device(ctx context.Context, name string) (protocol.Device, error
 		}
 		rows, err := c.Query(ctx, `SELECT s.advisory_id, a.severity, s.affected, COALESCE(o.status, ''), COALESCE(o.since, d.set_since)
 			FROM devices d
-			JOIN set_status s ON s.set_id = d.package_set
+			JOIN package_sets p ON p.id = d.package_set
+			JOIN set_status s ON s.status_set = p.status_set
 			JOIN advisories a ON a.id = s.advisory_id
 			LEFT JOIN device_status o ON o.device_id = d.id AND o.advisory_id = s.advisory_id
 			WHERE d.id = ? ORDER BY a.severity DESC, s.advisory_id`, d.ID)
@@ -389,7 +396,8 @@ func (s *Store) Advisory(ctx context.Context, id string) (protocol.AdvisoryStatu
 		}
 		rows, err = c.Query(ctx, `SELECT d.name, s.affected, COALESCE(o.status, '')
 			FROM set_status s
-			JOIN devices d ON d.package_set = s.set_id
+			JOIN package_sets p ON p.status_set = s.status_set
+			JOIN devices d ON d.package_set = p.id
 			LEFT JOIN device_status o ON o.device_id = d.id AND o.advisory_id = s.advisory_id
 			WHERE s.advisory_id = ? ORDER BY d.name`, id)
 		if err != nil {
@@ -457,4 +465,16 @@ func effective(affected int, override string) protocol.Status {
 		return protocol.StatusAffected
 	}
 	return protocol.StatusPatched
+}
+
+// StatusSets returns how many distinct status sets are stored (status.go).
+func (s *Store) StatusSets(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.Read(ctx, func(c Conn) error {
+		return c.QueryRow(ctx, `SELECT COUNT(*) FROM status_sets`).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count status sets: %w", err)
+	}
+	return n, nil
 }

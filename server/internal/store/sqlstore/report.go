@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -398,9 +397,6 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs 
 		if _, err := c.Exec(ctx, `DELETE FROM set_findings WHERE set_id = ?`, id); err != nil {
 			return 0, err
 		}
-		if _, err := c.Exec(ctx, `DELETE FROM set_status WHERE set_id = ?`, id); err != nil {
-			return 0, err
-		}
 		return id, s.match(ctx, c, id, rel, digest, pkgs, match)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
@@ -424,55 +420,47 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs 
 	return id, s.match(ctx, c, id, rel, digest, pkgs, match)
 }
 
+// match stores the findings of package set id, which has none, and points
+// it at the status set they make (status.go). With no MatchFunc the set
+// has no findings, and its status set is the empty one: not affected by
+// anything.
 func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string, pkgs []protocol.Package, match store.MatchFunc) error {
-	if match == nil {
-		return nil
+	var fs []store.Finding
+	if match != nil {
+		var err error
+		if fs, err = match(rel, pkgs); err != nil {
+			return fmt.Errorf("match package set %s of release %q: %w", digest, rel, err)
+		}
 	}
-	fs, err := match(rel, pkgs)
+	status, err := ensureStatusSet(ctx, c, statusOf(fs, nil))
 	if err != nil {
-		return fmt.Errorf("match package set %s of release %q: %w", digest, rel, err)
+		return fmt.Errorf("applicability of package set %d: %w", id, err)
+	}
+	if _, err := c.Exec(ctx, `UPDATE package_sets SET status_set = ? WHERE id = ?`, status, id); err != nil {
+		return fmt.Errorf("applicability of package set %d: %w", id, err)
 	}
 	return insertFindings(ctx, c, id, fs, nil)
 }
 
 // insertFindings stores findings of a set, only those of advisories in
-// keep when keep is not nil, and the set's applicability they make: per
-// advisory, affected when any of its packages is. The advisories must
-// have no rows for the set yet.
+// keep when keep is not nil. The advisories must have no findings for the
+// set yet.
 func insertFindings(ctx context.Context, c Conn, setID int64, fs []store.Finding, keep map[string]bool) error {
 	// In key order, each row goes to the end of the b-tree where the
 	// previous one went.
 	fs = slices.Clone(fs)
-	slices.SortFunc(fs, func(a, b store.Finding) int {
-		return cmp.Or(strings.Compare(a.Advisory, b.Advisory), strings.Compare(a.Package, b.Package),
-			strings.Compare(a.Arch, b.Arch), strings.Compare(a.Installed, b.Installed))
-	})
-	affected := map[string]bool{}
-	var order []string
+	slices.SortFunc(fs, compareFindings)
 	ins := newInserter(ctx, c, `INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected) VALUES `, 7)
 	for _, f := range fs {
 		if keep != nil && !keep[f.Advisory] {
 			continue
 		}
-		if _, ok := affected[f.Advisory]; !ok {
-			order = append(order, f.Advisory)
-		}
-		affected[f.Advisory] = affected[f.Advisory] || f.Affected
 		if err := ins.add(setID, f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed, b2i(f.Affected)); err != nil {
 			return fmt.Errorf("store findings of package set %d: %w", setID, err)
 		}
 	}
 	if err := ins.flush(); err != nil {
 		return fmt.Errorf("store findings of package set %d: %w", setID, err)
-	}
-	ins = newInserter(ctx, c, `INSERT INTO set_status (set_id, advisory_id, affected) VALUES `, 3)
-	for _, a := range order {
-		if err := ins.add(setID, a, b2i(affected[a])); err != nil {
-			return fmt.Errorf("applicability of package set %d: %w", setID, err)
-		}
-	}
-	if err := ins.flush(); err != nil {
-		return fmt.Errorf("applicability of package set %d: %w", setID, err)
 	}
 	return nil
 }
@@ -532,14 +520,17 @@ type events struct {
 //     patched.
 //
 // Only overrides are stored, so a device of a known image costs no status
-// rows, and an advisory's arrival touches sets, not devices.
+// rows, and an advisory's arrival touches sets, not devices. A set's
+// status rows are those of its status set (status.go).
 
 // dropStaleOverrides deletes overrides that no longer hold for the
-// devices in where (a condition on device_id), whose set is set.
+// devices in where (a condition on device_id), whose package set is set.
 func dropStaleOverrides(ctx context.Context, c Conn, set int64, where string, args ...any) error {
 	_, err := c.Exec(ctx, `DELETE FROM device_status WHERE `+where+` AND (
-		(status = 'failed' AND advisory_id NOT IN (SELECT advisory_id FROM set_status WHERE set_id = ? AND affected = 1))
-		OR (status = 'pending-reboot' AND advisory_id NOT IN (SELECT advisory_id FROM set_status WHERE set_id = ? AND affected = 0)))`,
+		(status = 'failed' AND advisory_id NOT IN (SELECT s.advisory_id FROM package_sets p
+			JOIN set_status s ON s.status_set = p.status_set AND s.affected = 1 WHERE p.id = ?))
+		OR (status = 'pending-reboot' AND advisory_id NOT IN (SELECT s.advisory_id FROM package_sets p
+			JOIN set_status s ON s.status_set = p.status_set AND s.affected = 0 WHERE p.id = ?)))`,
 		append(args, set, set)...)
 	return err
 }
@@ -557,7 +548,8 @@ func applyEvents(ctx context.Context, c Conn, deviceID string, set int64, ev eve
 	}
 	setStatus := func(adv string) (affected, known bool, err error) {
 		var a int
-		err = c.QueryRow(ctx, `SELECT affected FROM set_status WHERE set_id = ? AND advisory_id = ?`, set, adv).Scan(&a)
+		err = c.QueryRow(ctx, `SELECT s.affected FROM package_sets p JOIN set_status s ON s.status_set = p.status_set
+			WHERE p.id = ? AND s.advisory_id = ?`, set, adv).Scan(&a)
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, false, nil
 		}

@@ -11,9 +11,9 @@ import (
 // advisorySummaries reads advisories matching where (a condition on a),
 // with their counts and CVEs.
 func advisorySummaries(ctx context.Context, c Conn, where string, args ...any) ([]protocol.AdvisorySummary, error) {
-	// Counts are taken per set and multiplied by the devices on each, then
-	// corrected by the overrides: a fleet of many devices and few sets
-	// costs sets times advisories, not devices times advisories.
+	// Counts are taken per status set and multiplied by the devices on
+	// each, then corrected by the overrides: a fleet of many devices and
+	// few sets costs sets times advisories, not devices times advisories.
 	rows, err := c.Query(ctx, `SELECT a.id, a.type, a.severity, a.issued, a.title,
 			CAST(COALESCE(x.affected, 0) - COALESCE(o.failed, 0) AS BIGINT),
 			CAST(COALESCE(x.patched, 0) - COALESCE(o.pending, 0) AS BIGINT),
@@ -24,8 +24,9 @@ func advisorySummaries(ctx context.Context, c Conn, where string, args ...any) (
 				SUM(CASE WHEN s.affected = 1 THEN n.c ELSE 0 END) AS affected,
 				SUM(CASE WHEN s.affected = 0 THEN n.c ELSE 0 END) AS patched
 			FROM set_status s
-			JOIN (SELECT package_set, COUNT(*) AS c FROM devices WHERE package_set IS NOT NULL GROUP BY package_set) n
-				ON n.package_set = s.set_id
+			JOIN (SELECT p.status_set, COUNT(*) AS c FROM devices d JOIN package_sets p ON p.id = d.package_set
+				GROUP BY p.status_set) n
+				ON n.status_set = s.status_set
 			GROUP BY s.advisory_id) x ON x.advisory_id = a.id
 		LEFT JOIN (SELECT advisory_id,
 				SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed,
@@ -94,8 +95,9 @@ func (s *Store) Summary(ctx context.Context) (protocol.Summary, error) {
 			return err
 		}
 		rows, err := c.Query(ctx, `SELECT x.w, COUNT(*) FROM devices d
-			JOIN (SELECT s.set_id, MAX(a.severity) AS w FROM set_status s JOIN advisories a ON a.id = s.advisory_id
-				WHERE s.affected = 1 GROUP BY s.set_id) x ON x.set_id = d.package_set
+			JOIN package_sets p ON p.id = d.package_set
+			JOIN (SELECT s.status_set, MAX(a.severity) AS w FROM set_status s JOIN advisories a ON a.id = s.advisory_id
+				WHERE s.affected = 1 GROUP BY s.status_set) x ON x.status_set = p.status_set
 			GROUP BY x.w`)
 		if err != nil {
 			return err
@@ -119,7 +121,8 @@ func (s *Store) Summary(ctx context.Context) (protocol.Summary, error) {
 			sum.FullyPatchedShare = float64(sum.FullyPatched) / float64(sum.Devices)
 		}
 		oldest, err := advisorySummaries(ctx, c, `a.id = (SELECT o.id FROM advisories o
-			WHERE o.severity = ? AND EXISTS (SELECT 1 FROM set_status e JOIN devices x ON x.package_set = e.set_id
+			WHERE o.severity = ? AND EXISTS (SELECT 1 FROM set_status e JOIN package_sets p ON p.status_set = e.status_set
+				JOIN devices x ON x.package_set = p.id
 				WHERE e.advisory_id = o.id AND e.affected = 1)
 			ORDER BY o.issued, o.id LIMIT 1)`, int(advisory.Critical))
 		if err != nil {

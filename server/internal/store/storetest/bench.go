@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"sync"
@@ -109,6 +111,7 @@ func Bench(b *testing.B, back Backend) {
 		}
 		deltas[i] = delta("second", after, added, removed)
 	}
+	stopProfile := startProfile(b, *deltaProfile)
 	deltaTime := parallel(b, n, func(i int) error {
 		resp, err := s.Report(ctx, devices[i], deltas[i], t0, match)
 		if err == nil && resp.NeedFullInventory {
@@ -116,6 +119,7 @@ func Bench(b *testing.B, back Backend) {
 		}
 		return err
 	})
+	stopProfile()
 	// Then every device reports again with nothing changed, as an agent
 	// does on its timer between patch cycles: the most common report.
 	quietTime := parallel(b, n, func(i int) error {
@@ -225,6 +229,32 @@ func Bench(b *testing.B, back Backend) {
 
 // reporters is how many goroutines send reports in Bench.
 var reporters = flag.Int("reporters", 4, "goroutines sending reports in the store benchmark (storetest.Bench)")
+
+// deltaProfile names a file for a CPU profile of the delta reports alone
+// (-cpuprofile covers the whole benchmark, set-up and queries included).
+var deltaProfile = flag.String("delta-cpuprofile", "", "write a CPU profile of the store benchmark's delta reports to `file`")
+
+// startProfile starts a CPU profile into path, when path is not empty,
+// and returns what stops it.
+func startProfile(b *testing.B, path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+}
 
 // parallel runs fn(0..n-1) on -reporters goroutines and returns the time
 // taken.

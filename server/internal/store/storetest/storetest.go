@@ -47,6 +47,7 @@ func Run(t *testing.T, b Backend) {
 		{"FailedMatchRollsBackTheReport", testAtomicity},
 		{"StatusTransitions", testStatusTransitions},
 		{"NewAdvisoryUpdatesStatuses", testNewAdvisory},
+		{"StatusSetsAreSharedAndPartWhenAnAdvisorySaysSo", testStatusSetsShared},
 		{"CVEQuery", testCVE},
 		{"DeviceQueries", testDeviceQueries},
 		{"AdvisoryListAndSummary", testSummary},
