@@ -302,6 +302,9 @@ type agent struct {
 	id, credential string
 
 	log *syncBuffer // every run's stderr and stdout, in order
+	// env is added to daemonEnv for this agent's processes (a later
+	// entry wins over an earlier one with the same key).
+	env []string
 
 	mu     sync.Mutex // guards cmd and done
 	cmd    *exec.Cmd
@@ -421,7 +424,7 @@ func (a *agent) start(t *testing.T) {
 	a.runs++
 	fmt.Fprintf(a.log, "=== run %d of rpmfleet-agent run (%s) ===\n", a.runs, a.name)
 	cmd := exec.Command(filepath.Join(binDir, "rpmfleet-agent"), "run", "--config", a.cfgPath)
-	cmd.Env = daemonEnv()
+	cmd.Env = append(daemonEnv(), a.env...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start rpmfleet-agent run: %v", err)

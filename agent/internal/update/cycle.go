@@ -643,6 +643,9 @@ func (r *runner) preflight(ctx context.Context) error {
 		return stepErr(ErrPreflight, true, "root %s has %d bytes free, the update needs %d (installed size plus %d kept free)", r.c.Root, free, need, r.o.MinFreeBytes)
 	}
 	if out, err := r.rpm.Test(ctx, r.newFiles()...); err != nil {
+		if stopping(ctx) {
+			return ctx.Err()
+		}
 		r.c.RPMOutput = out
 		return stepErr(ErrPreflight, false, "rpm --test refused the transaction: %w", err)
 	}
@@ -661,6 +664,9 @@ func (r *runner) newFiles() []string {
 // rpm fails, the database says whether it changed anything.
 func (r *runner) apply(ctx context.Context) (Phase, error) {
 	if out, err := r.rpm.ImportKeys(ctx, r.c.Keys...); err != nil {
+		if stopping(ctx) {
+			return Applying, ctx.Err()
+		}
 		r.c.RPMOutput = out
 		return Failed, stepErr(ErrApply, false, "import pinned keys: %w", err)
 	}
@@ -690,6 +696,11 @@ func (r *runner) apply(ctx context.Context) (Phase, error) {
 
 func (r *runner) health(ctx context.Context) (Phase, error) {
 	res, ok, err := runHealth(ctx, r.c.Root, r.c.HealthChecks)
+	if (err != nil || !ok) && stopping(ctx) {
+		// A check killed because the agent stops says nothing about the
+		// update: the checks run again at the next start.
+		return HealthCheck, ctx.Err()
+	}
 	r.c.Health = res
 	if err != nil {
 		return RollingBack, stepErr(ErrHealth, false, "%w", err)
@@ -736,6 +747,9 @@ func (r *runner) rollback(ctx context.Context) (Phase, error) {
 		// The keys are imported again: a cycle resumed after a cut
 		// transaction may never have reached the import in apply.
 		if out, err := r.rpm.ImportKeys(ctx, r.c.Keys...); err != nil {
+			if stopping(ctx) {
+				return RollingBack, ctx.Err()
+			}
 			r.c.RollbackOutput = out
 			return Failed, stepErr(ErrRollback, false, "import pinned keys: %w", err)
 		}
@@ -747,7 +761,10 @@ func (r *runner) rollback(ctx context.Context) (Phase, error) {
 	} else {
 		r.note("the previous versions were already installed")
 	}
-	res, _, err := runHealth(ctx, r.c.Root, r.c.HealthChecks)
+	res, ok, err := runHealth(ctx, r.c.Root, r.c.HealthChecks)
+	if (err != nil || !ok) && stopping(ctx) {
+		return RollingBack, ctx.Err()
+	}
 	r.c.HealthAfterRollback = res
 	if err != nil {
 		return Failed, stepErr(ErrRollback, false, "health after rollback: %w", err)
@@ -859,6 +876,13 @@ func (r *runner) resume(ctx context.Context) ([]string, error) {
 	}
 	return r.run(ctx)
 }
+
+// stopping reports whether ctx has ended: the agent is stopping, so a
+// command or download it cut short is no verdict on the update. The step
+// returns ctx.Err() instead, the journal keeps the cycle at that step, and
+// the next start runs it again (resume). Only rpm transactions themselves
+// are never cut: they run without ctx's cancellation.
+func stopping(ctx context.Context) bool { return ctx.Err() != nil }
 
 func freeBytes(path string) (int64, error) {
 	var s syscall.Statfs_t

@@ -64,6 +64,9 @@ func (f *fetcher) fetch(ctx context.Context, src, dst, checksum string, size int
 			f.log("download interrupted", "url", src, "try", try+1, "err", last)
 		}
 		if last != nil {
+			if stopping(ctx) {
+				return resumedAt, ctx.Err()
+			}
 			return resumedAt, stepErr(ErrDownload, true, "download %s: %w", src, last)
 		}
 	}
