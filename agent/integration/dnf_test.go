@@ -101,11 +101,6 @@ func dnfUpdateinfoList(t *testing.T, root, repo, releasever string) map[string]b
 	return ids
 }
 
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	return runEnv(t, nil, name, args...)
-}
-
 // runEnv runs a command with extra environment variables and returns its
 // standard output, failing t with its standard error.
 func runEnv(t *testing.T, env []string, name string, args ...string) string {

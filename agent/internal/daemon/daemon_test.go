@@ -132,7 +132,7 @@ func TestWindowOpensLater(t *testing.T) {
 	w := newWorld(t, worldOpts{})
 	w.srv.setPlan(t, advisoryPlan(""))
 	start := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
-	offset := start.Add(-1500 * time.Millisecond).Sub(time.Now())
+	offset := time.Until(start.Add(-1500 * time.Millisecond))
 	w.writeConfig(t, policyTOML("apply", "")+
 		fmt.Sprintf("[[policy.window]]\ndays = [\"mon-sun\"]\nstart = %q\nlength = \"1h\"\ntimezone = \"UTC\"\n", start.Format("15:04")))
 	r := w.start(t, func(o *Options) { o.Now = func() time.Time { return time.Now().Add(offset) } })
