@@ -18,7 +18,9 @@ import (
 // with a device on a package set and its findings, is rebuilt by
 // 0002_sets_by_release (package_sets copied into a new table, the old one
 // dropped) with its ids, its devices' pointers and its findings intact,
-// and the device's next report moves it to a set of its release.
+// keeps its status and findings through 0004 and 0005 (which move them to
+// status and finding sets), and the device's next report moves it to a
+// set of its release.
 func TestMigrateKeepsSetsAndDevices(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fleet.db")
@@ -49,6 +51,8 @@ func TestMigrateKeepsSetsAndDevices(t *testing.T) {
 			{`INSERT INTO advisories (id, ecosystem, type, severity, issued, updated, title, reboot_suggested, content_hash, body)
 				VALUES ('ALSA-2023:3722', 'AlmaLinux:9', 'security', 2, 1, 1, 'openssl', 0, x'00', x'7b7d')`, nil},
 			{`INSERT INTO set_status (set_id, advisory_id, affected) VALUES (7, 'ALSA-2023:3722', 1)`, nil},
+			{`INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected)
+				VALUES (7, 'ALSA-2023:3722', 'openssl-libs', 'aarch64', '1:3.0.1-23.el9_0', '1:3.0.7-16.el9_2', 1)`, nil},
 		}
 		for _, s := range stmts {
 			if _, err := c.Exec(ctx, s.q, s.args...); err != nil {
@@ -76,6 +80,12 @@ func TestMigrateKeepsSetsAndDevices(t *testing.T) {
 	got, err := st.Device(ctx, "pi")
 	if err != nil || len(got.Advisories) != 1 || got.Advisories[0].Status != protocol.StatusAffected {
 		t.Errorf("device statuses after the migration = %+v, %v; want the set's row kept", got.Advisories, err)
+	}
+	// 0004 and 0005 gave the set a status set and a finding set of its
+	// own, with its rows.
+	plan, err := st.DevicePlan(ctx, "d1")
+	if err != nil || len(plan) != 1 || len(plan[0].Packages) != 1 || plan[0].Packages[0].Name != "openssl-libs" {
+		t.Errorf("device plan after the migrations = %+v, %v; want ALSA-2023:3722 for openssl-libs", plan, err)
 	}
 	r := &protocol.Report{ID: "r1", Device: protocol.DeviceInfo{OSID: "almalinux", OSVersionID: "9.2"},
 		Inventory: protocol.Inventory{Kind: protocol.InventoryFull, Packages: ubi, Digest: digest}}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,27 +90,28 @@ func putAdvisory(ctx context.Context, c Conn, a *advisory.Advisory) (bool, error
 // reapply recomputes, for every package set in use, the findings and
 // applicability of the changed advisories, and drops the device overrides
 // that no longer hold. It touches sets, not devices: a thousand devices of
-// one image cost one match, and the status sets the package sets share
-// are brought up to date once each (status.go).
+// one image cost one match, and the lists package sets share are brought
+// up to date once each (lists.go).
 func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.Time, match store.MatchFunc) error {
 	keep := make(map[string]bool, len(changed))
 	for _, a := range changed {
 		keep[a] = true
 	}
+	changed = slices.Sorted(maps.Keys(keep))
 	type set struct {
-		id          int64
-		rel, digest string
-		status      sql.NullInt64 // NULL only if a set was never matched: no rows
+		id               int64
+		rel, digest      string
+		findings, status sql.NullInt64 // NULL only for a set never matched: no rows
 	}
 	var sets []set
-	rows, err := c.Query(ctx, `SELECT p.id, p.release, p.digest, p.status_set FROM package_sets p
+	rows, err := c.Query(ctx, `SELECT p.id, p.release, p.digest, p.finding_set, p.status_set FROM package_sets p
 		WHERE p.id IN (SELECT package_set FROM devices WHERE package_set IS NOT NULL) ORDER BY p.id`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var st set
-		if err := rows.Scan(&st.id, &st.rel, &st.digest, &st.status); err != nil {
+		if err := rows.Scan(&st.id, &st.rel, &st.digest, &st.findings, &st.status); err != nil {
 			rows.Close()
 			return err
 		}
@@ -124,43 +127,30 @@ func (s *Store) reapply(ctx context.Context, c Conn, changed []string, now time.
 		WHERE stale = 0 AND id NOT IN (SELECT package_set FROM devices WHERE package_set IS NOT NULL)`); err != nil {
 		return err
 	}
-	re := make([]restatus, 0, len(sets))
+	findings := make([]relist[store.Finding], 0, len(sets))
+	status := make([]relist[verdict], 0, len(sets))
 	for _, st := range sets {
-		set := st.id
-		pkgs, err := s.loadSet(ctx, c, set, st.digest)
+		pkgs, err := s.loadSet(ctx, c, st.id, st.digest)
 		if err != nil {
 			return err
 		}
 		fs, err := match(st.rel, pkgs)
 		if err != nil {
-			return fmt.Errorf("match package set %d of release %q: %w", set, st.rel, err)
+			return fmt.Errorf("match package set %d of release %q: %w", st.id, st.rel, err)
 		}
-		if err := deleteFindings(ctx, c, set, changed); err != nil {
-			return err
-		}
-		if err := insertFindings(ctx, c, set, fs, keep); err != nil {
-			return err
-		}
-		re = append(re, restatus{set: set, from: st.status.Int64, now: statusOf(fs, keep)})
+		fs = findingSets.canonical(fs, keep)
+		findings = append(findings, relist[store.Finding]{set: st.id, from: st.findings.Int64, now: fs})
+		status = append(status, relist[verdict]{set: st.id, from: st.status.Int64, now: statusOf(fs, nil)})
 	}
-	if err := restatusSets(ctx, c, keep, re); err != nil {
+	if err := findingSets.update(ctx, c, changed, findings); err != nil {
+		return fmt.Errorf("findings: %w", err)
+	}
+	if err := statusSets.update(ctx, c, changed, status); err != nil {
 		return fmt.Errorf("applicability: %w", err)
 	}
 	for _, st := range sets {
 		err = dropStaleOverrides(ctx, c, st.id, `device_id IN (SELECT id FROM devices WHERE package_set = ?)`, st.id)
 		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func deleteFindings(ctx context.Context, c Conn, set int64, advs []string) error {
-	for len(advs) > 0 {
-		chunk := advs[:min(len(advs), filterLimit)]
-		advs = advs[len(chunk):]
-		filter, args := inClause("advisory_id", chunk)
-		if _, err := c.Exec(ctx, `DELETE FROM set_findings WHERE set_id = ?`+filter, append([]any{set}, args...)...); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
 	"strings"
@@ -16,28 +17,115 @@ import (
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
-// Status sets. A package set's applicability, one (advisory, affected)
-// row per advisory that names one of its packages, is stored once per
-// distinct list, as a status set, and package sets point at it
-// (package_sets.status_set). The list is what set_status holds and what
-// the advisory-ordered index the CVE question reads is built from; it is
-// the same for package sets that differ only in packages no advisory
-// names, or in versions on the same side of every fix, as the copies of
-// an image do. Findings, which name installed versions, stay per package
-// set.
+// Shared lists. What a package set's match gives is stored as two lists,
+// each once per distinct content and pointed at by every package set that
+// gives it:
 //
-// A status set is named by the SHA-256 of its rows (statusDigest), so a
-// package set joins one only with the exact list its own findings give:
-// no device's report can change what another device's set says. When an
-// advisory changes (reapply), the package sets of one status set may come
-// to disagree: each moves to the status set of its new list, found by
-// digest or made; the status set is updated in place only when all the
-// package sets in use on it move together.
+//   - a finding set (finding_sets, rows in set_findings): the findings,
+//     one row per installed package an advisory names. Package sets that
+//     differ only in packages no advisory names share one: a device
+//     missing an unrelated package, or with another version of it.
+//   - a status set (status_sets, rows in set_status): the applicability,
+//     one (advisory, affected) row per advisory. It is what the
+//     advisory-ordered index the CVE question reads is built from, and is
+//     shared more widely still: by package sets whose findings differ only
+//     in versions on the same side of every fix.
+//
+// So a new package set, as a delta report makes, costs a row of its own
+// and seldom any row of findings or status: those writes were most of what
+// a report that made a new set cost.
+//
+// A list is named by the SHA-256 of its rows (digest), so a package set
+// joins one only with the exact rows its own match gives: no device's
+// report can change what another device's set says. When an advisory
+// changes (reapply), the package sets on one list may come to disagree:
+// each moves to the list of its new content, found by digest or made; the
+// list is changed in place only when all the package sets in use on it
+// change alike. A list no package set points at is dropped.
+
+// listKind describes one kind of shared list and its rows R, which must be
+// sortable into a canonical order with one row per key.
+type listKind[R comparable] struct {
+	what  string // for errors: "status set"
+	table string // the lists: id, digest
+	rows  string // their rows
+	col   string // the rows' column naming their list, and package_sets' pointer
+	// columns are the rows' other columns, as values and scan give them.
+	columns  string
+	values   func(R) []any
+	scan     func(Row) (R, error)
+	advisory func(R) string
+	// compare orders rows by key; of rows with one key only the first in
+	// compare-then-tie order is stored (a match may name a package twice).
+	compare func(a, b R) int
+	tie     func(a, b R) int
+	write   func(h hash.Hash, r R)
+}
 
 // verdict is one row of a status set.
 type verdict struct {
 	advisory string
 	affected bool
+}
+
+var statusSets = listKind[verdict]{
+	what: "status set", table: "status_sets", rows: "set_status", col: "status_set",
+	columns: "advisory_id, affected",
+	values:  func(v verdict) []any { return []any{v.advisory, b2i(v.affected)} },
+	scan: func(r Row) (verdict, error) {
+		var v verdict
+		var affected int
+		err := r.Scan(&v.advisory, &affected)
+		v.affected = affected != 0
+		return v, err
+	},
+	advisory: func(v verdict) string { return v.advisory },
+	compare:  func(a, b verdict) int { return strings.Compare(a.advisory, b.advisory) },
+	tie:      func(a, b verdict) int { return cmp.Compare(b2i(a.affected), b2i(b.affected)) },
+	write: func(h hash.Hash, v verdict) {
+		writeField(h, v.advisory)
+		h.Write([]byte{byte(b2i(v.affected))})
+	},
+}
+
+var findingSets = listKind[store.Finding]{
+	what: "finding set", table: "finding_sets", rows: "set_findings", col: "finding_set",
+	columns: "advisory_id, package, arch, installed, fixed, affected",
+	values: func(f store.Finding) []any {
+		return []any{f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed, b2i(f.Affected)}
+	},
+	scan: func(r Row) (store.Finding, error) {
+		var f store.Finding
+		var affected int
+		err := r.Scan(&f.Advisory, &f.Package, &f.Arch, &f.Installed, &f.Fixed, &affected)
+		f.Affected = affected != 0
+		return f, err
+	},
+	advisory: func(f store.Finding) string { return f.Advisory },
+	compare:  compareFindings,
+	tie: func(a, b store.Finding) int {
+		return cmp.Or(strings.Compare(a.Fixed, b.Fixed), cmp.Compare(b2i(a.Affected), b2i(b.Affected)))
+	},
+	write: func(h hash.Hash, f store.Finding) {
+		for _, s := range [...]string{f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed} {
+			writeField(h, s)
+		}
+		h.Write([]byte{byte(b2i(f.Affected))})
+	},
+}
+
+// compareFindings is the order findings are stored in, by their key.
+func compareFindings(a, b store.Finding) int {
+	return cmp.Or(strings.Compare(a.Advisory, b.Advisory), strings.Compare(a.Package, b.Package),
+		strings.Compare(a.Arch, b.Arch), strings.Compare(a.Installed, b.Installed))
+}
+
+// writeField hashes s with its length first, so no two lists of fields
+// hash alike.
+func writeField(h hash.Hash, s string) {
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+	h.Write([]byte(s))
 }
 
 // statusOf returns the applicability findings make, in advisory order:
@@ -57,155 +145,169 @@ func statusOf(fs []store.Finding, keep map[string]bool) []verdict {
 	return vs
 }
 
-// statusDigest names a status set by its rows, which must be in advisory
-// order: each advisory id with its length, so no two lists encode alike.
-func statusDigest(vs []verdict) string {
+// canonical returns rows sorted, the first of each key kept, and only
+// those of advisories in keep when keep is not nil: what the list stores.
+func (k *listKind[R]) canonical(rows []R, keep map[string]bool) []R {
+	out := make([]R, 0, len(rows))
+	for _, r := range rows {
+		if keep == nil || keep[k.advisory(r)] {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b R) int { return cmp.Or(k.compare(a, b), k.tie(a, b)) })
+	return slices.CompactFunc(out, func(a, b R) bool { return k.compare(a, b) == 0 })
+}
+
+// digest names a list by its canonical rows.
+func (k *listKind[R]) digest(rows []R) string {
 	h := sha256.New()
-	var n [binary.MaxVarintLen64 + 1]byte
-	for _, v := range vs {
-		k := binary.PutUvarint(n[:], uint64(len(v.advisory)))
-		n[k] = byte(b2i(v.affected))
-		h.Write(n[:k])
-		h.Write([]byte(v.advisory))
-		h.Write(n[k : k+1])
+	for _, r := range rows {
+		k.write(h, r)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// ensureStatusSet returns the status set holding exactly vs (in advisory
-// order), storing it when there is none.
-func ensureStatusSet(ctx context.Context, c Conn, vs []verdict) (int64, error) {
-	digest := statusDigest(vs)
+// ensure returns the list holding exactly rows (canonical), storing it
+// when there is none.
+func (k *listKind[R]) ensure(ctx context.Context, c Conn, rows []R) (int64, error) {
+	digest := k.digest(rows)
 	var id int64
-	err := c.QueryRow(ctx, `SELECT id FROM status_sets WHERE digest = ?`, digest).Scan(&id)
+	err := c.QueryRow(ctx, `SELECT id FROM `+k.table+` WHERE digest = ?`, digest).Scan(&id)
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return id, err
 	}
-	err = c.QueryRow(ctx, `INSERT INTO status_sets (digest) VALUES (?) ON CONFLICT (digest) DO NOTHING RETURNING id`, digest).Scan(&id)
+	err = c.QueryRow(ctx, `INSERT INTO `+k.table+` (digest) VALUES (?) ON CONFLICT (digest) DO NOTHING RETURNING id`, digest).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Another transaction stored it meanwhile, with its rows.
-		err = c.QueryRow(ctx, `SELECT id FROM status_sets WHERE digest = ?`, digest).Scan(&id)
+		err = c.QueryRow(ctx, `SELECT id FROM `+k.table+` WHERE digest = ?`, digest).Scan(&id)
 		return id, err
 	}
 	if err != nil {
 		return 0, err
 	}
-	return id, insertStatus(ctx, c, id, vs)
+	return id, k.insert(ctx, c, id, rows)
 }
 
-// insertStatus adds rows to a status set; it must have none for their
-// advisories.
-func insertStatus(ctx context.Context, c Conn, id int64, vs []verdict) error {
-	ins := newInserter(ctx, c, `INSERT INTO set_status (status_set, advisory_id, affected) VALUES `, 3)
-	for _, v := range vs {
-		if err := ins.add(id, v.advisory, b2i(v.affected)); err != nil {
-			return fmt.Errorf("store status set %d: %w", id, err)
+// insert adds rows, in key order, to list id; it must have none of their
+// keys.
+func (k *listKind[R]) insert(ctx context.Context, c Conn, id int64, rows []R) error {
+	n := strings.Count(k.columns, ",") + 2
+	ins := newInserter(ctx, c, `INSERT INTO `+k.rows+` (`+k.col+`, `+k.columns+`) VALUES `, n)
+	for _, r := range rows {
+		if err := ins.add(append([]any{id}, k.values(r)...)...); err != nil {
+			return fmt.Errorf("store %s %d: %w", k.what, id, err)
 		}
 	}
 	if err := ins.flush(); err != nil {
-		return fmt.Errorf("store status set %d: %w", id, err)
+		return fmt.Errorf("store %s %d: %w", k.what, id, err)
 	}
 	return nil
 }
 
-// readStatus returns the rows of a status set, in advisory order.
-func readStatus(ctx context.Context, c Conn, id int64) ([]verdict, error) {
-	rows, err := c.Query(ctx, `SELECT advisory_id, affected FROM set_status WHERE status_set = ? ORDER BY advisory_id`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var vs []verdict
-	for rows.Next() {
-		var v verdict
-		var affected int
-		if err := rows.Scan(&v.advisory, &affected); err != nil {
-			return nil, err
+// read returns the rows of list id of the advisories in advs (all of them
+// when advs is nil), in key order.
+func (k *listKind[R]) read(ctx context.Context, c Conn, id int64, advs []string) ([]R, error) {
+	var out []R
+	for first := true; first || len(advs) > 0; first = false {
+		var chunk []string
+		if advs != nil {
+			chunk = advs[:min(len(advs), filterLimit)]
+			advs = advs[len(chunk):]
 		}
-		v.affected = affected != 0
-		vs = append(vs, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read status set %d: %w", id, err)
-	}
-	return vs, nil
-}
-
-// replaced returns old with the rows of the advisories in changed replaced
-// by now (both in advisory order; now holds only changed advisories).
-func replaced(old []verdict, changed map[string]bool, now []verdict) []verdict {
-	out := make([]verdict, 0, len(old)+len(now))
-	for _, v := range old {
-		if !changed[v.advisory] {
-			out = append(out, v)
+		filter, args := inClause("advisory_id", chunk)
+		rows, err := c.Query(ctx, `SELECT `+k.columns+` FROM `+k.rows+` WHERE `+k.col+` = ?`+filter, append([]any{id}, args...)...)
+		if err != nil {
+			return nil, fmt.Errorf("read %s %d: %w", k.what, id, err)
+		}
+		for rows.Next() {
+			r, err := k.scan(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read %s %d: %w", k.what, id, err)
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read %s %d: %w", k.what, id, err)
 		}
 	}
-	out = append(out, now...)
-	slices.SortFunc(out, func(a, b verdict) int { return strings.Compare(a.advisory, b.advisory) })
-	return out
+	slices.SortFunc(out, k.compare)
+	return out, nil
 }
 
-// restatus is a package set in use whose applicability for the changed
-// advisories an advisory import recomputed.
-type restatus struct {
-	set  int64     // the package set
-	from int64     // its status set
-	now  []verdict // its rows for the changed advisories, in advisory order
+// relist is a package set in use whose rows for the changed advisories an
+// advisory import recomputed.
+type relist[R comparable] struct {
+	set  int64 // the package set
+	from int64 // the list it points at
+	now  []R   // its rows for the changed advisories, canonical
 }
 
-// restatusSets brings the status sets of the package sets in use up to
-// date with the changed advisories; sets must hold every package set in
-// use. A status set whose package sets in use all change alike is updated
-// in place (unless the list they need is already stored: then they move
-// to it); otherwise those that change move to the status set of their
-// new list, found or made.
-func restatusSets(ctx context.Context, c Conn, changed map[string]bool, sets []restatus) error {
-	changedList := slices.Sorted(maps.Keys(changed))
-	byFrom := map[int64][]restatus{}
+// update brings the lists of the package sets in use up to date with the
+// changed advisories; sets must hold every package set in use. A list
+// whose package sets in use all change alike is changed in place (unless
+// the content they need is already stored: then they move to it);
+// otherwise those that change move to the list of their new content,
+// found or made.
+func (k *listKind[R]) update(ctx context.Context, c Conn, changed []string, sets []relist[R]) error {
+	isChanged := make(map[string]bool, len(changed))
+	for _, a := range changed {
+		isChanged[a] = true
+	}
+	byFrom := map[int64][]relist[R]{}
 	for _, r := range sets {
 		byFrom[r.from] = append(byFrom[r.from], r)
 	}
 	for _, from := range slices.Sorted(maps.Keys(byFrom)) {
-		old, err := readStatus(ctx, c, from)
+		was, err := k.read(ctx, c, from, changed)
 		if err != nil {
 			return err
 		}
-		var oldChanged []verdict
-		for _, v := range old {
-			if changed[v.advisory] {
-				oldChanged = append(oldChanged, v)
-			}
-		}
-		// The package sets whose rows for the changed advisories differ
-		// from the status set's, grouped by the list they now need.
-		moves := map[string][]restatus{}
-		lists := map[string][]verdict{}
+		var old []R // the whole list, read once one package set differs
+		moves := map[string][]relist[R]{}
+		lists := map[string][]R{}
 		stay := 0
 		for _, r := range byFrom[from] {
-			if slices.Equal(r.now, oldChanged) {
+			if slices.Equal(r.now, was) {
 				stay++
 				continue
 			}
-			list := replaced(old, changed, r.now)
-			d := statusDigest(list)
+			if old == nil {
+				if old, err = k.read(ctx, c, from, nil); err != nil {
+					return err
+				}
+			}
+			list := make([]R, 0, len(old)+len(r.now))
+			for _, x := range old {
+				if !isChanged[k.advisory(x)] {
+					list = append(list, x)
+				}
+			}
+			list = append(list, r.now...)
+			slices.SortFunc(list, k.compare)
+			d := k.digest(list)
 			moves[d] = append(moves[d], r)
 			lists[d] = list
 		}
+		if len(moves) == 0 {
+			continue
+		}
 		for _, d := range slices.Sorted(maps.Keys(moves)) {
 			var to int64
-			err := c.QueryRow(ctx, `SELECT id FROM status_sets WHERE digest = ?`, d).Scan(&to)
+			err := c.QueryRow(ctx, `SELECT id FROM `+k.table+` WHERE digest = ?`, d).Scan(&to)
 			switch {
 			case err == nil:
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			case stay == 0 && len(moves) == 1:
 				// Every package set in use on it changes alike: change it.
-				if err := updateStatusSet(ctx, c, from, d, changedList, moves[d][0].now); err != nil {
+				if err := k.change(ctx, c, from, d, changed, moves[d][0].now); err != nil {
 					return err
 				}
 				continue
 			default:
-				if to, err = ensureStatusSet(ctx, c, lists[d]); err != nil {
+				if to, err = k.ensure(ctx, c, lists[d]); err != nil {
 					return err
 				}
 			}
@@ -216,41 +318,40 @@ func restatusSets(ctx context.Context, c Conn, changed map[string]bool, sets []r
 			for len(ids) > 0 {
 				chunk := ids[:min(len(ids), filterLimit)]
 				ids = ids[len(chunk):]
-				_, err := c.Exec(ctx, `UPDATE package_sets SET status_set = ? WHERE id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`,
+				_, err := c.Exec(ctx, `UPDATE package_sets SET `+k.col+` = ? WHERE id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`,
 					append([]any{to}, chunk...)...)
 				if err != nil {
 					return err
 				}
 			}
 		}
-		// A status set no package set points at any more is dropped.
-		_, err = c.Exec(ctx, `DELETE FROM status_sets WHERE id = ? AND NOT EXISTS (SELECT 1 FROM package_sets WHERE status_set = ?)`, from, from)
-		if err != nil {
+		if err := k.dropUnused(ctx, c, from); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// updateStatusSet replaces the rows of the changed advisories in status
-// set id by now, and its digest by digest, the new rows' whole list's.
-func updateStatusSet(ctx context.Context, c Conn, id int64, digest string, changed []string, now []verdict) error {
-	if _, err := c.Exec(ctx, `UPDATE status_sets SET digest = ? WHERE id = ?`, digest, id); err != nil {
+// change replaces the rows of the changed advisories in list id by now,
+// and its digest by digest, the whole new content's.
+func (k *listKind[R]) change(ctx context.Context, c Conn, id int64, digest string, changed []string, now []R) error {
+	if _, err := c.Exec(ctx, `UPDATE `+k.table+` SET digest = ? WHERE id = ?`, digest, id); err != nil {
 		return err
 	}
 	for advs := changed; len(advs) > 0; {
 		chunk := advs[:min(len(advs), filterLimit)]
 		advs = advs[len(chunk):]
 		filter, args := inClause("advisory_id", chunk)
-		if _, err := c.Exec(ctx, `DELETE FROM set_status WHERE status_set = ?`+filter, append([]any{id}, args...)...); err != nil {
+		if _, err := c.Exec(ctx, `DELETE FROM `+k.rows+` WHERE `+k.col+` = ?`+filter, append([]any{id}, args...)...); err != nil {
 			return err
 		}
 	}
-	return insertStatus(ctx, c, id, now)
+	return k.insert(ctx, c, id, now)
 }
 
-// compareFindings is the order findings are stored in.
-func compareFindings(a, b store.Finding) int {
-	return cmp.Or(strings.Compare(a.Advisory, b.Advisory), strings.Compare(a.Package, b.Package),
-		strings.Compare(a.Arch, b.Arch), strings.Compare(a.Installed, b.Installed))
+// dropUnused deletes list id, and its rows, if no package set points at
+// it.
+func (k *listKind[R]) dropUnused(ctx context.Context, c Conn, id int64) error {
+	_, err := c.Exec(ctx, `DELETE FROM `+k.table+` WHERE id = ? AND NOT EXISTS (SELECT 1 FROM package_sets WHERE `+k.col+` = ?)`, id, id)
+	return err
 }

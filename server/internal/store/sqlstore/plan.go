@@ -66,8 +66,9 @@ func (s *Store) DevicePlan(ctx context.Context, deviceID string) ([]protocol.Pla
 		if len(plan) == 0 {
 			return nil
 		}
-		rows, err = c.Query(ctx, `SELECT advisory_id, package, arch, installed, fixed FROM set_findings
-			WHERE set_id = ? AND affected = 1 ORDER BY advisory_id, package, arch, installed`, set.Int64)
+		rows, err = c.Query(ctx, `SELECT f.advisory_id, f.package, f.arch, f.installed, f.fixed
+			FROM package_sets p JOIN set_findings f ON f.finding_set = p.finding_set
+			WHERE p.id = ? AND f.affected = 1 ORDER BY f.advisory_id, f.package, f.arch, f.installed`, set.Int64)
 		if err != nil {
 			return err
 		}

@@ -31,11 +31,11 @@ const (
 		JOIN set_status s ON s.advisory_id = v.advisory_id
 		JOIN package_sets p ON p.status_set = s.status_set
 		WHERE v.cve = ?`
-	cveFindingsQuery = `SELECT f.set_id, f.advisory_id, f.package, f.installed, f.fixed
+	cveFindingsQuery = `SELECT p.id, f.advisory_id, f.package, f.installed, f.fixed
 		FROM advisory_cves v
 		JOIN set_status s ON s.advisory_id = v.advisory_id AND s.affected = 1
 		JOIN package_sets p ON p.status_set = s.status_set
-		JOIN set_findings f ON f.set_id = p.id AND f.advisory_id = s.advisory_id AND f.affected = 1
+		JOIN set_findings f ON f.finding_set = p.finding_set AND f.advisory_id = s.advisory_id AND f.affected = 1
 		WHERE v.cve = ?`
 	// The devices come one row per set, their names packed as
 	// "<bytes>:<name>" one after the other (a name may hold any
@@ -467,14 +467,19 @@ func effective(affected int, override string) protocol.Status {
 	return protocol.StatusPatched
 }
 
-// StatusSets returns how many distinct status sets are stored (status.go).
-func (s *Store) StatusSets(ctx context.Context) (int, error) {
+// StatusSets returns how many distinct status sets are stored (lists.go).
+func (s *Store) StatusSets(ctx context.Context) (int, error) { return s.count(ctx, "status_sets") }
+
+// FindingSets returns how many distinct finding sets are stored (lists.go).
+func (s *Store) FindingSets(ctx context.Context) (int, error) { return s.count(ctx, "finding_sets") }
+
+func (s *Store) count(ctx context.Context, table string) (int, error) {
 	var n int
 	err := s.db.Read(ctx, func(c Conn) error {
-		return c.QueryRow(ctx, `SELECT COUNT(*) FROM status_sets`).Scan(&n)
+		return c.QueryRow(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("count status sets: %w", err)
+		return 0, fmt.Errorf("count %s: %w", table, err)
 	}
 	return n, nil
 }

@@ -394,10 +394,19 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs 
 		if err != nil || n == 0 {
 			return id, err
 		}
-		if _, err := c.Exec(ctx, `DELETE FROM set_findings WHERE set_id = ?`, id); err != nil {
+		var findings, status sql.NullInt64
+		err = c.QueryRow(ctx, `SELECT finding_set, status_set FROM package_sets WHERE id = ?`, id).Scan(&findings, &status)
+		if err != nil {
 			return 0, err
 		}
-		return id, s.match(ctx, c, id, rel, digest, pkgs, match)
+		if err := s.match(ctx, c, id, rel, digest, pkgs, match); err != nil {
+			return 0, err
+		}
+		// The lists it left may be no package set's now.
+		if err := findingSets.dropUnused(ctx, c, findings.Int64); err != nil {
+			return 0, err
+		}
+		return id, statusSets.dropUnused(ctx, c, status.Int64)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
@@ -420,10 +429,9 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs 
 	return id, s.match(ctx, c, id, rel, digest, pkgs, match)
 }
 
-// match stores the findings of package set id, which has none, and points
-// it at the status set they make (status.go). With no MatchFunc the set
-// has no findings, and its status set is the empty one: not affected by
-// anything.
+// match points package set id at the finding set and the status set its
+// packages give (lists.go), storing those that are new. With no MatchFunc
+// the set has no findings, and is not affected by anything.
 func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string, pkgs []protocol.Package, match store.MatchFunc) error {
 	var fs []store.Finding
 	if match != nil {
@@ -432,35 +440,17 @@ func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string,
 			return fmt.Errorf("match package set %s of release %q: %w", digest, rel, err)
 		}
 	}
-	status, err := ensureStatusSet(ctx, c, statusOf(fs, nil))
+	fs = findingSets.canonical(fs, nil)
+	findings, err := findingSets.ensure(ctx, c, fs)
+	if err != nil {
+		return fmt.Errorf("findings of package set %d: %w", id, err)
+	}
+	status, err := statusSets.ensure(ctx, c, statusOf(fs, nil))
 	if err != nil {
 		return fmt.Errorf("applicability of package set %d: %w", id, err)
 	}
-	if _, err := c.Exec(ctx, `UPDATE package_sets SET status_set = ? WHERE id = ?`, status, id); err != nil {
+	if _, err := c.Exec(ctx, `UPDATE package_sets SET finding_set = ?, status_set = ? WHERE id = ?`, findings, status, id); err != nil {
 		return fmt.Errorf("applicability of package set %d: %w", id, err)
-	}
-	return insertFindings(ctx, c, id, fs, nil)
-}
-
-// insertFindings stores findings of a set, only those of advisories in
-// keep when keep is not nil. The advisories must have no findings for the
-// set yet.
-func insertFindings(ctx context.Context, c Conn, setID int64, fs []store.Finding, keep map[string]bool) error {
-	// In key order, each row goes to the end of the b-tree where the
-	// previous one went.
-	fs = slices.Clone(fs)
-	slices.SortFunc(fs, compareFindings)
-	ins := newInserter(ctx, c, `INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected) VALUES `, 7)
-	for _, f := range fs {
-		if keep != nil && !keep[f.Advisory] {
-			continue
-		}
-		if err := ins.add(setID, f.Advisory, f.Package, f.Arch, f.Installed, f.Fixed, b2i(f.Affected)); err != nil {
-			return fmt.Errorf("store findings of package set %d: %w", setID, err)
-		}
-	}
-	if err := ins.flush(); err != nil {
-		return fmt.Errorf("store findings of package set %d: %w", setID, err)
 	}
 	return nil
 }

@@ -224,6 +224,15 @@ func Bench(b *testing.B, back Backend) {
 		sets, _ := c.PackageSets(ctx)
 		b.ReportMetric(float64(sets), "package-sets")
 	}
+	if c, ok := s.(interface {
+		StatusSets(ctx context.Context) (int, error)
+		FindingSets(ctx context.Context) (int, error)
+	}); ok {
+		sets, _ := c.StatusSets(ctx)
+		b.ReportMetric(float64(sets), "status-sets")
+		sets, _ = c.FindingSets(ctx)
+		b.ReportMetric(float64(sets), "finding-sets")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 

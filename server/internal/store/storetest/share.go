@@ -12,10 +12,11 @@ import (
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
-// testStatusSetsAreShared: package sets whose findings give the same
-// applicability share one status set (in the SQL stores; the suite counts
-// them through StatusSets), and every answer stays what each device's own
-// packages say: when an advisory names a package the sets differ in they
+// testStatusSetsShared: package sets whose findings give the same
+// applicability share one status set, and those whose findings are the
+// same share one finding set (in the SQL stores; the suite counts them
+// through StatusSets and FindingSets), and every answer stays what each
+// device's own packages say: when an advisory names a package the sets differ in they
 // part, when one changes them alike the shared rows change once, and when
 // two come to agree they join. At the end the answers equal those of a
 // store that got the same reports after the last advisories.
@@ -32,19 +33,24 @@ func testStatusSetsShared(t *testing.T, b Backend) {
 		f.report(f.enroll(name).ID, full("r1", devices[name]))
 	}
 	// check compares every device's statuses with what its own packages
-	// say under advs, and the count of status sets with want.
-	check := func(step string, want int) {
+	// say under advs, and the counts of status and finding sets with
+	// want and wantFindings.
+	check := func(step string, want, wantFindings int) {
 		t.Helper()
 		for name, pkgs := range devices {
 			if got, want := f.statuses(name), expected(advs, pkgs); !maps.Equal(got, want) {
 				t.Errorf("%s: device %s: statuses %v, want %v", step, name, got, want)
 			}
 		}
-		if n := countStatusSets(t, f.s); n != want {
+		if n := countLists(t, f.s, "StatusSets"); n != want {
 			t.Errorf("%s: %d status sets, want %d", step, n, want)
 		}
+		if n := countLists(t, f.s, "FindingSets"); n != wantFindings {
+			t.Errorf("%s: %d finding sets, want %d", step, n, wantFindings)
+		}
 	}
-	check("four devices differing in packages no advisory names, or in a version still short of the fix", 1)
+	// Findings differ only for oldzlib.
+	check("four devices differing in packages no advisory names, or in a version still short of the fix", 1, 2)
 	// Findings stay each set's own: the CVE answer names each device's
 	// installed zlib.
 	resp, err := f.s.CVE(t.Context(), "CVE-2022-37434")
@@ -73,7 +79,7 @@ func testStatusSetsShared(t *testing.T, b Backend) {
 		f.match = Match(advs)
 	}
 	put(bash)
-	check("a bash advisory", 3)
+	check("a bash advisory", 3, 4)
 	ds, err := f.s.Devices(t.Context(), store.DeviceFilter{ExposedTo: "CVE-2099-0002"})
 	if names := deviceNames(ds); err != nil || !slices.Equal(names, []string{"image", "oldzlib"}) {
 		t.Errorf("Devices(exposed to CVE-2099-0002) = %v, %v; want image and oldzlib", names, err)
@@ -88,19 +94,19 @@ func testStatusSetsShared(t *testing.T, b Backend) {
 		Issued: t0, Title: "Low: sed update", CVEs: []string{"CVE-2099-0003"},
 		Packages: []advisory.Package{{Name: "sed", EVR: rpmver.MustParseEVR("4.8-10.el9")}}}
 	put(sed)
-	check("a sed advisory", 3)
+	check("a sed advisory", 3, 4)
 
 	// The bash fix is revised to a build every bash has: the image and
 	// oldzlib are now patched like newbash, and join its status set.
 	bash.Packages[0].EVR = rpmver.MustParseEVR("5.1.8-1.el9")
 	put(bash)
-	check("the bash fix revised", 2)
+	check("the bash fix revised", 2, 4)
 
 	// A device that arrives now with its own set joins the status set its
 	// findings give.
 	devices["late"] = without("gawk")
 	f.report(f.enroll("late").ID, full("r1", devices["late"]))
-	check("a late device without gawk", 2)
+	check("a late device without gawk", 2, 4)
 
 	// The same reports into a store that knew the last advisories first.
 	g := newFleet(t, b)
@@ -168,17 +174,21 @@ func equalSummary(a, b protocol.AdvisorySummary) bool {
 		a.Failed == b.Failed && slices.Equal(a.CVEs, b.CVEs)
 }
 
-// countStatusSets counts stored status sets, through the optional
-// interface the SQL stores give the suite.
-func countStatusSets(t *testing.T, s store.Store) int {
+// countLists counts stored status or finding sets, through the method
+// (StatusSets, FindingSets) the SQL stores give the suite.
+func countLists(t *testing.T, s store.Store, method string) int {
 	t.Helper()
-	c, ok := s.(interface {
-		StatusSets(ctx context.Context) (int, error)
-	})
-	if !ok {
-		t.Fatalf("%T has no StatusSets(ctx) (int, error) to count status sets", s)
+	var count func(context.Context) (int, error)
+	switch c := s.(type) {
+	case interface {
+		StatusSets(context.Context) (int, error)
+		FindingSets(context.Context) (int, error)
+	}:
+		count = map[string]func(context.Context) (int, error){"StatusSets": c.StatusSets, "FindingSets": c.FindingSets}[method]
+	default:
+		t.Fatalf("%T has no StatusSets and FindingSets(ctx) (int, error) to count shared lists", s)
 	}
-	n, err := c.StatusSets(t.Context())
+	n, err := count(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
