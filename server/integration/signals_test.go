@@ -188,3 +188,53 @@ func (a *agent) waitExit(t *testing.T, timeout time.Duration) {
 		t.Errorf("agent %s did not exit cleanly on SIGTERM: %v", a.name, err)
 	}
 }
+
+// TestDaemonSIGHUPReload: "systemctl reload" (SIGHUP) re-reads the
+// configuration even when the change is one the file watch cannot see:
+// here agent.toml is a symlink into another folder, as configuration
+// management tools lay it out, and only the target changes.
+func TestDaemonSIGHUPReload(t *testing.T) {
+	repo := newFleetRepo(t)
+	srv, _ := startPushServer(t, filepath.Join(t.TempDir(), "data"))
+	dumpOnFailure(t, srv)
+	a := enrollAgent(t, srv, repo, "pi-sighup", repo.deviceRoot(t))
+	target := filepath.Join(t.TempDir(), "agent.toml")
+	write := func(cfg agentConfig) {
+		t.Helper()
+		tmp := target + ".new"
+		if err := os.WriteFile(tmp, []byte(cfg.toml(a)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(tmp, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(agentConfig{Mode: "notify"})
+	if err := os.Symlink(target, a.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	a.start(t)
+	waitReported(t, srv, a)
+	mark := a.log.Len()
+	importFix(t, srv, repo)
+	a.waitLog(t, mark, pushDeadline, fixAdvisory)
+
+	mark = a.log.Len()
+	write(agentConfig{Mode: "apply"})
+	time.Sleep(2 * time.Second) // the file watch's delay is 200 ms
+	if strings.Contains(a.logSince(mark), "configuration reloaded") {
+		t.Fatalf("the watch saw a change behind the symlink; this test no longer tests SIGHUP:\n%s", a.logSince(mark))
+	}
+	if v := installed(t, a.root, "demo-lib"); v != oldLib {
+		t.Fatalf("before the reload the agent installed demo-lib %s", v)
+	}
+	a.mu.Lock()
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.mu.Unlock()
+	a.waitLog(t, mark, 20*time.Second, "configuration reloaded", "mode=apply")
+	a.waitInstalled(t, pushDeadline, "demo-lib", newLib)
+	waitExposure(t, srv, fixCVE, 20*time.Second, nil, []string{a.name})
+}
