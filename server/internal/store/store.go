@@ -129,7 +129,10 @@ type Finding struct {
 // MatchFunc computes the findings for a package set of a release (see
 // Release; "" when the devices on the set did not say). For a report it is
 // asked about every advisory the server knows; for PutAdvisories only about
-// the advisories being put. It is called once per distinct package set.
+// the advisories being put. It is called once per distinct package set
+// (or a few times, when reports bringing one new set arrive together: a
+// report's new set is matched in its caller's goroutine, before the store
+// knows whether another report is storing it).
 //
 // It must return a finding for every installed package an advisory names,
 // fixed ones included (Affected false): those make the device "patched"

@@ -59,6 +59,9 @@ type reportReq struct {
 	// digest from, it makes after, whose digest the report's is.
 	from  string
 	after []protocol.Package
+	// pre is the match of the set the report makes, worked out by
+	// prepare when the store did not know that set.
+	pre *matched
 	// digest is the set the report leaves the device on, set by report;
 	// touched is set once report changed anything.
 	digest  string

@@ -167,10 +167,12 @@ func (k *listKind[R]) digest(rows []R) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// ensure returns the list holding exactly rows (canonical), storing it
-// when there is none.
-func (k *listKind[R]) ensure(ctx context.Context, c Conn, rows []R) (int64, error) {
-	digest := k.digest(rows)
+// ensure returns the list holding exactly rows (canonical), whose digest
+// is given ("": to be computed), storing it when there is none.
+func (k *listKind[R]) ensure(ctx context.Context, c Conn, rows []R, digest string) (int64, error) {
+	if digest == "" {
+		digest = k.digest(rows)
+	}
 	var id int64
 	err := c.QueryRow(ctx, `SELECT id FROM `+k.table+` WHERE digest = ?`, digest).Scan(&id)
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
@@ -307,7 +309,7 @@ func (k *listKind[R]) update(ctx context.Context, c Conn, changed []string, sets
 				}
 				continue
 			default:
-				if to, err = k.ensure(ctx, c, lists[d]); err != nil {
+				if to, err = k.ensure(ctx, c, lists[d], d); err != nil {
 					return err
 				}
 			}

@@ -120,14 +120,24 @@ func (s *Store) prepare(ctx context.Context, deviceID string, r *protocol.Report
 		return nil, err
 	}
 	q := &reportReq{ctx: ctx, deviceID: deviceID, r: r, now: now, match: match, done: make(chan reportResult, 1)}
+	pkgs := q.after
 	switch r.Inventory.Kind {
 	case protocol.InventoryDelta:
 		s.predict(q)
+		pkgs = q.after
 	case protocol.InventoryFull:
 		q.full = sorted(r.Inventory.Packages)
 		if got := protocol.InventoryDigest(q.full); got != r.Inventory.Digest {
 			return nil, fmt.Errorf("%w: inventory.digest: %s, but the packages digest to %s", store.ErrBadReport, r.Inventory.Digest, got)
 		}
+		pkgs = q.full
+	}
+	// A set the store has not seen is matched here, in the caller's
+	// goroutine, not by the writer. The caller holds the MatchFunc it
+	// would have handed the writer; a failed match is left to the writer
+	// to find again and answer.
+	if rel := store.Release(r.Device); pkgs != nil && !s.known(rel, r.Inventory.Digest) {
+		q.pre, _ = matchSet(rel, r.Inventory.Digest, pkgs, match)
 	}
 	return q, nil
 }
@@ -222,7 +232,7 @@ func (s *Store) report(ctx context.Context, c Conn, q *reportReq, resp *protocol
 	}
 	changed := false
 	if newSet {
-		id, err := s.ensureSet(ctx, c, rel, r.Inventory.Digest, pkgs, now, match)
+		id, err := s.ensureSet(ctx, c, rel, r.Inventory.Digest, pkgs, now, match, q.pre)
 		if err != nil {
 			return err
 		}
@@ -294,9 +304,9 @@ func sorted(pkgs []protocol.Package) []protocol.Package {
 
 // predict works out, in the caller's goroutine, the set a delta report
 // makes, from the set the device's last report left (if the store
-// remembers it and has it cached), so the writer only has to check that
-// the device is still on that set. A delta that does not add up is left
-// to the writer.
+// remembers it; from the cache, or read through a reader), so the writer
+// only has to check that the device is still on that set. A delta that
+// does not add up is left to the writer.
 func (s *Store) predict(q *reportReq) {
 	s.mu.Lock()
 	from, ok := s.digests[q.deviceID]
@@ -304,13 +314,17 @@ func (s *Store) predict(q *reportReq) {
 	if !ok {
 		return
 	}
-	prev, ok := s.sets.get(from)
-	if !ok {
-		return
-	}
 	inv := &q.r.Inventory
 	if from == inv.Digest && len(inv.Added)+len(inv.Removed) == 0 {
 		return
+	}
+	prev, ok := s.sets.get(from)
+	if !ok {
+		// Read through a reader rather than leave it to the writer.
+		var err error
+		if prev, err = s.readSet(q.ctx, store.Release(q.r.Device), from); err != nil {
+			return
+		}
 	}
 	after := applyDelta(prev, inv.Added, inv.Removed)
 	if protocol.InventoryDigest(after) == inv.Digest {
@@ -324,6 +338,30 @@ func (s *Store) remember(deviceID, digest string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.digests[deviceID] = digest
+}
+
+// maxKnown bounds the package sets Store.known remembers; past it, it
+// starts again.
+const maxKnown = 1 << 16
+
+// known reports whether the package set of release rel with the digest
+// was stored, as far as this Store saw: a hint (its transaction may have
+// rolled back since) that spares prepare matching a set the writer will
+// find.
+func (s *Store) known(rel, digest string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.knownSets[rel+"\x00"+digest]
+}
+
+// know notes a package set stored or found, for known.
+func (s *Store) know(rel, digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.knownSets) >= maxKnown {
+		clear(s.knownSets)
+	}
+	s.knownSets[rel+"\x00"+digest] = true
 }
 
 // applyDelta removes one instance of each removed package from prev, which
@@ -378,13 +416,33 @@ func (s *Store) loadSet(ctx context.Context, c Conn, id int64, digest string) ([
 	return pkgs, nil
 }
 
+// readSet reads the packages of the set of release rel with the digest
+// in a read transaction, and caches them.
+func (s *Store) readSet(ctx context.Context, rel, digest string) ([]protocol.Package, error) {
+	var blob []byte
+	err := s.db.Read(ctx, func(c Conn) error {
+		return c.QueryRow(ctx, `SELECT packages FROM package_sets WHERE release = ? AND digest = ?`, rel, digest).Scan(&blob)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("package set %s: %w", digest, err)
+	}
+	pkgs, err := decodeSet(blob)
+	if err != nil {
+		return nil, fmt.Errorf("package set %s: %w", digest, err)
+	}
+	s.sets.put(digest, pkgs)
+	return pkgs, nil
+}
+
 // ensureSet returns the id of the package set of release rel with the
-// given digest, storing it and its findings when it is new.
-func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs []protocol.Package, now time.Time, match store.MatchFunc) (int64, error) {
+// given digest, storing it and its findings when it is new. pre is its
+// match if prepare worked it out.
+func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs []protocol.Package, now time.Time, match store.MatchFunc, pre *matched) (int64, error) {
 	var id int64
 	var stale int
 	err := c.QueryRow(ctx, `SELECT id, stale FROM package_sets WHERE release = ? AND digest = ?`, rel, digest).Scan(&id, &stale)
 	if err == nil && stale == 0 {
+		s.know(rel, digest)
 		return id, nil
 	}
 	if err == nil {
@@ -399,7 +457,7 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs 
 		if err != nil {
 			return 0, err
 		}
-		if err := s.match(ctx, c, id, rel, digest, pkgs, match); err != nil {
+		if err := s.match(ctx, c, id, rel, digest, pkgs, match, pre); err != nil {
 			return 0, err
 		}
 		// The lists it left may be no package set's now.
@@ -426,26 +484,53 @@ func (s *Store) ensureSet(ctx context.Context, c Conn, rel, digest string, pkgs 
 		return 0, err
 	}
 	s.sets.put(digest, pkgs)
-	return id, s.match(ctx, c, id, rel, digest, pkgs, match)
+	s.know(rel, digest)
+	return id, s.match(ctx, c, id, rel, digest, pkgs, match, pre)
 }
 
-// match points package set id at the finding set and the status set its
-// packages give (lists.go), storing those that are new. With no MatchFunc
-// the set has no findings, and is not affected by anything.
-func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string, pkgs []protocol.Package, match store.MatchFunc) error {
+// matched is what a package set's match gives, in the form its lists
+// store it (lists.go).
+type matched struct {
+	rel, digest string // the package set's
+	findings    []store.Finding
+	status      []verdict
+	// findingsDigest and statusDigest name the lists.
+	findingsDigest, statusDigest string
+}
+
+// matchSet matches the packages of the set of release rel with the given
+// digest. With no MatchFunc the set has no findings, and is not affected
+// by anything.
+func matchSet(rel, digest string, pkgs []protocol.Package, match store.MatchFunc) (*matched, error) {
 	var fs []store.Finding
 	if match != nil {
 		var err error
 		if fs, err = match(rel, pkgs); err != nil {
-			return fmt.Errorf("match package set %s of release %q: %w", digest, rel, err)
+			return nil, fmt.Errorf("match package set %s of release %q: %w", digest, rel, err)
 		}
 	}
-	fs = findingSets.canonical(fs, nil)
-	findings, err := findingSets.ensure(ctx, c, fs)
+	m := &matched{rel: rel, digest: digest, findings: findingSets.canonical(fs, nil)}
+	m.status = statusOf(m.findings, nil)
+	m.findingsDigest, m.statusDigest = findingSets.digest(m.findings), statusSets.digest(m.status)
+	return m, nil
+}
+
+// match points package set id at the finding set and the status set its
+// packages give, storing those that are new. pre is the match prepare
+// worked out, if it did, for this set.
+func (s *Store) match(ctx context.Context, c Conn, id int64, rel, digest string, pkgs []protocol.Package, match store.MatchFunc, pre *matched) error {
+	m := pre
+	if m == nil || m.rel != rel || m.digest != digest {
+		var err error
+		if m, err = matchSet(rel, digest, pkgs, match); err != nil {
+			return err
+		}
+	}
+	findings, err := findingSets.ensure(ctx, c, m.findings, m.findingsDigest)
 	if err != nil {
 		return fmt.Errorf("findings of package set %d: %w", id, err)
 	}
-	status, err := statusSets.ensure(ctx, c, statusOf(fs, nil))
+	status, err := statusSets.ensure(ctx, c, m.status, m.statusDigest)
 	if err != nil {
 		return fmt.Errorf("applicability of package set %d: %w", id, err)
 	}

@@ -22,9 +22,11 @@ type Store struct {
 	sets *setCache
 
 	// mu guards digests: per device, the digest of the set its last
-	// committed report left it on (for predict; a hint, checked).
-	mu      sync.Mutex
-	digests map[string]string
+	// committed report left it on (for predict; a hint, checked); and
+	// knownSets, the package sets stored, by release and digest (known).
+	mu        sync.Mutex
+	digests   map[string]string
+	knownSets map[string]bool
 
 	// queue carries reports to the writers (batch.go); stop ends them.
 	queue     chan *reportReq
@@ -44,7 +46,7 @@ func New(db DB, opts Options) *Store {
 	if opts.MaxBatch < 1 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	s := &Store{db: db, opts: opts, sets: newSetCache(setCacheSize), digests: map[string]string{},
+	s := &Store{db: db, opts: opts, sets: newSetCache(setCacheSize), digests: map[string]string{}, knownSets: map[string]bool{},
 		queue: make(chan *reportReq), stop: make(chan struct{})}
 	for range opts.Writers {
 		s.writers.Add(1)
