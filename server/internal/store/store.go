@@ -20,7 +20,9 @@
 // Applicability is computed once per distinct set, by a MatchFunc the
 // caller gives (the server backs it with pkg/applicability), and kept as
 // findings (which installed package is older or not than which fix) and
-// one affected-or-patched row per (set, advisory). A device's status for
+// one affected-or-patched row per (set, advisory); the SQL stores keep each
+// of the two once per distinct content, shared by the sets that give it
+// (sqlstore's finding and status sets). A device's status for
 // an advisory is its set's, except where the device's own history
 // overrides it: failed (its last attempt failed and it is still affected)
 // or pending-reboot (the fix is installed and a reboot is still pending).
