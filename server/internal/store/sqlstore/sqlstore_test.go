@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
 func TestApplyDelta(t *testing.T) {
@@ -35,4 +36,40 @@ func FuzzSetCodec(f *testing.F) {
 		}
 		decodeSet(blob)
 	})
+}
+
+// TestListDigest: a list's digest names its content whatever order the
+// match gave the rows in, keeps one row per key, and tells apart lists
+// whose fields differ only in where one field ends and the next begins.
+func TestListDigest(t *testing.T) {
+	f := func(adv, pkg, arch, fixed string, affected bool) store.Finding {
+		return store.Finding{Advisory: adv, Package: pkg, Arch: arch, Installed: "0:1-1", Fixed: fixed, Affected: affected}
+	}
+	a := f("ALSA-1", "openssl", "aarch64", "0:2-1", true)
+	b := f("ALSA-2", "zlib", "aarch64", "0:2-1", false)
+	twice := f("ALSA-1", "openssl", "aarch64", "0:3-1", true) // the same key, another fix
+	tests := []struct {
+		name  string
+		x, y  []store.Finding
+		equal bool
+	}{
+		{"order does not matter", []store.Finding{a, b}, []store.Finding{b, a}, true},
+		{"a repeated key counts once, the same one whatever the order", []store.Finding{a, twice, b}, []store.Finding{b, twice, a}, true},
+		{"a repeated key keeps the lower fix", []store.Finding{a, twice}, []store.Finding{a}, true},
+		{"affected matters", []store.Finding{a}, []store.Finding{f("ALSA-1", "openssl", "aarch64", "0:2-1", false)}, false},
+		{"field boundaries matter", []store.Finding{f("ALSA-1", "ab", "c", "0:2-1", true)}, []store.Finding{f("ALSA-1", "a", "bc", "0:2-1", true)}, false},
+		{"empty is not one empty row", nil, []store.Finding{{}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x, y := findingSets.canonical(tt.x, nil), findingSets.canonical(tt.y, nil)
+			if got := findingSets.digest(x) == findingSets.digest(y); got != tt.equal {
+				t.Errorf("digests equal = %v, want %v\n%v\n%v", got, tt.equal, x, y)
+			}
+			sx, sy := statusOf(x, nil), statusOf(y, nil)
+			if tt.equal && statusSets.digest(sx) != statusSets.digest(sy) {
+				t.Errorf("same findings, status digests differ: %v, %v", sx, sy)
+			}
+		})
+	}
 }
