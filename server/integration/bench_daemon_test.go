@@ -337,14 +337,6 @@ func (s wireStats) sub(o wireStats) wireStats {
 	return r
 }
 
-func (s wireStats) add(o wireStats) wireStats {
-	neg := wireStats{Conns: -o.Conns, Up: -o.Up, Down: -o.Down, SegsIn: -o.SegsIn, SegsOut: -o.SegsOut, Packets: map[string]int{}}
-	for k, v := range o.Packets {
-		neg.Packets[k] = -v
-	}
-	return s.sub(neg)
-}
-
 // snapshot sums every connection so far, reading live ones' TCP_INFO now.
 func (p *wireProxy) snapshot() wireStats {
 	p.mu.Lock()
@@ -808,10 +800,9 @@ func TestDaemonBenchIdle(t *testing.T) {
 	time.Sleep(30 * time.Second)
 
 	type sample struct {
-		cpu        time.Duration
-		https, mq  wireStats
-		mark       int
-		maxRSS, at int
+		cpu       time.Duration
+		https, mq wireStats
+		mark      int
 	}
 	start := make([]sample, len(agents))
 	for i, a := range agents {
