@@ -9,6 +9,9 @@ package integration
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -343,12 +346,15 @@ func (s *syncBuffer) Len() int {
 // enrolment token from the admin CLI, then rpmfleet-agent enroll.
 func enrollAgent(t *testing.T, srv *server, repo *fleetRepo, name, root string) *agent {
 	t.Helper()
-	admin := []string{"RPMFLEET_SERVER=" + srv.url, "RPMFLEET_TOKEN=" + srv.admin}
-	tok := strings.TrimSpace(must(t, admin, "rpmfleet", "enroll-token", "create").stdout)
+	tok := strings.TrimSpace(must(t, adminEnv(srv), "rpmfleet", "enroll-token", "create").stdout)
 	dir := t.TempDir()
 	a := &agent{name: name, root: root, state: filepath.Join(dir, "state"), cfgPath: filepath.Join(dir, "agent.toml"),
 		server: srv.url, repo: repo, log: &syncBuffer{}}
-	must(t, nil, "rpmfleet-agent", "enroll", "--server", srv.url, "--token", tok, "--name", name, "--state-dir", a.state, "--root", root)
+	args := []string{"enroll", "--server", srv.url, "--token", tok, "--name", name, "--state-dir", a.state, "--root", root}
+	if strings.HasPrefix(srv.url, "https://") {
+		args = append(args, "--ca-fingerprint", caFingerprint(t, srv))
+	}
+	must(t, nil, "rpmfleet-agent", args...)
 	b, err := os.ReadFile(filepath.Join(a.state, "credential.json"))
 	if err != nil {
 		t.Fatalf("enrolment left no credential: %v", err)
@@ -579,7 +585,27 @@ func (a *agent) waitInstalled(t *testing.T, timeout time.Duration, name, want st
 
 // adminEnv is the admin CLI's environment for srv.
 func adminEnv(srv *server) []string {
-	return []string{"RPMFLEET_SERVER=" + srv.url, "RPMFLEET_TOKEN=" + srv.admin}
+	env := []string{"RPMFLEET_SERVER=" + srv.url, "RPMFLEET_TOKEN=" + srv.admin}
+	if strings.HasPrefix(srv.url, "https://") {
+		// --tls auto: the CLI trusts the server's own CA.
+		env = append(env, "RPMFLEET_CA="+filepath.Join(srv.data, "tls", "ca.crt"))
+	}
+	return env
+}
+
+// caFingerprint is the enrolment pin of a --tls auto server's CA.
+func caFingerprint(t *testing.T, srv *server) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(srv.data, "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s/tls/ca.crt holds no PEM block", srv.data)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // device asks the server, through the admin CLI, what it holds for a

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTLSAuto: with --tls auto the server makes its own CA and serves
@@ -75,4 +77,52 @@ func TestTLSOwnCertificate(t *testing.T) {
 		t.Fatalf("server with its own certificate serves %s", srv.url)
 	}
 	must(t, []string{"RPMFLEET_SERVER=" + url, "RPMFLEET_TOKEN=" + srv.admin, "RPMFLEET_CA=" + filepath.Join(dir, "ca.crt")}, "rpmfleet", "summary")
+}
+
+// TestDaemonPushOverTLS: with --tls auto the embedded broker speaks TLS
+// with the API's certificate and devices are told an mqtts:// URL; an
+// agent enrolled by the CA's fingerprint trusts that CA alone for MQTT
+// too, and a push reaches it (its poll is an hour away). The broker
+// refuses MQTT in clear, and the server refuses to run a broker in clear
+// off loopback.
+func TestDaemonPushOverTLS(t *testing.T) {
+	repo := newFleetRepo(t)
+	srv, mqttAddr := startPushServer(t, filepath.Join(t.TempDir(), "data"), "--tls", "auto")
+	dumpOnFailure(t, srv)
+	if !strings.HasPrefix(srv.url, "https://") {
+		t.Fatalf("--tls auto serves %s", srv.url)
+	}
+	a := startAgent(t, srv, repo, "pi-mqtts", repo.deviceRoot(t), agentConfig{Mode: "apply"})
+	b, err := os.ReadFile(filepath.Join(a.state, "credential.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"broker_url": "mqtts://` + mqttAddr + `"`; !strings.Contains(string(b), want) {
+		t.Errorf("credential.json does not hold %s:\n%s", want, b)
+	}
+	a.waitLog(t, 0, 20*time.Second, "mqtt connected", "mqtts://"+mqttAddr)
+	waitReported(t, srv, a)
+	importFix(t, srv, repo)
+	a.waitInstalled(t, pushDeadline, "demo-lib", newLib)
+
+	// MQTT in clear on the TLS listener: a CONNECT gets no CONNACK.
+	c, err := net.DialTimeout("tcp", mqttAddr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	connect := []byte{0x10, 0x10, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x04, 'p', 'l', 'a', 'i'}
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write(connect); err == nil {
+		buf := make([]byte, 4)
+		if n, _ := c.Read(buf); n >= 2 && buf[0] == 0x20 {
+			t.Errorf("the TLS broker answered a clear-text CONNECT with a CONNACK % x", buf[:n])
+		}
+	}
+
+	// A broker in clear on all interfaces is refused at start.
+	r := run(t, nil, "rpmfleet-server", "--data", filepath.Join(t.TempDir(), "data"), "--listen", freeAddr(t), "--mqtt-listen", "0.0.0.0:0")
+	if r.code == 0 || !strings.Contains(r.stderr, "credentials in clear") {
+		t.Errorf("rpmfleet-server --mqtt-listen 0.0.0.0:0 without TLS: exit %d, stderr:\n%s\nwant a refusal", r.code, r.stderr)
+	}
 }

@@ -908,6 +908,15 @@ func (d *daemon) connectMQTT() {
 			return
 		}
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	} else if d.cfg.MQTT.Broker == "" && len(d.o.Credential.CA) > 0 {
+		// The server's embedded broker, learnt at enrolment, speaks TLS
+		// with the API's certificate: trust the CA pinned then, alone.
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(d.o.Credential.CA) {
+			d.log.Error("mqtt not started: the CA pinned at enrolment holds no PEM certificate")
+			return
+		}
+		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}
 	mq, err := mqtt.New(opts)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +61,12 @@ type push struct {
 // cfg names. When the embedded broker's default address is taken, it logs
 // a warning and runs without a broker (the agents' poll still works); an
 // address given explicitly that cannot be bound is an error.
-func startPush(cfg config.MQTT, st store.Store, log *slog.Logger) (push, error) {
+//
+// The embedded broker speaks TLS with the API's certificate (apiTLS) when
+// the API does, and devices are told an mqtts:// URL. Without TLS it
+// listens only on loopback unless insecure is set, as the API does: devices
+// log in with their credential, which must not cross a network in clear.
+func startPush(cfg config.MQTT, apiTLS *tls.Config, insecure bool, st store.Store, log *slog.Logger) (push, error) {
 	if cfg.Broker != "" {
 		var pw string
 		if cfg.PasswordFile != "" {
@@ -96,7 +102,10 @@ func startPush(cfg config.MQTT, st store.Store, log *slog.Logger) (push, error) 
 	if listen == "" {
 		listen = broker.DefaultListen
 	}
-	b, err := broker.New(broker.Options{Listen: listen, Auth: storeAuth{st: st, log: log}, Logger: log})
+	if apiTLS == nil && !insecure && !loopbackAddr(listen) {
+		return push{}, fmt.Errorf("mqtt listen %s: devices would send their credentials in clear; serve the API with TLS (--tls auto or --tls-cert), whose certificate the broker then uses, or pass --allow-insecure-http", listen)
+	}
+	b, err := broker.New(broker.Options{Listen: listen, TLS: apiTLS, Auth: storeAuth{st: st, log: log}, Logger: log})
 	if err != nil {
 		if cfg.Listen == "" {
 			log.Warn("the default MQTT address is taken; running without a broker (devices poll); set --mqtt-listen to choose another", "addr", listen, "err", err)
@@ -111,12 +120,29 @@ func startPush(cfg config.MQTT, st store.Store, log *slog.Logger) (push, error) 
 	url := cfg.Advertise
 	if url == "" {
 		url = "mqtt://" + b.Addr()
+		if apiTLS != nil {
+			url = "mqtts://" + b.Addr()
+		}
 		if host, _, _ := net.SplitHostPort(b.Addr()); net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 			log.Warn("the MQTT broker listens on all interfaces but devices are told an unspecified address; set --mqtt-advertise", "addr", b.Addr())
 		}
 	}
 	log.Info("serving MQTT", "addr", b.Addr(), "advertised", url)
 	return push{pub: b, url: url, close: func() { b.Close() }}, nil
+}
+
+// loopbackAddr reports whether a listen address (host:port) is on loopback
+// only: "localhost" or a loopback IP.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // redactURL hides a password in a URL.

@@ -124,7 +124,9 @@ func enroll(t *testing.T, api, data, name string) protocol.EnrollResponse {
 	return er
 }
 
-func dataDir(t *testing.T, logs *logBuffer) string { return logs.wait(t, `msg="serving the API" addr=\S+ data=(\S+)`) }
+func dataDir(t *testing.T, logs *logBuffer) string {
+	return logs.wait(t, `msg="serving the API" addr=\S+ data=(\S+)`)
+}
 
 // deviceClient connects to url as the device, and returns what arrives on
 // its command topic and the feed.

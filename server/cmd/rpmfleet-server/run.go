@@ -116,7 +116,26 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mq, err := startPush(cfg.MQTT, st, log)
+	var tlsCfg *tls.Config
+	scheme := "http"
+	switch {
+	case cfg.TLS == "auto":
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		cert, fp, err := autoTLS(filepath.Join(cfg.Data, "tls"), host)
+		if err != nil {
+			return err
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		log.Info("serving HTTPS with the server's own CA; enrol agents with --ca-fingerprint",
+			"ca", filepath.Join(cfg.Data, "tls", caCertFile), "fingerprint", fp)
+	case cfg.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load tls certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	mq, err := startPush(cfg.MQTT, tlsCfg, cfg.AllowInsecureHTTP, st, log)
 	if err != nil {
 		return err
 	}
@@ -140,26 +159,11 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	// package's location and SHA-256.
 	handler := api.New(svc, api.Options{TempDir: tmp, Source: source.Options{Locations: true}, Log: log})
 
-	var tlsCfg *tls.Config
-	scheme := "http"
-	switch {
-	case cfg.TLS == "auto":
-		host, _, _ := net.SplitHostPort(cfg.Listen)
-		cert, fp, err := autoTLS(filepath.Join(cfg.Data, "tls"), host)
-		if err != nil {
-			return err
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		log.Info("serving HTTPS with the server's own CA; enrol agents with --ca-fingerprint",
-			"ca", filepath.Join(cfg.Data, "tls", caCertFile), "fingerprint", fp)
-	case cfg.TLSCert != "":
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("load tls certificate: %w", err)
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// No TCP keepalive probes (Go's default sends one every 15 s on each
+	// idle connection): IdleTimeout closes idle connections anyway, and
+	// the probes would be most of a polling device's traffic.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

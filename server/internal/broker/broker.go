@@ -18,7 +18,10 @@
 // a device safe: notices and plans are signed with the server's Ed25519
 // key, so a device that reads another's command or a forged feed notice
 // gains nothing it can act on. The ACL keeps devices from spying on each
-// other and from spoofing each other's state and presence.
+// other and from spoofing each other's state and presence. Devices log in
+// with their credential, so off loopback the listener must speak TLS
+// (Options.TLS, the API's certificate); the server refuses to run it in
+// clear there.
 //
 // mochi-mqtt's large Hook interface is met by one adapter (hook.go) that
 // speaks this package's small Authenticator; no mochi type leaves this
@@ -27,9 +30,12 @@ package broker
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 
@@ -83,6 +89,8 @@ type Options struct {
 	// and ListenOff means no listener. Port 0 picks a free port (see
 	// Broker.Addr).
 	Listen string
+	// TLS, when set, makes the listener speak MQTT over TLS (mqtts://).
+	TLS *tls.Config
 	// Auth authenticates every connection; required.
 	Auth Authenticator
 	// Logger receives the broker's logs; nil discards them.
@@ -92,7 +100,7 @@ type Options struct {
 // Broker is a running embedded MQTT broker.
 type Broker struct {
 	srv    *mqtt.Server
-	tcp    *listeners.TCP // nil when Listen is ListenOff
+	tcp    *listeners.Net // nil when Listen is ListenOff
 	log    *slog.Logger
 	nextID atomic.Int64 // inline subscription ids
 }
@@ -142,8 +150,21 @@ func New(opts Options) (*Broker, error) {
 	}
 	b := &Broker{srv: srv, log: log}
 	if listen != ListenOff {
-		b.tcp = listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: listen})
+		// No TCP keepalive probes: MQTT's own keepalive finds dead
+		// clients, and Go's default (a probe every 15 s on every idle
+		// connection, each answered) would cost a device on a metered
+		// link more than half a megabyte a day.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", listen, err)
+		}
+		if opts.TLS != nil {
+			ln = tls.NewListener(ln, opts.TLS)
+		}
+		b.tcp = listeners.NewNet("tcp", ln)
 		if err := srv.AddListener(b.tcp); err != nil {
+			ln.Close()
 			return nil, fmt.Errorf("listen on %s: %w", listen, err)
 		}
 	}

@@ -2,8 +2,11 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +473,45 @@ func TestOversizedPublishDropped(t *testing.T) {
 	a2.publish(t, protocol.DeviceStateTopic("dev-a"), "small", 1, true)
 	if m := <-got; string(m.Payload) != "small" {
 		t.Fatalf("server got a %d-byte state first, want the small one", len(m.Payload))
+	}
+}
+
+// TestNoTCPKeepAliveProbes: the broker's side of a connection runs no TCP
+// keepalive timer. Go's default probes every idle connection every 15 s,
+// which on a device's permanent MQTT connection cost more than half a
+// megabyte a day; MQTT's own keepalive finds dead clients. The kernel's
+// view (/proc/net/tcp, timer 2 = keepalive) of the accepted socket is
+// read, since the socket itself lives inside mochi.
+func TestNoTCPKeepAliveProbes(t *testing.T) {
+	b := startBroker(t)
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, port, _ := net.SplitHostPort(b.Addr())
+	p, _ := strconv.Atoi(port)
+	local := fmt.Sprintf(":%04X", p)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tab, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(tab), "\n")[1:] {
+			// sl local_address rem_address st tx_queue:rx_queue tr:tm->when ...
+			f := strings.Fields(line)
+			if len(f) < 6 || !strings.HasSuffix(f[1], local) || f[3] != "01" {
+				continue // not an established connection on the broker's port
+			}
+			if strings.HasPrefix(f[5], "02:") {
+				t.Fatalf("the broker's socket %s runs a keepalive timer (%s)", f[1], f[5])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no established connection on port %d in /proc/net/tcp", p)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
