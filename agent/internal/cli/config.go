@@ -118,7 +118,7 @@ func printConfig(w io.Writer, c *config.Config, now time.Time) {
 	for _, h := range p.HealthChecks {
 		line("health check", "%s", h)
 	}
-	line("poll", "every %s, up to %s later at random", c.Poll.Interval, c.Poll.Jitter)
+	line("poll", "every %s, %s while the MQTT link is up, up to %s later at random", c.Poll.Interval, c.Poll.Connected(), c.Poll.Jitter)
 	if c.MQTT.Broker != "" {
 		line("mqtt", "%s", c.MQTT.Broker)
 	}

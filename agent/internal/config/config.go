@@ -42,7 +42,8 @@
 //	timezone = "Europe/Berlin"           # IANA name; the system's zone when left out
 //
 //	[poll]
-//	interval = "1h"                      # default
+//	interval = "1h"                      # default; while no MQTT link is up
+//	connected_interval = "6h"            # default; while it is: max(interval, this)
 //	jitter = "10m"                       # default; less than interval
 //
 //	[mqtt]
@@ -88,6 +89,9 @@ const (
 	DefaultRoot         = "/"
 	DefaultPollInterval = time.Hour
 	DefaultPollJitter   = 10 * time.Minute
+	// DefaultPollConnectedInterval is the poll interval while the MQTT
+	// link is up, when a push would have woken the agent anyway.
+	DefaultPollConnectedInterval = 6 * time.Hour
 )
 
 // MaxSize bounds the file: a configuration is a few kilobytes.
@@ -132,10 +136,21 @@ type Repo struct {
 
 // Poll is when the agent asks the server for its plan without a push.
 type Poll struct {
+	// Interval applies while no MQTT link is up (no broker, or the link
+	// is down).
 	Interval time.Duration
+	// ConnectedInterval applies while the MQTT link is up and subscribed,
+	// when the poll is only a safety net for a lost push; the effective
+	// interval then is Connected().
+	ConnectedInterval time.Duration
 	// Jitter is the most added at random to each interval.
 	Jitter time.Duration
 }
+
+// Connected is the poll interval while the MQTT link is up:
+// max(Interval, ConnectedInterval), so a short interval set alone never
+// makes the connected agent poll more often than it would without push.
+func (p Poll) Connected() time.Duration { return max(p.Interval, p.ConnectedInterval) }
 
 // MQTT is the broker the agent takes push notices from.
 type MQTT struct {
@@ -567,7 +582,7 @@ func (d *decoder) window(t *table) (policy.Window, bool) {
 }
 
 func (d *decoder) poll(t *table) Poll {
-	p := Poll{Interval: DefaultPollInterval, Jitter: DefaultPollJitter}
+	p := Poll{Interval: DefaultPollInterval, ConnectedInterval: DefaultPollConnectedInterval, Jitter: DefaultPollJitter}
 	if t == nil {
 		return p
 	}
@@ -590,6 +605,18 @@ func (d *decoder) poll(t *table) Poll {
 			d.errorf(t.key("jitter"), "bad value %q: want less than the interval (%s)", t.m["jitter"], p.Interval)
 		}
 		p.Jitter = j
+	}
+	if ci, ok := t.duration("connected_interval"); ok {
+		switch {
+		case ci <= 0:
+			d.errorf(t.key("connected_interval"), "bad value %q: want more than 0", t.m["connected_interval"])
+		case ci < p.Interval && (ivOK || !ivPresent):
+			// Honoured as the interval anyway (Connected takes the
+			// larger), so a smaller one set on purpose is a mistake.
+			d.errorf(t.key("connected_interval"), "bad value %q: want at least the interval (%s); to poll that often while connected, set interval as well", t.m["connected_interval"], p.Interval)
+		default:
+			p.ConnectedInterval = ci
+		}
 	}
 	t.done()
 	return p

@@ -70,7 +70,7 @@ func TestShippedConfigs(t *testing.T) {
 		if len(p.Windows) != 1 || p.Windows[0].String() != "sat,sun 02:00 for 3h0m0s (Europe/Berlin)" {
 			t.Errorf("windows read wrong: %v", p.Windows)
 		}
-		if c.Poll != (Poll{Interval: 6 * time.Hour, Jitter: 30 * time.Minute}) || c.MQTT.Broker != "mqtts://fleet.example.org:8883" {
+		if c.Poll != (Poll{Interval: 6 * time.Hour, ConnectedInterval: 12 * time.Hour, Jitter: 30 * time.Minute}) || c.MQTT.Broker != "mqtts://fleet.example.org:8883" {
 			t.Errorf("poll or mqtt read wrong: %+v %+v", c.Poll, c.MQTT)
 		}
 	})
@@ -110,6 +110,25 @@ func TestDefaults(t *testing.T) {
 	if c.Poll.Jitter != 150*time.Second {
 		t.Errorf("default jitter with a 5m interval = %s, want 2m30s (half the interval)", c.Poll.Jitter)
 	}
+	if c.Poll.Connected() != DefaultPollConnectedInterval {
+		t.Errorf("connected interval with a 5m interval = %s, want the default %s", c.Poll.Connected(), DefaultPollConnectedInterval)
+	}
+	// A long interval set alone is not shortened while connected.
+	c, err = parse(t, "[poll]\ninterval = \"24h\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Poll.Connected() != 24*time.Hour {
+		t.Errorf("connected interval with a 24h interval = %s, want 24h (the larger)", c.Poll.Connected())
+	}
+	// Both set: a user who wants 10 minutes while connected too.
+	c, err = parse(t, "[poll]\ninterval = \"10m\"\nconnected_interval = \"10m\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Poll.Interval != 10*time.Minute || c.Poll.Connected() != 10*time.Minute {
+		t.Errorf("both 10m: interval %s, connected %s", c.Poll.Interval, c.Poll.Connected())
+	}
 	c, err = parse(t, "[[repo]]\nid = \"local\"\nbaseurl = \"/srv/repo\"\ngpgcheck = false\nenabled = false\n"+
 		"[[policy.window]]\ndays = [\"mon-fri\"]\nstart = \"23:30\"\nlength = \"90m\"\n"+
 		"[mqtt]\nbroker = \"mqtt://127.0.0.1:1883\"\n")
@@ -139,6 +158,10 @@ func TestProblems(t *testing.T) {
 		{name: "bad duration", src: "[poll]\ninterval = \"hourly\"\n", want: `agent.toml:2: key "poll.interval": bad value "hourly": want a duration such as "1h" or "30m"`},
 		{name: "zero interval", src: "[poll]\ninterval = \"0s\"\n", want: `agent.toml:2: key "poll.interval": bad value "0s": want more than 0`},
 		{name: "jitter not less than interval", src: "[poll]\ninterval = \"10m\"\njitter = \"10m\"\n", want: `agent.toml:3: key "poll.jitter": bad value "10m": want less than the interval (10m0s)`},
+		{name: "connected interval not a duration", src: "[poll]\nconnected_interval = \"often\"\n", want: `agent.toml:2: key "poll.connected_interval": bad value "often": want a duration such as "1h" or "30m"`},
+		{name: "zero connected interval", src: "[poll]\nconnected_interval = \"0s\"\n", want: `agent.toml:2: key "poll.connected_interval": bad value "0s": want more than 0`},
+		{name: "connected interval below the interval", src: "[poll]\ninterval = \"2h\"\n\nconnected_interval = \"30m\"\n", want: `agent.toml:4: key "poll.connected_interval": bad value "30m": want at least the interval (2h0m0s); to poll that often while connected, set interval as well`},
+		{name: "connected interval below the default interval", src: "[poll]\nconnected_interval = \"10m\"\n", want: `agent.toml:2: key "poll.connected_interval": bad value "10m": want at least the interval (1h0m0s); to poll that often while connected, set interval as well`},
 		{name: "jitter against the default interval", src: "[poll]\njitter = \"2h\"\n", want: `agent.toml:2: key "poll.jitter": bad value "2h": want less than the interval (1h0m0s)`},
 		{name: "plain http server", src: "server = \"http://fleet.example.org\"\n", want: `agent.toml:1: key "server": bad value "http://fleet.example.org": want https: plain http is allowed only to a loopback host`},
 		{name: "credentials in the server URL", src: "server = \"https://u:p@fleet.example.org\"\n", want: `agent.toml:1: key "server": bad value "https://u:p@fleet.example.org": credentials do not belong in the URL`},

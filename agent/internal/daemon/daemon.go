@@ -94,8 +94,13 @@ type Options struct {
 	OnStatus func(Status)
 	// StatusRefresh is how often the status is looked at for what changes
 	// without an event (the MQTT link, the queue drained);
-	// DefaultStatusRefresh when 0.
+	// DefaultStatusRefresh when 0. A lost MQTT link shortens the poll
+	// interval within this much.
 	StatusRefresh time.Duration
+	// StateHeartbeat is the longest the retained state topic goes without
+	// fresh last_check and next_poll when nothing else in it changed; the
+	// configuration's connected poll interval when 0.
+	StateHeartbeat time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -191,6 +196,19 @@ type daemon struct {
 
 	status     Status
 	lastStatus []byte
+	// The retained state last published on MQTT: its content without
+	// the timestamps, its last_check, and when.
+	stateKey   []byte
+	stateCheck time.Time
+	stateAt    time.Time
+
+	// lastPoll is when the last successful plan fetch answered, and
+	// pollJitter the jitter drawn then; linkUp whether the MQTT link was
+	// up (connected and subscribed) at the last look. The next poll is
+	// lastPoll + the interval linkUp selects + pollJitter.
+	lastPoll   time.Time
+	pollJitter time.Duration
+	linkUp     bool
 
 	plan      *savedPlan
 	fetching  bool
@@ -454,6 +472,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			c, err := config.Load(d.cfg.File)
 			d.reload(c, err)
 		}
+		d.checkLink()
 		d.publish(notify)
 	}
 }
@@ -570,7 +589,8 @@ func (d *daemon) fetched(r fetchResult) {
 	d.failures = 0
 	poke(d.serverBack)
 	d.status.LastCheck = d.now()
-	d.setPoll(d.cfg.Poll.Interval + jitter(d.cfg.Poll.Jitter))
+	d.lastPoll, d.pollJitter = d.status.LastCheck, jitter(d.cfg.Poll.Jitter)
+	d.schedulePoll()
 	if d.fetchMore {
 		d.fetchMore = false
 		defer d.fetch()
@@ -614,6 +634,35 @@ func (d *daemon) verifyPlan(msg []byte) (*savedPlan, error) {
 		return nil, fmt.Errorf("plan seq %d: body: %w", n.Seq, err)
 	}
 	return &savedPlan{Msg: msg, Expires: n.Expires, Plan: p}, nil
+}
+
+// schedulePoll sets the next poll from the last successful one: the
+// configuration's connected interval while the MQTT link is up, when the
+// poll only catches a lost push, else its interval; plus the jitter drawn
+// at that poll. A poll already due (the link went down long after the last
+// poll) starts at once.
+func (d *daemon) schedulePoll() {
+	iv := d.cfg.Poll.Interval
+	if d.linkUp {
+		iv = d.cfg.Poll.Connected()
+	}
+	d.setPoll(max(d.lastPoll.Add(iv+d.pollJitter).Sub(d.now()), 0))
+}
+
+// checkLink notices the MQTT link going up or down and moves the next
+// poll to the interval that now applies. A fetch running or backing off
+// is left alone: its answer schedules the poll after it.
+func (d *daemon) checkLink() {
+	up := d.mq != nil && d.mq.Connected()
+	if up == d.linkUp {
+		return
+	}
+	d.linkUp = up
+	if d.fetching || d.failures > 0 || d.lastPoll.IsZero() {
+		return
+	}
+	d.schedulePoll()
+	d.log.Info("mqtt link changed; poll rescheduled", "mqtt", up, "next_poll", d.status.NextPoll)
 }
 
 func (d *daemon) setPoll(wait time.Duration) {
@@ -859,8 +908,9 @@ func (d *daemon) reload(c *config.Config, err error) {
 	}
 	d.status.Reloads++
 	d.log.Info("configuration reloaded", "file", c.File, "mode", c.Policy.Mode, "poll", c.Poll.Interval)
-	if c.Poll != old.Poll {
-		d.setPoll(c.Poll.Interval + jitter(c.Poll.Jitter))
+	if c.Poll != old.Poll && !d.fetching && d.failures == 0 {
+		d.pollJitter = jitter(c.Poll.Jitter)
+		d.schedulePoll()
 	}
 	if d.brokerURL() != d.broker {
 		d.log.Info("mqtt broker changed; reconnecting", "broker", d.brokerURL())
@@ -868,6 +918,7 @@ func (d *daemon) reload(c *config.Config, err error) {
 			d.mq.Close()
 			d.mq = nil
 		}
+		d.stateKey = nil // the new client holds no state yet
 		d.connectMQTT()
 	}
 	if d.rebootStage != 0 && c.Policy.Reboot != old.Policy.Reboot || !slices.Equal(c.Policy.Windows, old.Policy.Windows) && d.rebootStage == 1 {
@@ -934,18 +985,49 @@ func (d *daemon) publish(n *notifier) {
 	st.Queued = d.rep.Len()
 	st.Notices = addStats(st.Notices, d.ver.Stats())
 	st.MQTT = d.mq != nil && d.mq.Connected()
+	if d.mq != nil {
+		d.publishState(st)
+	}
 	b, _ := json.Marshal(st)
 	if bytes.Equal(b, d.lastStatus) {
 		return
 	}
 	d.lastStatus = b
 	n.status(statusLine(st))
-	if d.mq != nil {
-		d.mq.PublishState(b)
-	}
 	if d.o.OnStatus != nil {
 		d.o.OnStatus(st)
 	}
+}
+
+// publishState updates the retained state topic when something a user
+// reads there changed. Every publish costs the link about 550 bytes (QoS
+// 1, its PUBACK, the segments), so a poll that changes nothing but
+// last_check and next_poll publishes nothing, and the poll's "checking"
+// shows there as "idle" (it lasts one round trip; systemd's STATUS still
+// says it). The timestamps are refreshed at most every StateHeartbeat (by
+// default the connected poll interval, so about once a connected poll):
+// last_check is what tells a dashboard, such as Home Assistant's, that the
+// device still reaches its server, which the online topic (the MQTT link
+// only) does not.
+func (d *daemon) publishState(st Status) {
+	if st.State == "checking" {
+		st.State = "idle"
+	}
+	key := st
+	key.LastCheck, key.NextPoll = time.Time{}, time.Time{}
+	kb, _ := json.Marshal(key)
+	now := d.now()
+	beat := d.o.StateHeartbeat
+	if beat <= 0 {
+		beat = d.cfg.Poll.Connected()
+	}
+	stale := !st.LastCheck.Equal(d.stateCheck) && now.Sub(d.stateAt) >= beat
+	if bytes.Equal(kb, d.stateKey) && !stale {
+		return
+	}
+	b, _ := json.Marshal(st)
+	d.mq.PublishState(b)
+	d.stateKey, d.stateCheck, d.stateAt = kb, st.LastCheck, now
 }
 
 // statusLine is the STATUS= text.

@@ -63,6 +63,9 @@ type world struct {
 	// broker is the [mqtt] broker URL written into the configuration;
 	// mqttExtra more lines of [mqtt].
 	broker, mqttExtra string
+	// poll is the [poll] section's body; interval 1h, jitter 1s when
+	// empty.
+	poll string
 }
 
 type worldOpts struct {
@@ -212,7 +215,11 @@ func (w *world) writeConfig(t *testing.T, policy string) {
 	fmt.Fprintf(&b, "server = %q\nstate_dir = %q\nroot = %q\n\n", w.srv.URL, w.stateDir, w.root)
 	fmt.Fprintf(&b, "[[repo]]\nid = \"demo\"\nbaseurl = %q\ngpgkey = [%q]\n\n", w.repo.URL, w.key.PublicKeyFile)
 	b.WriteString(policy)
-	b.WriteString("\n[poll]\ninterval = \"1h\"\njitter = \"1s\"\n")
+	poll := w.poll
+	if poll == "" {
+		poll = "interval = \"1h\"\njitter = \"1s\""
+	}
+	fmt.Fprintf(&b, "\n[poll]\n%s\n", poll)
 	if w.broker != "" {
 		fmt.Fprintf(&b, "\n[mqtt]\nbroker = %q\n%s\n", w.broker, w.mqttExtra)
 	}
