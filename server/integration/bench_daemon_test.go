@@ -21,14 +21,14 @@ package integration
 // (traffic flowed, every agent fetched its plan).
 //
 // The bytes on the wire are counted by wireProxy, a TCP proxy between each
-// agent and the server (HTTPS) or the broker (MQTT): payload bytes both ways,
-// and the segments the proxy's socket on the agent's side sent and received
-// (TCP_INFO's segs_in and segs_out), each segment costing 52 bytes of IPv4
-// and TCP headers with timestamps on a real link. The proxy's listening
-// socket keeps the Go defaults the server's own listeners have (net.Listen:
-// TCP keepalive probes after 15 s idle), so the agent's link sees what it
-// would see with the server itself; a second proxy kind turns those probes
-// off, to show what they cost.
+// agent and the server (HTTPS) or the broker (MQTT over TLS, as the server
+// with --tls auto serves it): payload bytes both ways, and the segments the
+// proxy's socket on the agent's side sent and received (TCP_INFO's segs_in
+// and segs_out), each segment costing 52 bytes of IPv4 and TCP headers with
+// timestamps on a real link. The proxy's listening socket sends no TCP
+// keepalive probes, as the server's own listeners do not since 2f94bc4
+// (before, Go's default probes every 15 s cost an idle agent 587 KB a day);
+// newWireProxy can still turn them on to show that.
 
 import (
 	"bufio"
@@ -68,12 +68,15 @@ const benchEnv = "RPMFLEET_BENCH_DAEMON"
 const headerBytes = 52
 
 // Default agent timing, from agent/internal/config and agent/internal/mqtt:
-// a poll every hour plus up to 10 minutes of jitter (65 minutes on average)
-// and an MQTT keepalive of 10 minutes.
+// while the MQTT link is up a poll every connected_interval, 6 hours, plus
+// up to 10 minutes of jitter (6 h 5 min on average); without the link every
+// interval, an hour plus the jitter (65 minutes); an MQTT keepalive of 10
+// minutes.
 const (
-	defaultPollMean  = 65 * time.Minute
-	defaultKeepAlive = 10 * time.Minute
-	day              = 24 * time.Hour
+	defaultPollMean          = 65 * time.Minute
+	defaultConnectedPollMean = 6*time.Hour + 5*time.Minute
+	defaultKeepAlive         = 10 * time.Minute
+	day                      = 24 * time.Hour
 )
 
 // benchGuard reports whether this run is the named measurement's.
@@ -153,12 +156,29 @@ func metric(t *testing.T, v float64, unit string) {
 	fmt.Printf("BENCHMETRIC %g %s\n", v, unit)
 }
 
+// scanKind says what a wireProxy's stream is, to count its messages.
+type scanKind int
+
+const (
+	scanNone scanKind = iota
+	// scanMQTT counts plain MQTT control packets by type.
+	scanMQTT
+	// scanTLS counts TLS records by content type and length ("up app 19");
+	// over an idle MQTT-over-TLS link an application record of 19 bytes
+	// (2 of MQTT, the inner content type, a 16-byte tag) is a PINGREQ up,
+	// a PINGRESP down.
+	scanTLS
+)
+
+// tlsPing is the key scanTLS counts an agent's MQTT ping under.
+const tlsPing = "up app 19"
+
 // wireProxy forwards TCP connections to target and counts what crosses the
 // agent's side of each.
 type wireProxy struct {
 	ln     net.Listener
 	target string
-	mqtt   bool // count MQTT control packets (the broker speaks plain MQTT)
+	scan   scanKind
 
 	mu    sync.Mutex // guards conns
 	conns []*proxyConn
@@ -179,7 +199,7 @@ type proxyConn struct {
 // newWireProxy listens on a free loopback port. probes keeps the Go default
 // TCP keepalive probes on accepted connections, as the server's listeners
 // have them; false turns them off.
-func newWireProxy(t *testing.T, target string, mqtt, probes bool) *wireProxy {
+func newWireProxy(t *testing.T, target string, scan scanKind, probes bool) *wireProxy {
 	t.Helper()
 	lc := net.ListenConfig{}
 	if !probes {
@@ -189,7 +209,7 @@ func newWireProxy(t *testing.T, target string, mqtt, probes bool) *wireProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &wireProxy{ln: ln, target: target, mqtt: mqtt}
+	p := &wireProxy{ln: ln, target: target, scan: scan}
 	go p.serve()
 	t.Cleanup(p.close)
 	return p
@@ -242,11 +262,18 @@ func (p *wireProxy) forward(pc *proxyConn) {
 // copy forwards src to dst, counting bytes into n and, for MQTT, the
 // control packets by type.
 func (p *wireProxy) copy(dst, src *net.TCPConn, n *atomic.Int64, pc *proxyConn, dir string) {
-	var sc *mqttScanner
-	if p.mqtt {
+	var sc interface{ feed([]byte) }
+	switch p.scan {
+	case scanMQTT:
 		sc = &mqttScanner{count: func(typ byte) {
 			pc.mu.Lock()
 			pc.packets[dir+" "+mqttPacketName(typ)]++
+			pc.mu.Unlock()
+		}}
+	case scanTLS:
+		sc = &tlsScanner{count: func(typ byte, n int) {
+			pc.mu.Lock()
+			pc.packets[dir+" "+tlsRecordName(typ)+" "+strconv.Itoa(n)]++
 			pc.mu.Unlock()
 		}}
 	}
@@ -400,6 +427,47 @@ func (s *mqttScanner) feed(p []byte) {
 	}
 }
 
+// tlsScanner splits a TLS byte stream into records by their 5-byte headers
+// (content type, version, length) and counts them with their length.
+type tlsScanner struct {
+	hdr   []byte
+	rem   int
+	count func(typ byte, n int)
+}
+
+func (s *tlsScanner) feed(p []byte) {
+	for len(p) > 0 {
+		if s.rem > 0 {
+			k := min(s.rem, len(p))
+			s.rem -= k
+			p = p[k:]
+			continue
+		}
+		k := min(5-len(s.hdr), len(p))
+		s.hdr = append(s.hdr, p[:k]...)
+		p = p[k:]
+		if len(s.hdr) == 5 {
+			n := int(s.hdr[3])<<8 | int(s.hdr[4])
+			s.count(s.hdr[0], n)
+			s.hdr, s.rem = s.hdr[:0], n
+		}
+	}
+}
+
+func tlsRecordName(typ byte) string {
+	switch typ {
+	case 20:
+		return "ccs"
+	case 21:
+		return "alert"
+	case 22:
+		return "handshake"
+	case 23:
+		return "app"
+	}
+	return "type" + strconv.Itoa(int(typ))
+}
+
 func mqttPacketName(typ byte) string {
 	names := []string{"RESERVED", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
 		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"}
@@ -444,7 +512,7 @@ func TestWireProxy(t *testing.T) {
 			}()
 		}
 	}()
-	p := newWireProxy(t, ln.Addr().String(), true, false)
+	p := newWireProxy(t, ln.Addr().String(), scanMQTT, false)
 	c, err := net.Dial("tcp", p.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -484,6 +552,23 @@ func TestWireProxy(t *testing.T) {
 	}
 	if s.Wire() != s.Up+s.Down+headerBytes*s.Segs() {
 		t.Errorf("wire %d", s.Wire())
+	}
+}
+
+// TestTLSScanner: TLS records split across reads, and two in one read, are
+// counted with their type and length.
+func TestTLSScanner(t *testing.T) {
+	got := map[string]int{}
+	sc := &tlsScanner{count: func(typ byte, n int) { got[tlsRecordName(typ)+" "+strconv.Itoa(n)]++ }}
+	rec := func(typ byte, n int) []byte {
+		return append([]byte{typ, 3, 3, byte(n >> 8), byte(n)}, make([]byte, n)...)
+	}
+	stream := slices.Concat(rec(22, 300), rec(23, 19), rec(23, 19), rec(21, 2))
+	for _, cut := range [][]byte{stream[:3], stream[3:310], stream[310:]} { // a header cut, two records in one read
+		sc.feed(cut)
+	}
+	if want := map[string]int{"handshake 300": 1, "app 19": 2, "alert 2": 1}; !mapsEqual(got, want) {
+		t.Errorf("records %v, want %v", got, want)
 	}
 }
 
@@ -697,19 +782,21 @@ func benchWindow(t *testing.T) time.Duration {
 
 // idleSpec is one idle agent of TestDaemonBenchIdle.
 type idleSpec struct {
-	name   string
-	poll   string // [poll] interval; "" leaves the default
-	probes bool   // the proxies keep the server's TCP keepalive probes
+	name string
+	poll string // [poll] interval and connected_interval; "" leaves the defaults
 }
 
-// TestDaemonBenchIdle: rpmfleet-server --tls auto with its embedded broker,
-// and four enrolled, idle agents (policy notify, nothing to do), each
-// reaching the server's HTTPS and MQTT through its own wireProxy pair:
-// two with the agent's default timing (one behind proxies with the
-// server's TCP keepalive probes, one without) for the resident set, the CPU
-// and the keepalive's cost, and two polling every 150 s, past the server's
-// 2-minute idle timeout, so each poll opens a new HTTPS connection as an
-// hourly poll does, for the cost of one poll.
+// TestDaemonBenchIdle: rpmfleet-server --tls auto with its embedded broker
+// (MQTT over TLS with the API's certificate), and three enrolled, idle
+// agents (policy notify, nothing to do), each reaching the server's HTTPS
+// and MQTT through its own wireProxy pair, none sending TCP keepalive
+// probes, as the server's listeners do not: one with the agent's default
+// timing for the resident set, the CPU and the keepalive's cost, and two
+// polling every 150 s while connected (interval and connected_interval
+// both), past the server's 2-minute idle timeout, so each poll opens a new
+// HTTPS connection as a 6-hourly one does, and past their state heartbeat
+// (the connected interval), so each poll publishes the state once as a
+// 6-hourly one does: the cost of one poll.
 func TestDaemonBenchIdle(t *testing.T) {
 	if !benchGuard(t, "idle") {
 		return
@@ -732,10 +819,9 @@ func TestDaemonBenchIdle(t *testing.T) {
 	fp := "sha256:" + hex.EncodeToString(sum[:])
 	admin := append(adminEnv(srv), "RPMFLEET_CA="+caPath)
 	specs := []idleSpec{
-		{name: "idle-default", probes: true},
-		{name: "idle-default-noprobes"},
-		{name: "idle-poll150", poll: "150s", probes: true},
-		{name: "idle-poll150-noprobes", poll: "150s"},
+		{name: "idle-default"},
+		{name: "idle-poll150", poll: "150s"},
+		{name: "idle-poll150-b", poll: "150s"},
 	}
 	tok := strings.TrimSpace(must(t, admin, "rpmfleet", "enroll-token", "create", "--uses", strconv.Itoa(len(specs))).stdout)
 	srvAddr := strings.TrimPrefix(srv.url, "https://")
@@ -743,8 +829,8 @@ func TestDaemonBenchIdle(t *testing.T) {
 	for _, s := range specs {
 		dir := t.TempDir()
 		a := &benchAgent{name: s.name, root: repo.deviceRoot(t), state: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "agent.toml")}
-		a.https = newWireProxy(t, srvAddr, false, s.probes)
-		a.mq = newWireProxy(t, mqttAddr, true, s.probes)
+		a.https = newWireProxy(t, srvAddr, scanNone, false)
+		a.mq = newWireProxy(t, mqttAddr, scanTLS, false)
 		server := "https://" + a.https.addr()
 		must(t, nil, "rpmfleet-agent", "enroll", "--server", server, "--token", tok, "--ca-fingerprint", fp,
 			"--name", a.name, "--state-dir", a.state, "--root", a.root)
@@ -753,9 +839,11 @@ func TestDaemonBenchIdle(t *testing.T) {
 		fmt.Fprintf(&b, "[[repo]]\nid = \"demo\"\nbaseurl = %q\ngpgkey = [%q]\n\n", repo.url(), repo.key)
 		b.WriteString("[policy]\nmode = \"notify\"\n\n")
 		if s.poll != "" {
-			fmt.Fprintf(&b, "[poll]\ninterval = %q\njitter = \"10s\"\n\n", s.poll)
+			fmt.Fprintf(&b, "[poll]\ninterval = %q\nconnected_interval = %q\njitter = \"10s\"\n\n", s.poll, s.poll)
 		}
-		fmt.Fprintf(&b, "[mqtt]\nbroker = \"mqtt://%s\"\n", a.mq.addr())
+		// The broker the server named at enrolment, through the proxy:
+		// mqtts, trusting the CA pinned at enrolment.
+		fmt.Fprintf(&b, "[mqtt]\nbroker = \"mqtts://%s\"\nca = %q\n", a.mq.addr(), caPath)
 		if err := os.WriteFile(a.cfg, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -845,7 +933,7 @@ func TestDaemonBenchIdle(t *testing.T) {
 		r.mq = a.mq.snapshot().sub(start[i].mq)
 		r.polls = a.log.count(start[i].mark, "plan not modified")
 		r.httpsConns = r.https.Conns
-		r.pings = r.mq.Packets["up PINGREQ"]
+		r.pings = r.mq.Packets[tlsPing]
 		r.bytesPerDayNaive = float64(r.https.Wire()+r.mq.Wire()) * float64(day) / float64(elapsed)
 	}
 	for i, a := range agents {
@@ -860,7 +948,7 @@ func TestDaemonBenchIdle(t *testing.T) {
 			a.name, elapsed.Round(time.Second), r.https.Conns, r.https.Up, r.https.Down, r.https.Segs(), r.https.Wire(),
 			r.mq.Up, r.mq.Down, r.mq.Segs(), r.mq.Wire(), r.mq.Packets, r.polls, r.bytesPerDayNaive/1000)
 	}
-	t.Logf("rpmfleet-server (embedded broker, 4 agents): VmRSS %d kB, VmHWM %d kB", srvRSS, srvHWM)
+	t.Logf("rpmfleet-server (embedded broker, %d agents): VmRSS %d kB, VmHWM %d kB", len(agents), srvRSS, srvHWM)
 
 	// Something real was measured: every agent kept its MQTT link, the
 	// polling ones polled.
@@ -874,41 +962,40 @@ func TestDaemonBenchIdle(t *testing.T) {
 	}
 
 	// Scale to a day of the defaults. One ping's cost comes from the
-	// default agent whose link has no TCP keepalive probes (its MQTT link
-	// carries nothing else while idle); the probes' cost is what the other
-	// default agent's link carried beyond its pings, by time. One poll's
-	// cost comes from the 150 s pollers: their HTTPS bytes, and what their
-	// MQTT link carried beyond the idle default agent's (the state each
-	// poll publishes), per HTTPS connection opened (one per poll, as for
-	// an hourly poll: the server closes idle connections after 2 minutes).
-	def, defNP, poll, pollNP := res[0], res[1], res[2], res[3]
+	// default agent (its MQTT link carries nothing else while idle: no
+	// poll, no state publish). One poll's cost comes from the 150 s
+	// pollers: their HTTPS bytes, and what their MQTT link carried beyond
+	// the idle default agent's (the state each poll publishes), per HTTPS
+	// connection opened (one per poll, as for a 6-hourly poll: the server
+	// closes idle connections after 2 minutes). A day while connected has
+	// 144 pings and 86,400 s / 6 h 5 min = 3.9 polls; a day with the link
+	// down has hourly polls (22.2) and no pings, for comparison.
+	def := res[0]
 	pingsDay := float64(day / defaultKeepAlive)
-	pollsDay := float64(day) / float64(defaultPollMean)
-	if defNP.pings == 0 {
+	pollsDay := float64(day) / float64(defaultConnectedPollMean)
+	pollsDayNoLink := float64(day) / float64(defaultPollMean)
+	if def.pings == 0 {
 		t.Logf("no MQTT ping in the window of %v: run longer than the %v keepalive to scale to a day", elapsed, defaultKeepAlive)
 		return
 	}
-	perPing := float64(defNP.mq.Wire()) / float64(defNP.pings)
-	probesDay := max(0, float64(def.mq.Wire())-float64(def.pings)*perPing) * float64(day) / float64(elapsed)
-	perPoll := func(p, idle result) float64 {
-		extra := max(0, p.mq.Wire()-idle.mq.Wire())
-		return float64(p.https.Wire()+extra) / float64(max(p.httpsConns, 1))
+	perPing := float64(def.mq.Wire()) / float64(def.pings)
+	var conns int
+	var pollBytes float64
+	for _, p := range res[1:] {
+		extra := max(0, p.mq.Wire()-def.mq.Wire())
+		pollBytes += float64(p.https.Wire() + extra)
+		conns += p.httpsConns
+		t.Logf("poller: %d polls, %.0f B each (HTTPS %d B, MQTT beyond the idle link %d B)", p.httpsConns,
+			float64(p.https.Wire()+extra)/float64(max(p.httpsConns, 1)), p.https.Wire(), extra)
 	}
-	for _, v := range []struct {
-		name      string
-		mqttDay   float64
-		onePoll   float64
-		pollConns int
-	}{
-		{"probes", pingsDay*perPing + probesDay, perPoll(poll, def), poll.httpsConns},
-		{"noprobes", pingsDay * perPing, perPoll(pollNP, defNP), pollNP.httpsConns},
-	} {
-		total := v.mqttDay + v.onePoll*pollsDay
-		t.Logf("defaults, %s: one MQTT ping %.0f B, MQTT %.1f KB/day; one poll %.0f B (of %d in the window); %.1f polls/day; total %.1f KB/day",
-			v.name, perPing, v.mqttDay/1000, v.onePoll, v.pollConns, pollsDay, total/1000)
-		metric(t, total/1000, "KB/day-"+v.name)
-		metric(t, v.onePoll, "B/poll-"+v.name)
-	}
+	onePoll := pollBytes / float64(max(conns, 1))
+	mqttDay := pingsDay * perPing
+	total := mqttDay + onePoll*pollsDay
+	t.Logf("defaults, connected: one MQTT ping %.0f B, MQTT %.1f KB/day; one poll %.0f B (of %d in the window); %.1f polls/day, %.1f KB; total %.1f KB/day",
+		perPing, mqttDay/1000, onePoll, conns, pollsDay, onePoll*pollsDay/1000, total/1000)
+	t.Logf("defaults, link down all day: %.1f polls/day x %.0f B = %.1f KB/day", pollsDayNoLink, onePoll, onePoll*pollsDayNoLink/1000)
+	metric(t, total/1000, "KB/day")
+	metric(t, onePoll, "B/poll")
 	metric(t, perPing, "B/ping")
 	metric(t, float64(def.cpuPerMin)/float64(time.Millisecond), "ms-CPU/idle-min")
 	metric(t, float64(def.rss), "kB-VmRSS")

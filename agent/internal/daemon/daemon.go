@@ -97,9 +97,9 @@ type Options struct {
 	// DefaultStatusRefresh when 0. A lost MQTT link shortens the poll
 	// interval within this much.
 	StatusRefresh time.Duration
-	// StateHeartbeat is the longest the retained state topic goes without
-	// fresh last_check and next_poll when nothing else in it changed; the
-	// configuration's connected poll interval when 0.
+	// StateHeartbeat is about how long the retained state topic goes
+	// without fresh last_check and next_poll when nothing else in it
+	// changed; the configuration's connected poll interval when 0.
 	StateHeartbeat time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -1004,8 +1004,8 @@ func (d *daemon) publish(n *notifier) {
 // 1, its PUBACK, the segments), so a poll that changes nothing but
 // last_check and next_poll publishes nothing, and the poll's "checking"
 // shows there as "idle" (it lasts one round trip; systemd's STATUS still
-// says it). The timestamps are refreshed at most every StateHeartbeat (by
-// default the connected poll interval, so about once a connected poll):
+// says it). The timestamps are refreshed about every StateHeartbeat (by
+// default the connected poll interval, so once a connected poll):
 // last_check is what tells a dashboard, such as Home Assistant's, that the
 // device still reaches its server, which the online topic (the MQTT link
 // only) does not.
@@ -1021,7 +1021,10 @@ func (d *daemon) publishState(st Status) {
 	if beat <= 0 {
 		beat = d.cfg.Poll.Connected()
 	}
-	stale := !st.LastCheck.Equal(d.stateCheck) && now.Sub(d.stateAt) >= beat
+	// Not during a fetch, which would send the last_check it replaces;
+	// and with an eighth of slack, so that a poll due exactly one beat
+	// after the last one is not left out by the fetch's round trip.
+	stale := !d.fetching && !st.LastCheck.Equal(d.stateCheck) && now.Sub(d.stateAt) >= beat-beat/8
 	if bytes.Equal(kb, d.stateKey) && !stale {
 		return
 	}
