@@ -4,10 +4,11 @@
 #
 #   agent/demo/bench-daemon.sh [idle] [push] [dnf]     (all three by default)
 #
-#   idle  BenchmarkDaemonIdle: four idle agents enrolled with rpmfleet-server
-#         --tls auto and its embedded broker, each behind a byte- and
-#         segment-counting proxy: resident set, CPU per idle minute, bytes per
-#         poll and per keepalive, scaled to a day of the defaults. 12 idle
+#   idle  BenchmarkDaemonIdle: three idle agents enrolled with rpmfleet-server
+#         --tls auto and its embedded broker (MQTT over TLS), each behind a
+#         byte- and segment-counting proxy: resident set, CPU per idle minute,
+#         bytes per poll and per keepalive, scaled to a day of the defaults
+#         (144 pings, 3.9 polls while connected). 12 idle
 #         minutes (RPMFLEET_BENCH_WINDOW to change), about 14 in all.
 #   push  BenchmarkDaemonPush100: import to 100 real agents holding their
 #         verified plan, through the embedded broker and then through
