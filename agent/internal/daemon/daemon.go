@@ -108,7 +108,8 @@ type Options struct {
 // Status is what the daemon is doing, as STATUS= tells systemd and the
 // retained state topic tells the fleet.
 type Status struct {
-	// State is "starting", "idle", "checking", "applying", "rebooting".
+	// State is "starting", "idle", "checking", "applying", "rebooting";
+	// the retained state topic shows "checking" as "idle" (publishState).
 	State string `json:"status"`
 	// Applying names the advisories (or the bundle) of the running cycle.
 	Applying  string    `json:"applying,omitempty"`
