@@ -68,13 +68,13 @@ const benchEnv = "RPMFLEET_BENCH_DAEMON"
 const headerBytes = 52
 
 // Default agent timing, from agent/internal/config and agent/internal/mqtt:
-// while the MQTT link is up a poll every connected_interval, 6 hours, plus
-// up to 10 minutes of jitter (6 h 5 min on average); without the link every
+// while the MQTT link is up a poll every connected_interval, 12 hours, plus
+// up to 10 minutes of jitter (12 h 5 min on average); without the link every
 // interval, an hour plus the jitter (65 minutes); an MQTT keepalive of 10
 // minutes.
 const (
 	defaultPollMean          = 65 * time.Minute
-	defaultConnectedPollMean = 6*time.Hour + 5*time.Minute
+	defaultConnectedPollMean = 12*time.Hour + 5*time.Minute
 	defaultKeepAlive         = 10 * time.Minute
 	day                      = 24 * time.Hour
 )
@@ -966,9 +966,9 @@ func TestDaemonBenchIdle(t *testing.T) {
 	// poll, no state publish). One poll's cost comes from the 150 s
 	// pollers: their HTTPS bytes, and what their MQTT link carried beyond
 	// the idle default agent's (the state each poll publishes), per HTTPS
-	// connection opened (one per poll, as for a 6-hourly poll: the server
+	// connection opened (one per poll, as for a 12-hourly poll: the server
 	// closes idle connections after 2 minutes). A day while connected has
-	// 144 pings and 86,400 s / 6 h 5 min = 3.9 polls; a day with the link
+	// 144 pings and 86,400 s / 12 h 5 min = 2.0 polls; a day with the link
 	// down has hourly polls (22.2) and no pings, for comparison.
 	def := res[0]
 	pingsDay := float64(day / defaultKeepAlive)

@@ -76,7 +76,7 @@ func TestConfigCheck(t *testing.T) {
   reboot:       never
   window:       mon,tue,wed,thu,fri,sat,sun 00:00 for 24h0m0s (UTC)
   next window:  open now
-  poll:         every 1h0m0s, 6h0m0s while the MQTT link is up, up to 10m0s later at random
+  poll:         every 1h0m0s, 12h0m0s while the MQTT link is up, up to 10m0s later at random
   state_dir:    /var/lib/rpmfleet
   root:         /
 `,
