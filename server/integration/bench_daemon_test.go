@@ -33,10 +33,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -810,14 +807,8 @@ func TestDaemonBenchIdle(t *testing.T) {
 		t.Fatalf("--tls auto serves %s", srv.url)
 	}
 	caPath := filepath.Join(data, "tls", "ca.crt")
-	caPEM, err := os.ReadFile(caPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(caPEM)
-	sum := sha256.Sum256(block.Bytes)
-	fp := "sha256:" + hex.EncodeToString(sum[:])
-	admin := append(adminEnv(srv), "RPMFLEET_CA="+caPath)
+	fp := caFingerprint(t, srv)
+	admin := adminEnv(srv) // with RPMFLEET_CA: the server's own CA
 	specs := []idleSpec{
 		{name: "idle-default"},
 		{name: "idle-poll150", poll: "150s"},

@@ -492,12 +492,40 @@ func (a *agent) stop(t *testing.T) {
 	default:
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
+	a.mu.Lock()
+	a.cmd = cmd // for waitExit
+	a.mu.Unlock()
+	a.waitExit(t, 20*time.Second)
+}
+
+// signal sends sig to the running agent and returns at once.
+func (a *agent) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd == nil {
+		t.Fatalf("agent %s is not running", a.name)
+	}
+	a.cmd.Process.Signal(sig)
+}
+
+// waitExit waits for an agent that was sent SIGTERM to exit, and checks it
+// exited 0: a shutdown is not an error.
+func (a *agent) waitExit(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	a.mu.Lock()
+	cmd, done := a.cmd, a.done
+	a.cmd = nil
+	a.mu.Unlock()
+	if cmd == nil {
+		t.Fatalf("agent %s is not running", a.name)
+	}
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(timeout):
 		cmd.Process.Kill()
 		<-done
-		t.Errorf("agent %s ignored SIGTERM for 20 s", a.name)
+		t.Errorf("agent %s ignored SIGTERM for %v", a.name, timeout)
 		return
 	}
 	a.mu.Lock()

@@ -96,9 +96,7 @@ func TestDaemonSIGTERMDuringCycle(t *testing.T) {
 	waitFor(t, pushDeadline, "every slow step to start", func() (bool, string) {
 		for _, c := range cases {
 			if _, err := os.Stat(c.started); err == nil && !signalled[c.name] {
-				c.a.mu.Lock()
-				c.a.cmd.Process.Signal(syscall.SIGTERM)
-				c.a.mu.Unlock()
+				c.a.signal(t, syscall.SIGTERM)
 				signalled[c.name] = true
 			}
 		}
@@ -163,32 +161,6 @@ func TestDaemonSIGTERMDuringCycle(t *testing.T) {
 	}
 }
 
-// waitExit waits for an agent that was sent SIGTERM to exit, and checks it
-// exited 0: a shutdown is not an error.
-func (a *agent) waitExit(t *testing.T, timeout time.Duration) {
-	t.Helper()
-	a.mu.Lock()
-	cmd, done := a.cmd, a.done
-	a.cmd = nil
-	a.mu.Unlock()
-	if cmd == nil {
-		t.Fatalf("agent %s is not running", a.name)
-	}
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("agent %s did not exit within %v of SIGTERM", a.name, timeout)
-	}
-	a.mu.Lock()
-	err := a.waitEr
-	a.mu.Unlock()
-	if err != nil {
-		t.Errorf("agent %s did not exit cleanly on SIGTERM: %v", a.name, err)
-	}
-}
-
 // TestDaemonSIGHUPReload: "systemctl reload" (SIGHUP) re-reads the
 // configuration even when the change is one the file watch cannot see:
 // here agent.toml is a symlink into another folder, as configuration
@@ -231,9 +203,7 @@ func TestDaemonSIGHUPReload(t *testing.T) {
 	if v := installed(t, a.root, "demo-lib"); v != oldLib {
 		t.Fatalf("before the reload the agent installed demo-lib %s", v)
 	}
-	a.mu.Lock()
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	a.mu.Unlock()
+	a.signal(t, syscall.SIGHUP)
 	a.waitLog(t, mark, 20*time.Second, "configuration reloaded", "mode=apply")
 	a.waitInstalled(t, pushDeadline, "demo-lib", newLib)
 	waitExposure(t, srv, fixCVE, 20*time.Second, nil, []string{a.name})
