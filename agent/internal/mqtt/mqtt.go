@@ -273,9 +273,16 @@ func (c *Client) publishState() error {
 }
 
 // serve waits while the connection is up, publishing new states, and
-// returns when it is lost or ctx is done.
+// returns when it is lost or ctx is done. A client that believed itself
+// connected on a dead link would leave the daemon polling at its long
+// connected interval, so serve errs towards reconnecting: a loss signal
+// always ends the connection (a stale one from an earlier connection costs
+// one reconnect), and a look at paho's own status every linkCheck catches
+// a loss whose signal never came.
 func (c *Client) serve(ctx context.Context) {
 	defer c.connected.Store(false)
+	check := time.NewTicker(linkCheck)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -285,13 +292,24 @@ func (c *Client) serve(ctx context.Context) {
 				c.log.Warn("mqtt publish state failed", "err", err)
 			}
 		case <-c.lost:
+			if c.pc.IsConnected() {
+				c.pc.Disconnect(0)
+			}
+			return
+		case <-check.C:
 			if !c.pc.IsConnectionOpen() {
+				c.log.Warn("mqtt connection found closed without a loss signal; reconnecting")
+				if c.pc.IsConnected() {
+					c.pc.Disconnect(0)
+				}
 				return
 			}
-			// A late signal from an earlier connection: this one is up.
 		}
 	}
 }
+
+// linkCheck is how often serve looks at paho's status of the connection.
+const linkCheck = 5 * time.Second
 
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
