@@ -477,7 +477,6 @@ func (a *agent) stop(t *testing.T) {
 	t.Helper()
 	a.mu.Lock()
 	cmd, done := a.cmd, a.done
-	a.cmd = nil
 	a.mu.Unlock()
 	if cmd == nil {
 		return
@@ -485,6 +484,7 @@ func (a *agent) stop(t *testing.T) {
 	select {
 	case <-done:
 		a.mu.Lock()
+		a.cmd = nil
 		err := a.waitEr
 		a.mu.Unlock()
 		t.Errorf("agent %s had exited before it was stopped: %v", a.name, err)
@@ -492,9 +492,6 @@ func (a *agent) stop(t *testing.T) {
 	default:
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	a.mu.Lock()
-	a.cmd = cmd // for waitExit
-	a.mu.Unlock()
 	a.waitExit(t, 20*time.Second)
 }
 

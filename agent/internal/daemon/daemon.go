@@ -949,23 +949,26 @@ func (d *daemon) connectMQTT() {
 		// The configuration's account on an external broker.
 		opts.Username, opts.Credential = d.cfg.MQTT.Username, d.cfg.MQTT.Password
 	}
-	if d.cfg.MQTT.CA != "" {
-		pem, err := os.ReadFile(d.cfg.MQTT.CA)
-		pool := x509.NewCertPool()
-		if err == nil && !pool.AppendCertsFromPEM(pem) {
-			err = fmt.Errorf("%s holds no PEM certificate", d.cfg.MQTT.CA)
-		}
+	// The broker's CA: the configuration's, or, for the server's embedded
+	// broker learnt at enrolment (TLS with the API's certificate), the CA
+	// pinned then; none leaves the system's roots.
+	var caPEM []byte
+	caFrom := d.cfg.MQTT.CA
+	switch {
+	case d.cfg.MQTT.CA != "":
+		b, err := os.ReadFile(d.cfg.MQTT.CA)
 		if err != nil {
 			d.log.Error("mqtt not started: broker CA", "err", err)
 			return
 		}
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	} else if d.cfg.MQTT.Broker == "" && len(d.o.Credential.CA) > 0 {
-		// The server's embedded broker, learnt at enrolment, speaks TLS
-		// with the API's certificate: trust the CA pinned then, alone.
+		caPEM = b
+	case d.cfg.MQTT.Broker == "" && len(d.o.Credential.CA) > 0:
+		caPEM, caFrom = d.o.Credential.CA, "the CA pinned at enrolment"
+	}
+	if caPEM != nil {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(d.o.Credential.CA) {
-			d.log.Error("mqtt not started: the CA pinned at enrolment holds no PEM certificate")
+		if !pool.AppendCertsFromPEM(caPEM) {
+			d.log.Error("mqtt not started: broker CA", "err", fmt.Errorf("%s holds no PEM certificate", caFrom))
 			return
 		}
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
