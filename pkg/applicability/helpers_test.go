@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
-	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
-// sharedFixtures returns the shared fixture folder beside the module root.
+// sharedFixtures returns the fixture folder, testdata/ at the module root.
 func sharedFixtures(tb testing.TB) string {
 	tb.Helper()
 	return fixtures.Path(tb, ".")

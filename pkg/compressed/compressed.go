@@ -2,8 +2,16 @@
 // zstd or bzip2, telling which by its first bytes (its magic number), never by
 // a file name: repositories name files by checksum, and users rename them.
 //
-// Decompression is streaming: memory stays bounded whatever the size of the
-// input, so a 100 MB primary.xml.zst costs the same as a small one.
+// Threat model. The compressed input comes from outside: an upload, a URL an
+// operator names, a mirror the agent was sent to. A few hundred kilobytes can
+// inflate to gigabytes (a "bomb"), and a header can ask the decoder for a
+// history window of gigabytes. So decompression is streaming, with bounds on
+// both: at most MaxWindow of history per stream (the xz dictionary, the zstd
+// window; gzip and bzip2 are small by design), refused before any of it is
+// allocated, and at most DefaultMaxSize decompressed bytes (NewReaderMax takes
+// another limit), refused when the limit is passed rather than cut short. A
+// stream that ends early is an error wrapping ErrTruncated, never a short
+// read that looks complete. Memory then stays bounded whatever the input.
 package compressed
 
 import (
@@ -31,6 +39,19 @@ const (
 	Bzip2 Format = "bzip2"
 )
 
+// DefaultMaxSize bounds what NewReader decompresses from one stream. The
+// largest metadata the project reads, a big repository's primary.xml or a
+// distribution's whole updateinfo.xml, is a few hundred MB uncompressed;
+// 2 GiB leaves a wide margin while an inflating bomb stops after seconds of
+// work. A caller that needs more uses NewReaderMax.
+const DefaultMaxSize int64 = 2 << 30
+
+// MaxWindow bounds the history a decoder keeps for one stream: the xz
+// (LZMA2) dictionary and the zstd window. xz -9 uses 64 MiB and zstd's
+// levels up to 19 at most 8 MiB; only zstd --ultra -22 and --long reach
+// 128 MiB, and those are refused.
+const MaxWindow = 64 << 20
+
 var magics = []struct {
 	format Format
 	magic  []byte
@@ -51,13 +72,30 @@ func Detect(head []byte) Format {
 	return Plain
 }
 
-// ErrTruncated is returned (wrapped) when a compressed stream ends early.
-var ErrTruncated = errors.New("compressed: stream truncated")
+var (
+	// ErrTruncated is returned (wrapped) when a compressed stream ends
+	// early.
+	ErrTruncated = errors.New("compressed: stream truncated")
+	// ErrTooLarge is returned (wrapped) when a stream decompresses to more
+	// than its limit.
+	ErrTooLarge = errors.New("compressed: decompressed size over the limit")
+	// ErrWindow is returned (wrapped) when a stream asks for a history
+	// window larger than MaxWindow.
+	ErrWindow = errors.New("compressed: window over the limit")
+)
 
 // NewReader returns a reader of r's decompressed content and the format it
-// found. The caller must Close it (r itself is not closed). Errors while
-// reading name the format and say when the stream ended early.
+// found, decompressing at most DefaultMaxSize bytes. The caller must Close
+// it (r itself is not closed). Errors while reading name the format and say
+// when the stream ended early or went over a limit.
 func NewReader(r io.Reader) (io.ReadCloser, Format, error) {
+	return NewReaderMax(r, DefaultMaxSize)
+}
+
+// NewReaderMax is NewReader with another bound on the decompressed size. A
+// plain (uncompressed) stream is passed through unbounded: its size is its
+// source's, which the caller bounds (a file, an upload limit).
+func NewReaderMax(r io.Reader, max int64) (io.ReadCloser, Format, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(6)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -65,6 +103,7 @@ func NewReader(r io.Reader) (io.ReadCloser, Format, error) {
 	}
 	f := Detect(head)
 	var dec io.Reader
+	var guard *xzGuard
 	closeFn := func() error { return nil }
 	switch f {
 	case Plain:
@@ -76,13 +115,17 @@ func NewReader(r io.Reader) (io.ReadCloser, Format, error) {
 		}
 		dec, closeFn = zr, zr.Close
 	case XZ:
-		xr, err := xz.NewReader(br)
+		// The xz decoder allocates whatever dictionary a block header
+		// asks for (up to 4 GiB); the guard reads the headers as they
+		// pass and refuses a larger one first.
+		guard = &xzGuard{src: br, maxDict: MaxWindow}
+		xr, err := xz.NewReader(guard)
 		if err != nil {
-			return nil, f, wrap(f, err)
+			return nil, f, wrapGuard(f, guard, err)
 		}
 		dec = xr
 	case Zstd:
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(128<<20))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(MaxWindow))
 		if err != nil {
 			return nil, f, wrap(f, err)
 		}
@@ -90,28 +133,74 @@ func NewReader(r io.Reader) (io.ReadCloser, Format, error) {
 	case Bzip2:
 		dec = bzip2.NewReader(br)
 	}
-	return &reader{r: dec, format: f, close: closeFn}, f, nil
+	return &reader{r: dec, format: f, close: closeFn, guard: guard, max: max, left: max}, f, nil
 }
 
 type reader struct {
 	r      io.Reader
 	format Format
 	close  func() error
+	guard  *xzGuard // xz only
+	max    int64
+	left   int64 // bytes still allowed; -1 once over the limit
 }
 
 func (r *reader) Read(p []byte) (int, error) {
+	if r.left < 0 {
+		return 0, r.tooLarge()
+	}
+	// Ask for one byte past the limit, to tell a stream that ends at the
+	// limit from one that goes on.
+	if int64(len(p)) > r.left+1 {
+		p = p[:r.left+1]
+	}
 	n, err := r.r.Read(p)
+	if int64(n) > r.left {
+		n, r.left = int(r.left), -1
+		return n, r.tooLarge()
+	}
+	r.left -= int64(n)
 	if err != nil && err != io.EOF {
-		err = wrap(r.format, err)
+		err = wrapGuard(r.format, r.guard, err)
 	}
 	return n, err
 }
 
+func (r *reader) tooLarge() error {
+	return fmt.Errorf("%s: %w: more than %s decompressed", r.format, ErrTooLarge, size(r.max))
+}
+
 func (r *reader) Close() error { return r.close() }
 
+// wrapGuard prefers the xz guard's own error, which says what was refused,
+// to what the decoder made of the read failing.
+func wrapGuard(f Format, g *xzGuard, err error) error {
+	if g != nil && g.err != nil {
+		return fmt.Errorf("%s: %w", f, g.err)
+	}
+	return wrap(f, err)
+}
+
 func wrap(f Format, err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s: %w: %w", f, ErrTruncated, err)
+	case errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return fmt.Errorf("%s: %w: the stream asks for more than %s", f, ErrWindow, size(MaxWindow))
 	}
 	return fmt.Errorf("%s: corrupt data: %w", f, err)
+}
+
+// size writes a byte count for an error message: "64 MiB", "2 GiB",
+// "1500 bytes".
+func size(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

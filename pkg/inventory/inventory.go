@@ -50,7 +50,7 @@ func (p Package) NEVRA() rpmver.NEVRA {
 // String writes the package as name-epoch:version-release.arch, with a
 // missing epoch written as 0, the way rpmfleet's reports name packages.
 func (p Package) String() string {
-	return p.Name + "-" + p.EVR.String() + "." + p.Arch
+	return p.NEVRA().String()
 }
 
 // canonical is the line a package contributes to a digest: its NEVRA with

@@ -64,6 +64,7 @@ func tamper(t testing.TB, msg []byte, f func(*envelope)) []byte {
 }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	server := fixedKey(t, 1)
 	other := fixedKey(t, 2)
 	at := t0
@@ -208,6 +209,7 @@ func newTestVerifier(t testing.TB, path string, keys ...ed25519.PrivateKey) *Ver
 }
 
 func TestReplay(t *testing.T) {
+	t.Parallel()
 	server := fixedKey(t, 1)
 	at := t0
 	var seq uint64
@@ -268,6 +270,7 @@ func TestReplay(t *testing.T) {
 }
 
 func TestReplayGuardUnreadable(t *testing.T) {
+	t.Parallel()
 	server := fixedKey(t, 1)
 	for _, tt := range []struct{ name, content, want string }{
 		{"torn", `{"version":1,"last":{"plan/dev1":`, "unexpected EOF"},
@@ -290,6 +293,7 @@ func TestReplayGuardUnreadable(t *testing.T) {
 // TestReplayGuardNotSaved: when the guard cannot be written, the message is
 // not accepted, so a restart cannot accept it a second time.
 func TestReplayGuardNotSaved(t *testing.T) {
+	t.Parallel()
 	server := fixedKey(t, 1)
 	at := t0
 	var seq uint64
@@ -312,24 +316,34 @@ func TestReplayGuardNotSaved(t *testing.T) {
 }
 
 func TestDefaultSeqIncreases(t *testing.T) {
+	t.Parallel()
 	// A frozen clock must still give increasing sequence numbers.
 	s, err := NewSigner(fixedKey(t, 1), SignerOptions{Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := newTestVerifier(t, "", fixedKey(t, 1))
+	// The first number is the frozen clock in nanoseconds; each next one is
+	// exactly one more, since the clock gives nothing newer.
+	want := uint64(t0.UnixNano())
 	for i := range 3 {
 		msg, err := s.Sign(KindCommand, "dev1", map[string]int{"i": i}, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.Verify(msg, KindCommand, "dev1"); err != nil {
+		n, err := v.Verify(msg, KindCommand, "dev1")
+		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
+		if n.Seq != want {
+			t.Errorf("message %d: seq = %d, want %d", i, n.Seq, want)
+		}
+		want = n.Seq + 1
 	}
 }
 
 func TestSignRefuses(t *testing.T) {
+	t.Parallel()
 	s, err := NewSigner(fixedKey(t, 1), SignerOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -340,22 +354,26 @@ func TestSignRefuses(t *testing.T) {
 		device string
 		body   any
 		ttl    time.Duration
+		// want is the part of the error that names what was wrong.
+		want string
 	}{
-		{"unknown kind", "reboot", "dev1", 1, time.Hour},
-		{"plan for no device", KindPlan, "", 1, time.Hour},
-		{"feed notice for one device", KindFeedNotice, "dev1", 1, time.Hour},
-		{"no ttl", KindPlan, "dev1", 1, 0},
-		{"body that cannot be marshalled", KindPlan, "dev1", func() {}, time.Hour},
+		{"unknown kind", "reboot", "dev1", 1, time.Hour, `sign: unknown kind "reboot"`},
+		{"plan for no device", KindPlan, "", 1, time.Hour, `sign plan: device "": only a feed notice goes to no device`},
+		{"feed notice for one device", KindFeedNotice, "dev1", 1, time.Hour, `sign feed-notice: device "dev1": only a feed notice goes to no device`},
+		{"no ttl", KindPlan, "dev1", 1, 0, "sign plan: ttl 0s is not positive"},
+		{"body that cannot be marshalled", KindPlan, "dev1", func() {}, time.Hour, "sign plan: marshal body: json: unsupported type: func()"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if msg, err := s.Sign(tt.kind, tt.device, tt.body, tt.ttl); err == nil {
-				t.Fatalf("Sign = %s, want an error", msg)
+			msg, err := s.Sign(tt.kind, tt.device, tt.body, tt.ttl)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Sign = %s, %v; want an error containing %q", msg, err, tt.want)
 			}
 		})
 	}
 }
 
 func TestKeyEncoding(t *testing.T) {
+	t.Parallel()
 	pub, priv, err := GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -371,13 +389,23 @@ func TestKeyEncoding(t *testing.T) {
 	if fp := Fingerprint(pub); len(fp) != 32 || fp == Fingerprint(fixedKey(t, 1).Public().(ed25519.PublicKey)) {
 		t.Errorf("Fingerprint = %q", fp)
 	}
-	for _, bad := range []string{"", "not base64!", base64.StdEncoding.EncodeToString(make([]byte, 31))} {
-		if _, err := ParsePublicKey(bad); err == nil {
-			t.Errorf("ParsePublicKey(%q) succeeded", bad)
-		}
-		if _, err := ParsePrivateKey(bad); err == nil {
-			t.Errorf("ParsePrivateKey(%q) succeeded", bad)
-		}
+	for _, tt := range []struct {
+		name, in string
+		// pub and priv are what each parser's error must say.
+		pub, priv string
+	}{
+		{"empty", "", "0 bytes, want 32", "0 bytes, want a 32-byte seed"},
+		{"not base64", "not base64!", "illegal base64 data", "illegal base64 data"},
+		{"31 bytes", base64.StdEncoding.EncodeToString(make([]byte, 31)), "31 bytes, want 32", "31 bytes, want a 32-byte seed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ParsePublicKey(tt.in); err == nil || !strings.Contains(err.Error(), "parse notice public key: ") || !strings.Contains(err.Error(), tt.pub) {
+				t.Errorf("ParsePublicKey(%q) = %v, want %q", tt.in, err, tt.pub)
+			}
+			if _, err := ParsePrivateKey(tt.in); err == nil || !strings.Contains(err.Error(), "parse notice private key: ") || !strings.Contains(err.Error(), tt.priv) {
+				t.Errorf("ParsePrivateKey(%q) = %v, want %q", tt.in, err, tt.priv)
+			}
+		})
 	}
 }
 

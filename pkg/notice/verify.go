@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
 // DefaultSkew is how far in the future a message's issue time may be, for
@@ -53,24 +55,9 @@ type VerifierOptions struct {
 }
 
 // Stats counts what a Verifier accepted and refused, by reason, since it
-// was made. The daemon shows it in its status.
-type Stats struct {
-	Accepted     uint64 `json:"accepted"`
-	Malformed    uint64 `json:"malformed"`
-	UnknownKey   uint64 `json:"unknown_key"`
-	BadSignature uint64 `json:"bad_signature"`
-	WrongKind    uint64 `json:"wrong_kind"`
-	WrongDevice  uint64 `json:"wrong_device"`
-	Expired      uint64 `json:"expired"`
-	NotYetValid  uint64 `json:"not_yet_valid"`
-	Replayed     uint64 `json:"replayed"`
-	// Repeated counts the last accepted message seen again (ErrRepeated),
-	// which a broker does for a retained message at every reconnect.
-	Repeated uint64 `json:"repeated"`
-	// Other counts failures that say nothing about the message: the replay
-	// guard could not be saved.
-	Other uint64 `json:"other"`
-}
+// was made (Repeated: ErrRepeated). The daemon shows it in its state, so it
+// is the wire type protocol.NoticeStats.
+type Stats = protocol.NoticeStats
 
 // Verifier checks signed messages against the pinned keys and the replay
 // guard. It is safe for concurrent use.
@@ -246,8 +233,9 @@ func (v *Verifier) accept(n *Notice) error {
 	return nil
 }
 
-// save writes the replay guard by temp file, fsync, rename and fsync of the
-// folder, so a power cut leaves the old or the new guard, never none.
+// save writes the replay guard with pkg/durable (temp file, fsync, rename,
+// fsync of the folder), so a power cut leaves the old or the new guard,
+// never none.
 func (v *Verifier) save() error {
 	if v.path == "" {
 		return nil
@@ -256,33 +244,8 @@ func (v *Verifier) save() error {
 	if err != nil {
 		return fmt.Errorf("save replay guard: %w", err)
 	}
-	dir := filepath.Dir(v.path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(v.path)+"-*")
-	if err != nil {
+	if err := durable.WriteFile(v.path, b, 0o600); err != nil {
 		return fmt.Errorf("save replay guard: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, v.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save replay guard: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("save replay guard: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save replay guard: sync %s: %w", dir, err)
 	}
 	return nil
 }

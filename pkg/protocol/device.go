@@ -139,6 +139,11 @@ const (
 
 // CycleResult is the result of one update cycle on the device.
 type CycleResult struct {
+	// ID is the device's own number for the cycle (its update journal's),
+	// the same in every report that carries the cycle; the server keeps a
+	// cycle once per device and ID. 0 from agents before protocol 4: then
+	// every report's copy is kept.
+	ID int64 `json:"id,omitempty"`
 	// Advisories the cycle applied or tried to apply.
 	Advisories []string `json:"advisories"`
 	// Before are the packages the cycle replaced, as they were installed.

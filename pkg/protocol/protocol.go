@@ -1,9 +1,12 @@
 // Package protocol holds the types that rpmfleet's agent, server and admin
 // CLI exchange: the JSON bodies of the HTTP API under /api/v1, the API paths
 // and the MQTT topics. It is data only, so both the agent and the server can
-// import it without pulling in each other's code; the one function beyond
-// accessors is InventoryDigest, because the digest of a package set is part
-// of the wire contract and both ends must compute it byte for byte alike.
+// import it without pulling in each other's code. The functions beyond
+// accessors are InventoryDigest, because the digest of a package set is part
+// of the wire contract and both ends must compute it byte for byte alike,
+// and the limits on names and device info with their checks and Escape
+// (validate.go), because the agent checks its name by the rule the server
+// enforces, and everything that shows device text shows it the same way.
 //
 // EVRs travel as "epoch:version-release" with the epoch always written
 // ("1:3.0.7-16.el9_2", "0:2.34-60.el9"), as rpmver.EVR.String writes them.
@@ -25,7 +28,21 @@ import "fmt"
 //   - 2: 2026-11-25: signed plans (GET PathPlan, with ETag), operator
 //     commands (POST PathCommand+NAME), the signed feed notice on
 //     TopicAdvisoryFeed; push.go holds their bodies.
-const Version = 2
+//   - 3: 2026-12-05: device lifecycle: POST PathDevice+NAME+PathRevokeSuffix
+//     revokes a device, DELETE PathDevice+NAME deletes it,
+//     DeviceSummary.Revoked; GET PathEnrollTokens lists enrolment tokens
+//     (EnrollTokenInfo) and DELETE PathEnrollTokens+"/"+ID revokes one;
+//     names and device info are held to validate.go's limits (400 naming
+//     the field); 503 from PathEnroll when too many enrolments are in
+//     flight.
+//   - 4: 2026-12-05: CycleResult.ID, the device's own cycle number, so the
+//     server keeps a cycle carried by two reports once; the group policy in
+//     signed plans, label and group selections, groups, approvals,
+//     rollouts, the audit log and FleetLock (docs/api.md).
+//   - 5: 2026-12-05: webhook notifications (webhook.go: WebhookEvent, and
+//     GET PathWebhookDeliveries listing WebhookDelivery);
+//     AdvisorySummary.Ecosystems in GET PathAdvisories.
+const Version = 5
 
 // VersionHeader is the HTTP header carrying Version.
 const VersionHeader = "Rpmfleet-Protocol"
@@ -54,8 +71,13 @@ const (
 	// PathDevices: GET []DeviceSummary; query label=k=v (repeatable) and
 	// exposed_to=CVE-ID filter.
 	PathDevices = PathPrefix + "/devices"
-	// PathDevice: GET PathDevice+NAME gives a Device.
+	// PathDevice: GET PathDevice+NAME gives a Device; DELETE
+	// PathDevice+NAME deletes the device and everything kept about it
+	// (admin), answered 204; POST PathDevice+NAME+PathRevokeSuffix revokes
+	// it (operator), answered with DeviceRevokeResponse.
 	PathDevice = PathPrefix + "/device/"
+	// PathRevokeSuffix follows PathDevice+NAME to revoke a device.
+	PathRevokeSuffix = "/revoke"
 	// PathCVE: GET PathCVE+CVE-ID gives a CVEResponse.
 	PathCVE = PathPrefix + "/cve/"
 	// PathAdvisory: GET PathAdvisory+ID gives an AdvisoryStatus.
@@ -72,8 +94,9 @@ const (
 	// PathTokens: GET []TokenInfo, POST TokenCreateRequest (answered with
 	// TokenCreateResponse); DELETE PathTokens+"/"+ID revokes.
 	PathTokens = PathPrefix + "/tokens"
-	// PathEnrollTokens: POST EnrollTokenCreateRequest, answered with
-	// EnrollTokenCreateResponse.
+	// PathEnrollTokens: POST EnrollTokenCreateRequest (operator), answered
+	// with EnrollTokenCreateResponse; GET []EnrollTokenInfo (admin);
+	// DELETE PathEnrollTokens+"/"+ID revokes (admin), answered 204.
 	PathEnrollTokens = PathPrefix + "/enroll-tokens"
 )
 

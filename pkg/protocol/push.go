@@ -11,7 +11,7 @@ package protocol
 // It carries no instruction: an agent that receives it fetches its plan,
 // which says what, if anything, applies to it.
 type FeedNotice struct {
-	// Changed is how many advisories the import added or changed.
+	// Changed is how many advisory ids the import added or changed.
 	Changed int `json:"changed"`
 	// Advisories are the ids of those advisories, at most
 	// MaxFeedAdvisories of them; empty when there were more.
@@ -64,6 +64,10 @@ type CommandResponse struct {
 type Plan struct {
 	// Advisories affecting the device, most severe first, then by id.
 	Advisories []PlanAdvisory `json:"advisories"`
+	// Policy is the server's policy for the device (policy.go), when a
+	// group holding one selects it; Policy.Version says which fields it
+	// carries. Agents before issue 13 ignore it (an unknown field).
+	Policy *Policy `json:"policy,omitempty"`
 }
 
 // PlanAdvisory is one advisory of a plan.

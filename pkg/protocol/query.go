@@ -92,6 +92,9 @@ type DeviceSummary struct {
 	// WorstSeverity is the highest severity among the advisories the device
 	// is exposed to ("Critical"); empty when none.
 	WorstSeverity string `json:"worst_severity,omitempty"`
+	// Revoked is when the device was revoked: its credential no longer
+	// works. Nil for a device in service.
+	Revoked *time.Time `json:"revoked,omitempty"`
 }
 
 // Device is one device in detail.
@@ -128,6 +131,12 @@ type AdvisorySummary struct {
 	Title string `json:"title"`
 	// CVEs are the CVEs it fixes.
 	CVEs []string `json:"cves,omitempty"`
+	// Ecosystems are the releases the id was imported for, sorted
+	// ("AlmaLinux:8", "AlmaLinux:9"): one id may name an advisory of
+	// several releases, as AlmaLinux's OSV files do. "" stands for a
+	// source that names none (a repository's updateinfo.xml). Only in
+	// GET PathAdvisories' answer.
+	Ecosystems []string `json:"ecosystems,omitempty"`
 	// Affected, Patched, PendingReboot and Failed count devices in each
 	// status.
 	Affected      int `json:"affected"`
@@ -142,6 +151,9 @@ type AdvisoryStatus struct {
 	AdvisorySummary
 	// Devices lists the devices the advisory applies to, by name.
 	Devices []AdvisoryDevice `json:"devices"`
+	// Releases are the advisory's copies, one per release it was
+	// imported for, sorted by release.
+	Releases []AdvisoryRelease `json:"releases,omitempty"`
 }
 
 // AdvisoryDevice is one device's status for an advisory.
@@ -177,8 +189,11 @@ type ImportRequest struct {
 
 // ImportResponse says what an import did.
 type ImportResponse struct {
-	// Advisories is the number of advisories read.
+	// Advisories is the number of advisories read, one per (id,
+	// ecosystem): an OSV record for AlmaLinux 8 and 9 counts twice.
 	Advisories int `json:"advisories"`
-	// Changed is how many of them were new or different.
+	// Changed is how many advisory ids the import added or changed: an
+	// id counts once however many of its ecosystems changed, and an
+	// import of data the server already holds changes none.
 	Changed int `json:"changed"`
 }

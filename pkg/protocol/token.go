@@ -65,14 +65,25 @@ type TokenInfo struct {
 
 // EnrollTokenCreateRequest asks for a new enrolment token.
 type EnrollTokenCreateRequest struct {
-	// Labels are given to every device enrolled with the token.
+	// Labels are given to every device enrolled with the token; see
+	// ValidateLabels for what they may hold.
 	Labels map[string]string `json:"labels,omitempty"`
 	// Expires is when the token stops working; the server applies a
-	// default (24 h) when zero.
+	// default (24 h) when zero. It must lie in the future and at most
+	// MaxEnrollTokenTTL ahead.
 	Expires time.Time `json:"expires,omitempty"`
-	// Uses is how many devices may enrol with it; 0 means 1.
+	// Uses is how many devices may enrol with it, at most
+	// MaxEnrollTokenUses; 0 means 1.
 	Uses int `json:"uses,omitempty"`
 }
+
+// Bounds of an enrolment token, checked when it is created.
+const (
+	// MaxEnrollTokenUses bounds EnrollTokenCreateRequest.Uses.
+	MaxEnrollTokenUses = 10000
+	// MaxEnrollTokenTTL bounds how far ahead a token may expire: a year.
+	MaxEnrollTokenTTL = 366 * 24 * time.Hour
+)
 
 // EnrollTokenCreateResponse carries a new enrolment token.
 type EnrollTokenCreateResponse struct {

@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
 )
 
 // The metadata cache keeps the files of an http(s) repository as they were
@@ -17,18 +19,26 @@ import (
 //
 //	<cache dir>/sha256-<hex>-primary.xml.gz
 //
-// A file is downloaded whole under a temporary name and renamed only once
-// its digest and size have matched; only then is it read, from the cache.
+// A file is downloaded whole under a temporary name (pkg/durable) and
+// renamed only once its digest and size have matched; only then is it read,
+// from the cache. The cache folder is 0700 and its files 0600: what a
+// device's repositories hold is nobody else's business.
 // So a cut or tampered download leaves nothing behind, and a caller never
 // sees a byte that was not checked. A cached
 // file is hashed again before use; one that no longer matches (a bad disk,
 // a stray edit) is removed and downloaded again. Files that the current
 // repomd.xml no longer lists are removed each time Metadata reads it.
 
-const partPrefix = ".part-"
-
 func cacheName(d Data) string {
-	return d.Checksum.Type + "-" + d.Checksum.Value + "-" + path.Base(d.Location)
+	name := d.Checksum.Type + "-" + d.Checksum.Value + "-" + path.Base(d.Location)
+	if len(name) > 255 {
+		// createrepo's file names start with the digest: a sha512 one
+		// twice passes the 255 bytes a file name may have. The name
+		// stays unique by its leading type and digest.
+		name = d.Checksum.Type + "-" + d.Checksum.Value + "-" + strings.TrimPrefix(path.Base(d.Location), d.Checksum.Value+"-")
+		name = name[:min(len(name), 255)]
+	}
+	return name
 }
 
 // openCached returns the cached copy of d, checked, or nil when there is
@@ -55,52 +65,12 @@ func (r *Repo) openCached(d Data) (io.ReadCloser, error) {
 	if err != nil {
 		// Not what repomd.xml names any more: drop it and download.
 		f.Close()
-		os.Remove(p)
+		if !r.offline {
+			os.Remove(p)
+		}
 		return nil, nil
 	}
 	return f, nil
-}
-
-// cacheWriter receives the raw bytes of a download and keeps them once the
-// verifier has accepted the whole file.
-type cacheWriter struct {
-	f    *os.File
-	dest string
-}
-
-func (r *Repo) newCacheWriter(d Data) (*cacheWriter, error) {
-	if err := os.MkdirAll(r.cacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("repo: cache: %w", err)
-	}
-	f, err := os.CreateTemp(r.cacheDir, partPrefix+"*")
-	if err != nil {
-		return nil, fmt.Errorf("repo: cache: %w", err)
-	}
-	return &cacheWriter{f: f, dest: filepath.Join(r.cacheDir, cacheName(d))}, nil
-}
-
-func (c *cacheWriter) Write(p []byte) (int, error) { return c.f.Write(p) }
-
-// commit makes the verified download the cached copy.
-func (c *cacheWriter) commit() error {
-	if err := c.f.Sync(); err != nil {
-		c.abort()
-		return fmt.Errorf("repo: cache: %w", err)
-	}
-	if err := c.f.Close(); err != nil {
-		os.Remove(c.f.Name())
-		return fmt.Errorf("repo: cache: %w", err)
-	}
-	if err := os.Rename(c.f.Name(), c.dest); err != nil {
-		os.Remove(c.f.Name())
-		return fmt.Errorf("repo: cache: %w", err)
-	}
-	return nil
-}
-
-func (c *cacheWriter) abort() {
-	c.f.Close()
-	os.Remove(c.f.Name())
 }
 
 // pruneCache removes cached files that m does not list, and leftovers of
@@ -122,7 +92,7 @@ func (r *Repo) pruneCache(m *Repomd) error {
 	r.mu.Unlock()
 	for _, e := range entries {
 		name := e.Name()
-		if keep[name] || e.IsDir() || (strings.HasPrefix(name, partPrefix) && busy > 0) {
+		if keep[name] || e.IsDir() || (durable.IsTemp(name) && busy > 0) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(r.cacheDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -143,6 +113,9 @@ func (r *Repo) openRaw(ctx context.Context, d Data) (io.ReadCloser, string, erro
 	f, err := r.openCached(d)
 	if err != nil {
 		return nil, "", err
+	}
+	if f == nil && r.offline {
+		return nil, "", fmt.Errorf("%w: the kept copy of %s in %s is missing or does not match repomd.xml", ErrChecksum, d.Location, r.cacheDir)
 	}
 	if f == nil {
 		if err := r.download(ctx, d); err != nil {
@@ -178,21 +151,26 @@ func (r *Repo) download(ctx context.Context, d Data) error {
 		r.downloads--
 		r.mu.Unlock()
 	}()
-	cw, err := r.newCacheWriter(d)
-	if err != nil {
-		return err
+	if err := os.MkdirAll(r.cacheDir, 0o700); err != nil {
+		return fmt.Errorf("repo: cache: %w", err)
 	}
+	// What went wrong with the download is the answer; only a failure
+	// to keep a good one is the cache's.
+	var fetchErr error
 	v := &verifier{r: body, h: h, name: name, want: d.Checksum, size: d.Size}
-	if _, err := io.Copy(cw, v); err != nil {
-		cw.abort()
-		if v.err != nil {
-			return v.err
+	err = durable.Write(filepath.Join(r.cacheDir, cacheName(d)), 0o600, func(w io.Writer) error {
+		if _, err := io.Copy(w, v); err != nil && v.err == nil {
+			fetchErr = fmt.Errorf("repo: %s: %w", name, err)
+		} else {
+			fetchErr = v.err
 		}
-		return fmt.Errorf("repo: %s: %w", name, err)
+		return fetchErr
+	})
+	if fetchErr != nil {
+		return fetchErr
 	}
-	if v.err != nil {
-		cw.abort()
-		return v.err
+	if err != nil {
+		return fmt.Errorf("repo: cache: %w", err)
 	}
-	return cw.commit()
+	return nil
 }

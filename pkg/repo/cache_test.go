@@ -73,6 +73,7 @@ func readAllData(t *testing.T, r *Repo, typ string) []byte {
 // damaged, never kept (nor returned) when the download was tampered with or
 // cut, and dropped when repomd.xml moves on.
 func TestCache(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	repoDir := makeRepo(t, "gz", true)
 	srv := newCountingServer(repoDir)

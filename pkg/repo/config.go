@@ -2,13 +2,20 @@ package repo
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"syscall"
+
+	"github.com/rpmfleet/rpmfleet/pkg/inventory"
 )
 
 // Config is one repository as a yum/dnf .repo file (ROOT/etc/yum.repos.d)
@@ -30,6 +37,40 @@ type Config struct {
 	// File and Line say where the section starts.
 	File string
 	Line int
+}
+
+// CacheName names the repository's metadata cache folder (Options.CacheDir
+// under a common parent): its id when that is a plain dnf repository id,
+// and a digest of where its metadata comes from, so two roots whose
+// "baseos" differ (AlmaLinux 8 and 9) do not share, and prune, one cache.
+func (c Config) CacheName() string {
+	h := sha256.New()
+	for _, s := range append(append([]string{}, c.BaseURLs...), "mirrorlist="+c.MirrorList, "metalink="+c.Metalink) {
+		h.Write([]byte(s + "\n"))
+	}
+	id := c.ID
+	if !repoIDRe.MatchString(id) || strings.Trim(id, ".") == "" {
+		id = "repo"
+	}
+	return id + "-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// repoIDRe is what dnf accepts as a repository id.
+var repoIDRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// KeyFiles returns the files of the repository's gpgkey= URLs, inside
+// root. Only file:// URLs name keys that can be pinned; any other is an
+// error naming the line.
+func (c Config) KeyFiles(root string) ([]string, error) {
+	var out []string
+	for _, k := range c.GPGKeys {
+		p, ok := strings.CutPrefix(k, "file://")
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: line %d: repository %q: gpgkey %q is not a file:// URL; only local keys can be pinned", ErrRepoConfig, c.File, c.Line, c.ID, k)
+		}
+		out = append(out, filepath.Join(root, filepath.Clean("/"+p)))
+	}
+	return out, nil
 }
 
 // ErrRepoConfig is returned (wrapped) for a .repo file dnf would not read.
@@ -187,28 +228,130 @@ func LoadConfigDir(dir string, vars map[string]string) ([]Config, error) {
 
 // ReadVars reads dnf's variable files (ROOT/etc/dnf/vars): each file's
 // name is a variable, its first line the value. A missing directory is no
-// variables.
+// variables. Only regular files are read, and only their first 4 KiB.
 func ReadVars(dir string) (map[string]string, error) {
+	vars := map[string]string{}
+	if err := readVarsInto(vars, dir); err != nil {
+		return nil, err
+	}
+	return vars, nil
+}
+
+func readVarsInto(vars map[string]string, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return map[string]string{}, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("repo: %w", err)
+		return fmt.Errorf("repo: %w", err)
 	}
-	vars := map[string]string{}
 	for _, e := range entries {
 		if e.IsDir() || !isVarName(e.Name()) {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		// As dnf, a link to a file counts; unlike a plain open, a FIFO
+		// planted here cannot block: opened non-blocking, then only a
+		// regular file is read.
+		f, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
-			return nil, fmt.Errorf("repo: %w", err)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // a dangling link, which dnf skips too
+			}
+			return fmt.Errorf("repo: %w", err)
+		}
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			continue
+		}
+		raw, err := io.ReadAll(io.LimitReader(f, 4096))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("repo: %w", err)
 		}
 		line, _, _ := strings.Cut(string(raw), "\n")
 		vars[e.Name()] = strings.TrimSpace(line)
 	}
+	return nil
+}
+
+// SystemVars returns the variables dnf substitutes in the .repo files of
+// the device at root: those of ROOT/etc/yum/vars and ROOT/etc/dnf/vars
+// (the latter winning, as in dnf's varsdir order), which is where
+// $infra and $contentdir come from on AlmaLinux; then, unless a file set
+// them, $releasever from os-release's VERSION_ID major ("9" for 9.4, the
+// system-release(releasever) AlmaLinux's release package provides), and
+// $arch and $basearch of this machine (x86_64, aarch64; armv7hl and
+// armhfp on 32-bit ARM).
+func SystemVars(root string) (map[string]string, error) {
+	vars := map[string]string{}
+	for _, d := range []string{"etc/yum/vars", "etc/dnf/vars"} {
+		if err := readVarsInto(vars, filepath.Join(root, d)); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := vars["releasever"]; !ok {
+		if rel, err := releaseVer(root); err == nil && rel != "" {
+			vars["releasever"] = rel
+		}
+	}
+	arch, basearch := machineArch()
+	if _, ok := vars["arch"]; !ok {
+		vars["arch"] = arch
+	}
+	if _, ok := vars["basearch"]; !ok {
+		vars["basearch"] = basearch
+	}
 	return vars, nil
+}
+
+// LoadSystem reads the repositories of the device at root:
+// ROOT/etc/yum.repos.d with SystemVars(root). It returns every
+// repository, enabled or not, and the variables, which NewFromConfig
+// needs (Options.Vars) for the URLs of mirror lists.
+func LoadSystem(root string) ([]Config, map[string]string, error) {
+	vars, err := SystemVars(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfgs, err := LoadConfigDir(filepath.Join(root, "etc/yum.repos.d"), vars)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfgs, vars, nil
+}
+
+func releaseVer(root string) (string, error) {
+	var rel inventory.Release
+	var err error
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		var f *os.File
+		if f, err = os.Open(filepath.Join(root, p)); err != nil {
+			continue
+		}
+		rel, err = inventory.ParseOSRelease(io.LimitReader(f, 64<<10))
+		f.Close()
+		if err == nil {
+			v, _, _ := strings.Cut(rel.VersionID, ".")
+			return v, nil
+		}
+	}
+	return "", err
+}
+
+// machineArch returns dnf's $arch and $basearch for this machine.
+func machineArch() (arch, basearch string) {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64", "x86_64"
+	case "arm64":
+		return "aarch64", "aarch64"
+	case "arm":
+		return "armv7hl", "armhfp"
+	case "386":
+		return "i686", "i386"
+	}
+	return runtime.GOARCH, runtime.GOARCH
 }
 
 func isVarName(s string) bool {

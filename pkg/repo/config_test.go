@@ -110,6 +110,7 @@ print(json.dumps(out))
 // TestConfigAgreesWithDnf: the same .repo files read by LoadConfigDir and
 // by dnf give the same repositories.
 func TestConfigAgreesWithDnf(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, body := range repoFiles {
 		writeFile(t, filepath.Join(dir, name), []byte(body))
@@ -156,6 +157,7 @@ func TestConfigAgreesWithDnf(t *testing.T) {
 }
 
 func TestConfigWhereFrom(t *testing.T) {
+	t.Parallel()
 	cs, err := ParseConfig(strings.NewReader(repoFiles["local.repo"]), "/etc/yum.repos.d/local.repo", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +168,7 @@ func TestConfigWhereFrom(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, in, want string }{
 		{"key outside section", "name=x\n", `x.repo: line 1: key "name" outside a [section]`},
 		{"not key=value", "[a]\nbaseurl http://x\n", `x.repo: line 2: "baseurl http://x" is not key=value`},
@@ -193,6 +196,14 @@ func TestConfigErrors(t *testing.T) {
 func FuzzConfig(f *testing.F) {
 	for _, body := range repoFiles {
 		f.Add(body)
+	}
+	// The real stock files of testdata/mirrors.
+	for _, p := range []string{"testdata/mirrors/almalinux-9-baseos.repo", "testdata/mirrors/epel-8.repo"} {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(raw))
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		cs, err := ParseConfig(strings.NewReader(body), "fuzz.repo", map[string]string{"releasever": "9", "basearch": "x86_64"})

@@ -31,11 +31,22 @@ type Package struct {
 	InstalledSize int64
 	// SourceRPM is the source package's file name, "" for a source package.
 	SourceRPM string
+	// InstallOnly says the package provides installonlypkg(...) or
+	// multiversion(kernel), which dnf's installonlypkgs name: it is
+	// installed beside its older versions, not over them.
+	InstallOnly bool
 }
 
-// NEVRA returns "name-epoch:version-release.arch", epoch always written.
+// installOnlyProvide reports whether a provide is one dnf's default
+// installonlypkgs name.
+func installOnlyProvide(name string) bool {
+	return strings.HasPrefix(name, "installonlypkg(") || name == "multiversion(kernel)"
+}
+
+// NEVRA returns "name-epoch:version-release.arch", epoch always written
+// (rpmver.NEVRA.String).
 func (p *Package) NEVRA() string {
-	return p.Name + "-" + p.EVR.String() + "." + p.Arch
+	return rpmver.NEVRA{Name: p.Name, EVR: p.EVR, Arch: p.Arch}.String()
 }
 
 // ErrNotPrimary is returned (wrapped) when the input's root element is not
@@ -238,8 +249,9 @@ func (d *PrimaryDecoder) child(p *Package, se xml.StartElement) error {
 	return err
 }
 
-// format reads <rpm:sourcerpm> out of <format> and skips the rest
-// (provides, requires, files), which is most of primary.xml.
+// format reads <rpm:sourcerpm> and whether <rpm:provides> names an
+// install-only provide out of <format>, and skips the rest (requires,
+// files), which is most of primary.xml.
 func (d *PrimaryDecoder) format(p *Package) error {
 	for {
 		tok, err := d.token()
@@ -250,12 +262,36 @@ func (d *PrimaryDecoder) format(p *Package) error {
 		case xml.EndElement:
 			return nil
 		case xml.StartElement:
-			if t.Name.Local == "sourcerpm" {
+			switch t.Name.Local {
+			case "sourcerpm":
 				p.SourceRPM, err = d.readText()
-			} else {
+			case "provides":
+				err = d.provides(p)
+			default:
 				err = d.skip()
 			}
 			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// provides reads <rpm:provides>' entries for an install-only provide.
+func (d *PrimaryDecoder) provides(p *Package) error {
+	for {
+		tok, err := d.token()
+		if err != nil {
+			return d.eofError(err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			if t.Name.Local == "entry" && installOnlyProvide(attr(t, "name")) {
+				p.InstallOnly = true
+			}
+			if err := d.skip(); err != nil {
 				return err
 			}
 		}

@@ -32,6 +32,7 @@ func readPrimary(r io.Reader) ([]*Package, error) {
 // TestPrimaryYummy reads the real RHEL 7 primary.xml.gz, trimmed to two
 // packages while its root still says packages="32921".
 func TestPrimaryYummy(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open("testdata/yummy/repodata/primary.xml.gz")
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +65,7 @@ func TestPrimaryYummy(t *testing.T) {
 }
 
 func TestPrimaryErrors(t *testing.T) {
+	t.Parallel()
 	const head = "<?xml version=\"1.0\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" packages=\"1\">\n"
 	const sum = `<checksum type="sha256" pkgid="YES">` + "9d25370cf8f2bdf046145fa51ef3d0229ecc6862cbe35281a70184cc39089f54" + `</checksum>`
 	pkg := func(inner string) string {
@@ -97,14 +99,15 @@ func TestPrimaryErrors(t *testing.T) {
 // TestPrimaryTruncatedGzip: a primary.xml.gz cut short is an error even
 // where the XML happens to be complete.
 func TestPrimaryTruncatedGzip(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("testdata/yummy/repodata/primary.xml.gz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, cut := range []int{len(raw) / 2, len(raw) - 4} {
 		pkgs, err := readPrimary(bytes.NewReader(raw[:cut]))
-		if err == nil {
-			t.Errorf("cut at %d of %d: no error, %d packages", cut, len(raw), len(pkgs))
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.HasPrefix(err.Error(), "primary: line ") {
+			t.Errorf("cut at %d of %d: %d packages, err = %v; want the line and unexpected EOF", cut, len(raw), len(pkgs), err)
 		}
 	}
 }
@@ -137,4 +140,36 @@ func FuzzPrimaryDecoder(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPrimaryInstallOnly: a package providing installonlypkg(...) (as
+// EL9's kernel-core and kernel-modules do) or multiversion(kernel) is
+// marked install-only; one whose provides merely mention a kernel is not.
+func TestPrimaryInstallOnly(t *testing.T) {
+	t.Parallel()
+	pkg := func(name, provides string) string {
+		return `<package type="rpm"><name>` + name + `</name><arch>aarch64</arch><version epoch="0" ver="5.14.0" rel="362.8.1.el9_3"/>` +
+			`<checksum type="sha256" pkgid="YES">` + strings.Repeat("ab", 32) + `</checksum><location href="Packages/` + name + `.rpm"/>` +
+			`<format><rpm:sourcerpm>kernel-5.14.0-362.8.1.el9_3.src.rpm</rpm:sourcerpm><rpm:provides>` + provides +
+			`</rpm:provides><rpm:requires><rpm:entry name="installonlypkg(kernel)"/></rpm:requires></format></package>`
+	}
+	xml := `<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="4">` +
+		pkg("kernel-core", `<rpm:entry name="installonlypkg(kernel)"/><rpm:entry name="kernel-core" flags="EQ" epoch="0" ver="5.14.0" rel="362.8.1.el9_3"/>`) +
+		pkg("kernel-modules", `<rpm:entry name="kernel-modules-aarch64" flags="EQ" epoch="0" ver="5.14.0" rel="362.8.1.el9_3"/><rpm:entry name="installonlypkg(kernel-module)"/>`) +
+		pkg("raspberrypi2-kernel4", `<rpm:entry name="multiversion(kernel)"/>`) +
+		pkg("kernel-tools", `<rpm:entry name="kernel-tools" flags="EQ" epoch="0" ver="5.14.0" rel="362.8.1.el9_3"/>`) +
+		`</metadata>`
+	pkgs, err := readPrimary(strings.NewReader(xml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, p := range pkgs {
+		got[p.Name] = p.InstallOnly
+	}
+	want := map[string]bool{"kernel-core": true, "kernel-modules": true, "raspberrypi2-kernel4": true, "kernel-tools": false}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("install-only = %v, want %v (a requires entry must not count)", got, want)
+	}
 }

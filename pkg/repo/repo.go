@@ -19,21 +19,21 @@
 // so a hostile repomd.xml cannot make a local read escape the directory.
 // The optional metadata cache keeps only files whose digest matched and
 // hashes them again before each use, so it is no more trusted than the
-// network.
+// network. A kept copy (Keep, UseKept; kept.go), for an update that runs
+// while the repository cannot be reached, is checked the same way again
+// when used, and is never used when the repository answered, however
+// wrongly (Unreachable).
 package repo
 
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -41,6 +41,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
@@ -80,44 +81,84 @@ type Options struct {
 	// accepted, since many distributions do not sign repomd.xml, and only
 	// a present one is checked.
 	RequireSignature bool
+	// FetchTimeout bounds each fetch of a small document: a mirror list,
+	// a metalink, a mirror's repomd.xml and its signature, body included,
+	// so a mirror that stalls or trickles is given up for the next one.
+	// 0 means 60 s.
+	FetchTimeout time.Duration
+	// Vars fill the variables ($basearch, ...) in the URLs a mirror list
+	// returns, as dnf does; see SystemVars. Used by NewFromConfig.
+	Vars map[string]string
+	// Log receives the mirrors skipped on the way to a usable one, with
+	// why; nil discards.
+	Log *slog.Logger
 }
 
 // Repo is one repository, given by its base: an http or https URL, a
-// file:// URL or a local directory, under which repodata/repomd.xml lives.
+// file:// URL or a local directory, under which repodata/repomd.xml lives;
+// or, from a .repo file (NewFromConfig), by several bases, a mirror list
+// or a metalink, tried in order until one serves a usable repomd.xml.
 type Repo struct {
-	base       *url.URL // for http and https
-	dir        string   // for local directories
+	id         string     // the .repo file's id, "" for New
+	bases      []*url.URL // http(s) bases given (baseurl=), tried first
+	mirrorList string     // mirrorlist= URL, "" when none
+	metalink   string     // metalink= URL, "" when none
+	dir        string     // for local directories
 	client     *http.Client
 	cacheDir   string
 	keyring    openpgp.KeyRing
 	requireSig bool
+	timeout    time.Duration
+	vars       map[string]string
+	log        *slog.Logger
 
-	mu        sync.Mutex // guards repomd and downloads
+	// base is the http(s) base in use: the only one for New, else the
+	// mirror the last Metadata chose (nil before). Metadata writes it
+	// under mu; Open and PackageURL read it, so Metadata must not run
+	// concurrently with them.
+	base *url.URL
+
+	// offline: the metadata is a kept copy (UseKept), read from the
+	// cache dir only, never downloaded.
+	offline bool
+
+	mu        sync.Mutex // guards repomd, base's writes and downloads
 	repomd    *Repomd    // the last one Metadata read
 	downloads int        // downloads being written into the cache
 }
 
-// New returns the repository at base. It does not touch the network or the
-// disk.
-func New(base string, opts Options) (*Repo, error) {
-	r := &Repo{client: opts.HTTPClient, cacheDir: opts.CacheDir, keyring: opts.Keyring, requireSig: opts.RequireSignature}
+func newRepo(opts Options) (*Repo, error) {
+	r := &Repo{client: opts.HTTPClient, cacheDir: opts.CacheDir, keyring: opts.Keyring, requireSig: opts.RequireSignature,
+		timeout: opts.FetchTimeout, vars: opts.Vars, log: opts.Log}
 	if r.requireSig && r.keyring == nil {
 		return nil, errors.New("repo: RequireSignature without a Keyring")
 	}
 	if r.client == nil {
 		r.client = http.DefaultClient
 	}
+	if r.timeout <= 0 {
+		r.timeout = 60 * time.Second
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	return r, nil
+}
+
+// New returns the repository at base. It does not touch the network or the
+// disk.
+func New(base string, opts Options) (*Repo, error) {
+	r, err := newRepo(opts)
+	if err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(base)
 	switch {
 	case err == nil && (u.Scheme == "http" || u.Scheme == "https"):
-		if u.Host == "" {
-			return nil, fmt.Errorf("repo: %q: no host", base)
+		if r.base, err = httpBase(base); err != nil {
+			return nil, err
 		}
-		if !strings.HasSuffix(u.Path, "/") {
-			u.Path += "/"
-			u.RawPath = ""
-		}
-		r.base = u
+		r.bases = []*url.URL{r.base}
 	case err == nil && u.Scheme == "file":
 		r.dir = filepath.FromSlash(u.Path)
 	case err == nil && u.Scheme != "" && len(u.Scheme) > 1:
@@ -131,38 +172,100 @@ func New(base string, opts Options) (*Repo, error) {
 	return r, nil
 }
 
-// String returns the repository's base.
-func (r *Repo) String() string {
-	if r.base != nil {
-		return r.base.String()
+// httpBase parses an http(s) repository base, with a trailing slash.
+func httpBase(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("repo: %w", err)
 	}
-	return r.dir
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("repo: %q: scheme %q is not http or https", s, u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("repo: %q: no host", s)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		u.RawPath = ""
+	}
+	return u, nil
 }
 
+// String returns the repository's base; for a repository of a .repo
+// file, its id and the mirror in use (or where mirrors come from).
+func (r *Repo) String() string {
+	if r.dir != "" {
+		return r.dir
+	}
+	where := ""
+	switch {
+	case r.base != nil:
+		where = r.base.String()
+	case r.metalink != "":
+		where = "metalink " + r.metalink
+	case r.mirrorList != "":
+		where = "mirror list " + r.mirrorList
+	}
+	if r.id == "" {
+		return where
+	}
+	return r.id + " (" + where + ")"
+}
+
+// ID returns the .repo file's id of the repository, "" for New.
+func (r *Repo) ID() string { return r.id }
+
 // Metadata fetches and parses repodata/repomd.xml. Open uses the last one
-// read; calling Metadata again refreshes it.
+// read; calling Metadata again refreshes it. A repository with several
+// mirrors (NewFromConfig) tries them in order: one that cannot be reached,
+// answers an HTTP error, or serves a repomd.xml that does not match the
+// metalink, fails its signature check or does not parse is skipped for
+// the next, and the skips are logged once one succeeds; when none does,
+// the error (wrapping ErrNoMirror and each mirror's error) says why each
+// failed.
 func (r *Repo) Metadata(ctx context.Context) (*Repomd, error) {
-	rc, name, err := r.fetch(ctx, "repodata/repomd.xml")
+	if r.dir != "" {
+		return r.use(r.metadataFrom(ctx, nil, nil))
+	}
+	src, err := r.mirrors(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	var src io.Reader = rc
-	if r.keyring != nil {
-		// The signature covers the exact bytes: read them once, check,
-		// then parse what was checked.
-		raw, err := io.ReadAll(io.LimitReader(rc, maxRepomdSize+1))
-		if err != nil {
-			return nil, fmt.Errorf("repo: %s: %w", name, err)
+	if len(src.bases) == 1 && len(src.skipped) == 0 && src.metalink == nil {
+		m, err := r.metadataFrom(ctx, src.bases[0], nil)
+		if err == nil {
+			r.setBase(src.bases[0])
 		}
-		if err := r.verifySignature(ctx, raw, name); err != nil {
-			return nil, err
-		}
-		src = bytes.NewReader(raw)
+		return r.use(m, err)
 	}
-	m, err := ParseRepomd(src)
+	for _, b := range src.bases {
+		m, err := r.metadataFrom(ctx, b, src.metalink)
+		if err == nil {
+			r.setBase(b)
+			for _, s := range src.skipped {
+				r.log.Warn("mirror skipped", "repo", r.id, "mirror", s.mirror, "err", s.err)
+			}
+			r.log.Info("mirror in use", "repo", r.id, "mirror", b.String(), "skipped", len(src.skipped))
+			return r.use(m, nil)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		src.skipped = append(src.skipped, skippedMirror{mirror: b.String(), err: err})
+	}
+	return nil, &mirrorsError{repo: r.String(), skipped: src.skipped}
+}
+
+func (r *Repo) setBase(b *url.URL) {
+	r.mu.Lock()
+	r.base = b
+	r.mu.Unlock()
+}
+
+// use makes m the repository's metadata and prunes the cache to it.
+func (r *Repo) use(m *Repomd, err error) (*Repomd, error) {
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
 	r.mu.Lock()
 	r.repomd = m
@@ -172,6 +275,47 @@ func (r *Repo) Metadata(ctx context.Context) (*Repomd, error) {
 			return nil, err
 		}
 	}
+	return m, nil
+}
+
+// metadataFrom reads repomd.xml from one base (nil: the local directory)
+// and checks it against the metalink (when given) and the signature
+// (with a keyring) before parsing it. The whole fetch is bounded by the
+// fetch timeout.
+func (r *Repo) metadataFrom(ctx context.Context, base *url.URL, ml *Metalink) (*Repomd, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	rc, name, err := r.fetchFrom(ctx, base, "repodata/repomd.xml")
+	if err != nil {
+		return nil, err
+	}
+	// The metalink's digests and the signature cover the exact bytes:
+	// read them once, check, then parse what was checked.
+	raw, err := io.ReadAll(io.LimitReader(rc, maxRepomdSize+1))
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("repo: %s: %w", name, err)
+	}
+	if len(raw) > maxRepomdSize {
+		return nil, fmt.Errorf("repo: %s: larger than %d bytes", name, maxRepomdSize)
+	}
+	if ml != nil {
+		if err := ml.Verify(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	var sig []byte
+	if r.keyring != nil {
+		if sig, err = r.verifySignature(ctx, base, raw, name); err != nil {
+			return nil, err
+		}
+	}
+	m, err := ParseRepomd(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	// The exact bytes checked, for Keep.
+	m.raw, m.sig = raw, sig
 	return m, nil
 }
 
@@ -309,14 +453,20 @@ func cleanLocation(href string) (string, error) {
 	return clean, nil
 }
 
-// fetch opens a repository-relative file and returns it with a name for
-// errors (its URL or path).
+// fetch opens a repository-relative file of the base in use and returns
+// it with a name for errors (its URL or path).
 func (r *Repo) fetch(ctx context.Context, href string) (io.ReadCloser, string, error) {
+	return r.fetchFrom(ctx, r.base, href)
+}
+
+// fetchFrom opens a file relative to base, or to the local directory when
+// base is nil.
+func (r *Repo) fetchFrom(ctx context.Context, base *url.URL, href string) (io.ReadCloser, string, error) {
 	rel, err := cleanLocation(href)
 	if err != nil {
 		return nil, href, fmt.Errorf("repo: %s: %w", r, err)
 	}
-	if r.base == nil {
+	if base == nil {
 		name := filepath.Join(r.dir, filepath.FromSlash(rel))
 		f, err := os.Open(name)
 		if err != nil {
@@ -324,11 +474,18 @@ func (r *Repo) fetch(ctx context.Context, href string) (io.ReadCloser, string, e
 		}
 		return f, name, nil
 	}
-	u := r.base.ResolveReference(&url.URL{Path: rel})
+	u := base.ResolveReference(&url.URL{Path: rel})
 	name := u.String()
+	body, err := r.get(ctx, name)
+	return body, name, err
+}
+
+// get fetches an http(s) URL: 200 OK only (another answer is a
+// statusError), the body as stored.
+func (r *Repo) get(ctx context.Context, name string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, name, nil)
 	if err != nil {
-		return nil, name, fmt.Errorf("repo: %w", err)
+		return nil, fmt.Errorf("repo: %w", err)
 	}
 	// The bytes as stored, which are what the checksums are of: without
 	// this, Go's transport asks for gzip and silently decompresses the
@@ -336,13 +493,13 @@ func (r *Repo) fetch(ctx context.Context, href string) (io.ReadCloser, string, e
 	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, name, fmt.Errorf("repo: %w", err)
+		return nil, fmt.Errorf("repo: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, name, &statusError{url: name, status: resp.Status, code: resp.StatusCode}
+		return nil, &statusError{url: name, status: resp.Status, code: resp.StatusCode}
 	}
-	return resp.Body, name, nil
+	return resp.Body, nil
 }
 
 // statusError is an HTTP answer other than 200 OK. A 404 is
@@ -356,24 +513,6 @@ func (e *statusError) Error() string { return "repo: GET " + e.url + ": " + e.st
 
 func (e *statusError) Is(target error) bool {
 	return target == os.ErrNotExist && (e.code == http.StatusNotFound || e.code == http.StatusGone)
-}
-
-func newHash(typ string) (hash.Hash, error) {
-	switch typ {
-	case "sha256":
-		return sha256.New(), nil
-	case "sha512":
-		return sha512.New(), nil
-	case "sha384":
-		return sha512.New384(), nil
-	case "sha224":
-		return sha256.New224(), nil
-	case "sha1":
-		return sha1.New(), nil
-	case "md5":
-		return md5.New(), nil
-	}
-	return nil, fmt.Errorf("unknown checksum type %q", typ)
 }
 
 // verifier hashes and counts the raw (compressed) bytes of a metadata file.

@@ -141,6 +141,7 @@ var extensions = map[string]string{"gz": ".gz", "xz": ".xz", "bz2": ".bz2"}
 // modifyrepo_c, from its directory and over HTTP, and checks what it finds
 // against the real rpm and the advisories written into it.
 func TestRepository(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, compress := range []string{"gz", "xz", "bz2"} {
 		dir := makeRepo(t, compress, true)
@@ -283,6 +284,7 @@ func readData(r *Repo, typ string) error {
 // from a directory and over HTTP, and the error names the file and both
 // digests.
 func TestTampered(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		typ    string
@@ -343,6 +345,7 @@ func TestTampered(t *testing.T) {
 // TestYummyStaleChecksum: the real RHEL 7 primary.xml.gz was trimmed after
 // its repomd.xml was written, so its digest no longer matches.
 func TestYummyStaleChecksum(t *testing.T) {
+	t.Parallel()
 	r, err := New("testdata/yummy", Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -356,6 +359,7 @@ func TestYummyStaleChecksum(t *testing.T) {
 }
 
 func TestNoUpdateinfo(t *testing.T) {
+	t.Parallel()
 	dir := makeRepo(t, "gz", false)
 	r, err := New(dir, Options{})
 	if err != nil {
@@ -370,6 +374,7 @@ func TestNoUpdateinfo(t *testing.T) {
 }
 
 func TestFetchErrors(t *testing.T) {
+	t.Parallel()
 	dir := makeRepo(t, "gz", true)
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()
@@ -425,6 +430,7 @@ func TestFetchErrors(t *testing.T) {
 // TestMetadataRefresh: Metadata reads repomd.xml again, so a repository
 // updated in place is seen.
 func TestMetadataRefresh(t *testing.T) {
+	t.Parallel()
 	dir := makeRepo(t, "gz", false)
 	r, _ := New(dir, Options{})
 	ctx := context.Background()
@@ -471,6 +477,7 @@ func writeFile(t *testing.T, p string, raw []byte) {
 // Content-Encoding: gzip. The checksums are of the stored bytes, so the
 // reader must not let the HTTP client decompress them.
 func TestContentEncodingGzip(t *testing.T) {
+	t.Parallel()
 	dir := makeRepo(t, "gz", true)
 	fs := http.FileServer(http.Dir(dir))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

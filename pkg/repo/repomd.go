@@ -17,6 +17,9 @@ type Repomd struct {
 	// Revision is free-form: "8.4", or a unix time.
 	Revision string
 	Data     []Data
+	// raw and sig are the bytes Metadata read and checked (sig nil when
+	// unsigned), for Keep; nil for a parsed copy.
+	raw, sig []byte
 }
 
 // Data is one metadata file listed in repomd.xml.
@@ -208,24 +211,4 @@ func (xd *xmlData) data() (Data, error) {
 		}
 	}
 	return d, nil
-}
-
-// digestSizes are the hex lengths of the checksum types repositories use.
-var digestSizes = map[string]int{
-	"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128,
-}
-
-func parseChecksum(x *xmlChecksum) (Checksum, error) {
-	c := Checksum{Type: strings.ToLower(strings.TrimSpace(x.Type)), Value: strings.ToLower(strings.TrimSpace(x.Value))}
-	if c.Type == "sha" {
-		c.Type = "sha1"
-	}
-	n, ok := digestSizes[c.Type]
-	if !ok {
-		return c, fmt.Errorf("unknown checksum type %q", x.Type)
-	}
-	if len(c.Value) != n || strings.Trim(c.Value, "0123456789abcdef") != "" {
-		return c, fmt.Errorf("%s %q is not %d hex digits", c.Type, x.Value, n)
-	}
-	return c, nil
 }

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
+	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 )
 
-// sharedFixtures returns the shared fixture folder beside the module root.
+// sharedFixtures returns the fixture folder, testdata/ at the module root.
 func sharedFixtures(t testing.TB) string {
 	t.Helper()
 	return fixtures.Path(t, ".")
@@ -41,6 +41,7 @@ func types(m *Repomd) []string {
 }
 
 func TestParseRepomdFixtures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		path     string
@@ -119,6 +120,7 @@ func TestParseRepomdFixtures(t *testing.T) {
 }
 
 func TestParseRepomdErrors(t *testing.T) {
+	t.Parallel()
 	const sum = "0d601662ea6b0c7e71e02a1a71a85852b3ddba6ff900ad9406d38fb543393091"
 	data := func(inner string) string {
 		return "<?xml version=\"1.0\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\n<data type=\"primary\">" + inner + "</data>\n</repomd>"
@@ -129,7 +131,7 @@ func TestParseRepomdErrors(t *testing.T) {
 		{"not repomd", "<metadata/>", "repo: not a repomd.xml: line 1: root element is <metadata>, want <repomd>"},
 		{"no checksum", data(loc), `line 3: data "primary": missing <checksum>`},
 		{"no location", data(`<checksum type="sha256">` + sum + `</checksum>`), `line 3: data "primary": missing <location href>`},
-		{"unknown checksum type", data(loc + `<checksum type="crc32">abcd</checksum>`), `data "primary": <checksum>: unknown checksum type "crc32"`},
+		{"unknown checksum type", data(loc + `<checksum type="crc32">abcd</checksum>`), `data "primary": <checksum>: repo: unknown checksum type "crc32"`},
 		{"short checksum", data(loc + `<checksum type="sha256">abcd</checksum>`), `data "primary": <checksum>: sha256 "abcd" is not 64 hex digits`},
 		{"bad size", data(loc + `<checksum type="sha256">` + sum + `</checksum><size>big</size>`), `data "primary": <size> "big" is not a size`},
 		{"bad timestamp", data(loc + `<checksum type="sha256">` + sum + `</checksum><timestamp>noon</timestamp>`), `<timestamp> "noon" is not a unix time`},
@@ -155,6 +157,7 @@ func TestParseRepomdErrors(t *testing.T) {
 }
 
 func TestChecksumTypeSha(t *testing.T) {
+	t.Parallel()
 	in := `<repomd><data type="primary"><location href="repodata/p.xml.gz"/><checksum type="sha">` + strings.Repeat("AB", 20) + `</checksum></data></repomd>`
 	m, err := ParseRepomd(strings.NewReader(in))
 	if err != nil {
@@ -179,7 +182,7 @@ func FuzzRepomd(f *testing.F) {
 			return
 		}
 		for _, d := range m.Data {
-			if d.Type == "" || d.Location == "" || len(d.Checksum.Value) != digestSizes[d.Checksum.Type] {
+			if d.Type == "" || d.Location == "" || len(d.Checksum.Value) != algorithms[d.Checksum.Type].hexLen {
 				t.Fatalf("accepted incomplete data %+v", d)
 			}
 		}

@@ -58,6 +58,7 @@ func keyring(t *testing.T, armored []byte) openpgp.EntityList {
 }
 
 func TestSignature(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	sign, pub := gpgKey(t, "ed25519")
 	signRSA, pubRSA := gpgKey(t, "rsa3072")
@@ -117,6 +118,7 @@ func TestSignature(t *testing.T) {
 // not verify (gpg --verify says BAD signature: the file was edited after
 // signing), and a key that made it is pinned.
 func TestYummyBadSignature(t *testing.T) {
+	t.Parallel()
 	r, err := New("testdata/yummy", Options{Keyring: keyring(t, readFile(t, "testdata/yummy/gpgkey.pub"))})
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +135,9 @@ func TestYummyBadSignature(t *testing.T) {
 }
 
 func TestRequireSignatureNeedsKeyring(t *testing.T) {
-	if _, err := New("testdata/yummy", Options{RequireSignature: true}); err == nil {
-		t.Fatal("RequireSignature without a Keyring accepted")
+	t.Parallel()
+	_, err := New("testdata/yummy", Options{RequireSignature: true})
+	if err == nil || err.Error() != "repo: RequireSignature without a Keyring" {
+		t.Fatalf("New with RequireSignature and no Keyring: err = %v, want repo: RequireSignature without a Keyring", err)
 	}
 }

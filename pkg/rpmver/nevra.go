@@ -113,8 +113,49 @@ func (n NEVRA) String() string {
 	return n.Name + "-" + n.EVR.String() + "." + n.Arch
 }
 
+// NVRA writes "name-version-release.arch", never an epoch
+// ("openssl-libs-3.0.7-16.el9_2.aarch64"): what `rpm -qa` prints (its
+// default query format is %{nvra}).
+func (n NEVRA) NVRA() string {
+	return n.Name + "-" + n.Version + "-" + n.Release + "." + n.Arch
+}
+
+// Short writes "name-[epoch:]version-release.arch" with the epoch left out
+// when it is absent or 0 ("bash-5.1.8-6.el9_1.x86_64",
+// "openssl-libs-1:3.0.7-16.el9_2.aarch64"): the form dnf prints and
+// `rpm -q --qf '%{NEVRA}'` prints for a package without an epoch, and the
+// one the agent's update journal and verdicts name packages by. ParseNEVRA
+// reads it back.
+func (n NEVRA) Short() string {
+	return n.Name + "-" + n.EVR.Short() + "." + n.Arch
+}
+
+// Key is one build of a package as a comparable value: two NEVRAs that
+// name the same build (an epoch "0" and none) have equal Keys, so a Key
+// keys a map, as the SHA-256 digests a signed plan pins on the agent do.
+// The zero Key names no package. Make one with NEVRA.Key.
+type Key struct {
+	// n is the NEVRA with a 0 epoch written as none.
+	n NEVRA
+}
+
+// Key returns n's Key.
+func (n NEVRA) Key() Key {
+	if n.Epoch == "0" {
+		n.Epoch = ""
+	}
+	return Key{n: n}
+}
+
+// NEVRA returns the package the Key names, a 0 epoch given as none.
+func (k Key) NEVRA() NEVRA { return k.n }
+
+// String writes the Key as NEVRA.Short does, byte for byte; it is the
+// form in which plans' pins have always been keyed.
+func (k Key) String() string { return k.n.Short() }
+
 // Filename returns the package's rpm file name,
 // "name-version-release.arch.rpm": rpm file names never carry the epoch.
 func (n NEVRA) Filename() string {
-	return n.Name + "-" + n.Version + "-" + n.Release + "." + n.Arch + ".rpm"
+	return n.NVRA() + ".rpm"
 }

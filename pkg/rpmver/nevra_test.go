@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
+	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 )
 
 func TestParseNEVRA(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		in      string
@@ -78,6 +79,7 @@ func TestParseNEVRA(t *testing.T) {
 }
 
 func TestNEVRAString(t *testing.T) {
+	t.Parallel()
 	n := mustNEVRA(t, "openssl-libs-3.0.1-23.el9_0.aarch64")
 	if got, want := n.String(), "openssl-libs-0:3.0.1-23.el9_0.aarch64"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
@@ -107,6 +109,7 @@ func mustNEVRA(t *testing.T, s string) NEVRA {
 // images: the nvra column must split into the name, version, release and
 // arch columns, and the source rpm's NEVRA must parse too.
 func TestParseNEVRAManifests(t *testing.T) {
+	t.Parallel()
 	for _, file := range []string{"ubi8_ubi-aarch64-rpm-manifest.tsv", "ubi9_ubi-aarch64-rpm-manifest.tsv"} {
 		t.Run(file, func(t *testing.T) {
 			rows := readTSV(t, file, 6)
@@ -128,7 +131,7 @@ func TestParseNEVRAManifests(t *testing.T) {
 	}
 }
 
-// sharedFixtures returns the shared fixture folder beside the module root.
+// sharedFixtures returns the fixture folder, testdata/ at the module root.
 func sharedFixtures(t *testing.T) string {
 	t.Helper()
 	return fixtures.Path(t, ".")
@@ -140,6 +143,7 @@ func sharedFixtures(t *testing.T) string {
 // convention must parse to them too and be what Filename writes. Files
 // renamed after the arch ("-signed.rpm") must be refused, not misread.
 func TestParseNEVRARealPackages(t *testing.T) {
+	t.Parallel()
 	rpm, err := exec.LookPath("rpm")
 	if err != nil {
 		t.Fatalf("%v; run make deps", err)
@@ -181,8 +185,8 @@ func TestParseNEVRARealPackages(t *testing.T) {
 		}
 		got, err := ParseNEVRA(base)
 		if header.Filename() != base {
-			if err == nil {
-				t.Errorf("%s: renamed file parsed as %#v; want an error", base, got)
+			if !errors.Is(err, ErrNEVRA) {
+				t.Errorf("%s: renamed file parsed as %#v, %v; want ErrNEVRA", base, got, err)
 			}
 			continue
 		}
@@ -194,5 +198,76 @@ func TestParseNEVRARealPackages(t *testing.T) {
 	}
 	if epochs == 0 {
 		t.Error("no fixture package has an epoch; the epoch path went untested")
+	}
+}
+
+// TestShortAndKeyBytes pins the bytes of NEVRA.Short and Key.String: the
+// agent's update journal names packages this way, and a signed plan's pins
+// are looked up by it, so a change here would leave a pin matching
+// nothing. The epoch goes only when it is not 0; the rest is as written.
+func TestShortAndKeyBytes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		n    NEVRA
+		want string
+	}{
+		{"no epoch", NEVRA{Name: "bash", EVR: EVR{Version: "5.1.8", Release: "6.el9_1"}, Arch: "x86_64"}, "bash-5.1.8-6.el9_1.x86_64"},
+		{"epoch 0", NEVRA{Name: "bash", EVR: EVR{Epoch: "0", Version: "5.1.8", Release: "6.el9_1"}, Arch: "x86_64"}, "bash-5.1.8-6.el9_1.x86_64"},
+		{"epoch 1", NEVRA{Name: "openssl-libs", EVR: EVR{Epoch: "1", Version: "3.0.7", Release: "16.el9_2"}, Arch: "aarch64"}, "openssl-libs-1:3.0.7-16.el9_2.aarch64"},
+		{"epoch 00 is written as given", NEVRA{Name: "a", EVR: EVR{Epoch: "00", Version: "1", Release: "1"}, Arch: "noarch"}, "a-00:1-1.noarch"},
+		{"name with dashes and dots", NEVRA{Name: "python3.11-pip-wheel", EVR: EVR{Version: "22.3.1", Release: "4.el9"}, Arch: "noarch"}, "python3.11-pip-wheel-22.3.1-4.el9.noarch"},
+		{"no release", NEVRA{Name: "a", EVR: MustParseEVR("2:1.0"), Arch: "x86_64"}, "a-2:1.0.x86_64"},
+		{"empty release", NEVRA{Name: "a", EVR: MustParseEVR("1.0-"), Arch: "x86_64"}, "a-1.0-.x86_64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.n.Short(); got != tt.want {
+				t.Errorf("Short = %q, want %q", got, tt.want)
+			}
+			if got := tt.n.Key().String(); got != tt.want {
+				t.Errorf("Key().String = %q, want %q", got, tt.want)
+			}
+			if tt.n.HasRelease() && tt.n.Release != "" {
+				back, err := ParseNEVRA(tt.want)
+				if err != nil || back.Key() != tt.n.Key() {
+					t.Errorf("ParseNEVRA(%q).Key() = %v, %v; want the same Key", tt.want, back.Key(), err)
+				}
+			}
+		})
+	}
+}
+
+// TestKeyEquality: a Key is the build, not the spelling; epoch 0 and none
+// are one build, every other part tells builds apart.
+func TestKeyEquality(t *testing.T) {
+	t.Parallel()
+	base := NEVRA{Name: "openssl-libs", EVR: EVR{Version: "3.0.7", Release: "16.el9_2"}, Arch: "aarch64"}
+	zero := base
+	zero.Epoch = "0"
+	if base.Key() != zero.Key() {
+		t.Errorf("epoch 0 and no epoch: keys differ")
+	}
+	if got := zero.Key().NEVRA(); got != base {
+		t.Errorf("Key().NEVRA() of epoch 0 = %#v, want %#v", got, base)
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*NEVRA)
+	}{
+		{"epoch", func(n *NEVRA) { n.Epoch = "1" }},
+		{"version", func(n *NEVRA) { n.Version = "3.0.8" }},
+		{"release", func(n *NEVRA) { n.Release = "17.el9_2" }},
+		{"arch", func(n *NEVRA) { n.Arch = "x86_64" }},
+		{"name", func(n *NEVRA) { n.Name = "openssl" }},
+	} {
+		other := base
+		tt.change(&other)
+		if other.Key() == base.Key() {
+			t.Errorf("another %s, same key %v", tt.name, other.Key())
+		}
+	}
+	if (Key{}) == base.Key() {
+		t.Error("the zero Key equals a package's")
 	}
 }

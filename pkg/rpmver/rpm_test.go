@@ -203,6 +203,7 @@ func (g *versionGen) pair() [2]string {
 // vector and the edge cases above, with rpmver and with the real rpm, and
 // requires the same verdict for each. Set RPMVER_SEED to replay a run.
 func TestDifferentialRPM(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("RPMVER_SEED"); s != "" {
 		var err error

@@ -23,7 +23,12 @@
 // package and an advisory's fix, the two rules agree.
 //
 // ParseEVR splits "[epoch:]version[-release]" as rpm's rpmverParse does.
-// ParseNEVRA splits package names and rpm file names.
+// ParseNEVRA splits package names and rpm file names. A NEVRA is written in
+// four forms, each by one method: String (the epoch always written, as
+// reports and plans carry it), Short (the epoch only when not 0, as dnf
+// prints it and the agent's journal and pins name packages), NVRA (never
+// an epoch, as rpm -qa prints it) and Filename (NVRA with ".rpm"). Key is
+// a NEVRA as a comparable map key.
 package rpmver
 
 import (
@@ -119,6 +124,21 @@ func (e EVR) String() string {
 		return epoch + ":" + e.Version
 	}
 	return epoch + ":" + e.Version + "-" + e.Release
+}
+
+// Short writes the EVR as dnf and rpmfleet's update journal do:
+// "[epoch:]version-release", the epoch left out when it is absent or 0
+// ("3.0.7-16.el9_2", "1:3.0.7-16.el9_2"), a missing release left out with
+// its '-'. ParseEVR reads the result back to an EVR that compares equal.
+func (e EVR) Short() string {
+	s := e.Version
+	if e.Epoch != "" && e.Epoch != "0" {
+		s = e.Epoch + ":" + s
+	}
+	if e.HasRelease() {
+		s += "-" + e.Release
+	}
+	return s
 }
 
 // Compare returns -1, 0 or +1 as a is older than, equal to or newer than b,

@@ -76,6 +76,7 @@ func compareEVRStrings(t testing.TB, a, b string) (int, error) {
 // Vercmp and Compare must both give rpm's verdict; the other files say in
 // SOURCE.md at which level their verdicts were taken.
 func TestFixtures(t *testing.T) {
+	t.Parallel()
 	t.Run("rpmvercmp.at", func(t *testing.T) {
 		const file = "rpmvercmp.tsv"
 		rows := readTSV(t, file, 3)
@@ -164,6 +165,7 @@ func TestFixtures(t *testing.T) {
 }
 
 func TestParseEVR(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		in      string
@@ -217,6 +219,7 @@ func TestParseEVR(t *testing.T) {
 }
 
 func TestMustParseEVRPanics(t *testing.T) {
+	t.Parallel()
 	defer func() {
 		if recover() == nil {
 			t.Error("MustParseEVR(\"\") did not panic")
@@ -226,6 +229,7 @@ func TestMustParseEVRPanics(t *testing.T) {
 }
 
 func TestEVRString(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		evr  EVR
@@ -251,6 +255,7 @@ func TestEVRString(t *testing.T) {
 // empty one or a tilde. The differential test checks the same strings
 // against the real rpm.
 func TestCompareRelease(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		a, b string
 		want int

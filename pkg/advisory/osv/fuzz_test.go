@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/compressed"
 )
 
 // FuzzDecoder holds the Decoder to the plain encoding/json reading
@@ -33,26 +37,53 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte("{\"id\":\"x\"}\n{\"id\":5}"), true)
 	f.Add([]byte(`{"id":"\ud800","summary":"  low : x","related":["CVE-1","CVE-1",null]} {}`), false)
 	f.Fuzz(func(t *testing.T, data []byte, filter bool) {
-		var opts Options
-		if filter {
-			opts.Ecosystem = "AlmaLinux:9"
-		}
-		want, werr := referenceDecode(data, opts)
-		got, err := decodeAll(bytes.NewReader(data), opts)
-		if (err != nil) != (werr != nil) {
-			t.Fatalf("error %v, reference error %v", err, werr)
-		}
-		var e *Error
-		if err != nil && !errors.As(err, &e) {
-			t.Fatalf("error %q is a %T, not an *Error", err, err)
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%d advisories, reference %d (error %v)", len(got), len(want), err)
-		}
-		for i := range got {
-			if msg := diffAdvisory(&got[i], &want[i]); msg != "" {
-				t.Fatalf("advisory %d: %s", i, msg)
+		for _, descs := range []bool{false, true} {
+			var opts Options
+			if filter {
+				opts.Ecosystem = "AlmaLinux:9"
 			}
+			opts.Descriptions = descs
+			fuzzDecoder(t, data, opts)
 		}
 	})
+}
+
+// fuzzDecoder is one FuzzDecoder check, with and without descriptions.
+func fuzzDecoder(t *testing.T, data []byte, opts Options) {
+	want, werr := referenceDecode(data, opts)
+	got, err := decodeAll(bytes.NewReader(data), opts)
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		t.Fatalf("error %q is a %T, not an *Error", err, err)
+	}
+	if inflated(data) > MaxFieldSize {
+		// The reference has no limits; past the smallest of them
+		// only the error's type is held.
+		return
+	}
+	if (err != nil) != (werr != nil) {
+		t.Fatalf("error %v, reference error %v", err, werr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d advisories, reference %d (error %v)", len(got), len(want), err)
+	}
+	for i := range got {
+		if msg := diffAdvisory(&got[i], &want[i]); msg != "" {
+			t.Fatalf("advisory %d (descriptions %v): %s", i, opts.Descriptions, msg)
+		}
+		if len(got[i].Description) > advisory.MaxDescription || (!opts.Descriptions && got[i].Description != "") {
+			t.Fatalf("advisory %d: a %d-byte description (descriptions %v)", i, len(got[i].Description), opts.Descriptions)
+		}
+	}
+}
+
+// inflated is how many bytes data decompresses to (its length when plain).
+func inflated(data []byte) int64 {
+	rc, _, err := compressed.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return int64(len(data))
+	}
+	defer rc.Close()
+	n, _ := io.Copy(io.Discard, rc)
+	return n
 }

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
-	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -65,6 +65,7 @@ func find(list []advisory.Advisory, id, eco string) *advisory.Advisory {
 // to its own release: every advisory file of the release must come out, and
 // only packages of that release.
 func TestDatabaseCounts(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		file, ecosystem string
 		want            int
@@ -92,6 +93,7 @@ func TestDatabaseCounts(t *testing.T) {
 // both with the Decoder and with the plain encoding/json reading, without a
 // filter and with one, and wants the same advisories.
 func TestDatabaseMatchesReference(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"almalinux8.jsonl.gz", "almalinux9.jsonl.gz", "almalinux10.jsonl.gz"} {
 		data, err := os.ReadFile(fixture(t, name))
 		if err != nil {
@@ -156,6 +158,7 @@ func diffAdvisory(got, want *advisory.Advisory) string {
 // TestSamples checks the facts the rest of rpmfleet relies on, each on the
 // real advisory that shows it.
 func TestSamples(t *testing.T) {
+	t.Parallel()
 	t.Run("ALSA-2023:3722 openssl", func(t *testing.T) {
 		list := parse(t, "testdata/samples/almalinux9_ALSA-2023_3722.json", Options{Ecosystem: "AlmaLinux:9"})
 		a := find(list, "ALSA-2023:3722", "AlmaLinux:9")
@@ -268,6 +271,7 @@ func summary(w io.Writer, a *advisory.Advisory) {
 // TestGolden writes every sample, unfiltered, as testdata/samples.golden
 // holds it. Run with -update to rewrite it, then read the diff.
 func TestGolden(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	for _, f := range samples(t) {
 		fmt.Fprintf(&b, "# %s\n", filepath.Base(f))
@@ -355,6 +359,7 @@ func write(t *testing.T, path string, data []byte) string {
 // compressed, each under a name that does not tell the format, and wants
 // the same advisories as from the sample files one by one.
 func TestFormats(t *testing.T) {
+	t.Parallel()
 	for _, opts := range []Options{{}, {Ecosystem: "AlmaLinux:8"}} {
 		filter := cmp.Or(opts.Ecosystem, "all")
 		want := allSamples(t, opts)
@@ -422,6 +427,7 @@ func TestFormats(t *testing.T) {
 // objects larger than the decoder's first buffer, so that parsing runs out
 // of buffered input mid-object and must read more and start again.
 func TestDecoderBuffering(t *testing.T) {
+	t.Parallel()
 	lines := jsonLines(t)
 	want, err := decodeAll(bytes.NewReader(lines), Options{})
 	if err != nil {
@@ -456,6 +462,7 @@ func TestDecoderBuffering(t *testing.T) {
 // TestDuplicates lists packages several times over, in short and long
 // lists: only exact duplicates go, the first of each stays in place.
 func TestDuplicates(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{12, 200} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			names, versions := 7, 5
@@ -496,6 +503,7 @@ func TestDuplicates(t *testing.T) {
 // TestDecoderClose stops reading a compressed stream early: Close must stop
 // the decompressing goroutine and later calls must fail, not hang.
 func TestDecoderClose(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(fixture(t, "almalinux9.jsonl.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -525,6 +533,7 @@ func TestDecoderClose(t *testing.T) {
 // TestDecoderStreams reads JSON lines through a Decoder from a reader, with
 // no file name involved, and counts entries naming no fix.
 func TestDecoderStreams(t *testing.T) {
+	t.Parallel()
 	input := `{"id":"ALSA-2099:0001","summary":"Low: x","affected":[
 	  {"package":{"ecosystem":"AlmaLinux:9","name":"a"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"1.0-1.el9"},{"fixed":"1.2-1.el9"}]}]},
 	  {"package":{"ecosystem":"AlmaLinux:9","name":"b"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"last_affected":"2.0-1.el9"}]}]},
@@ -558,6 +567,7 @@ func TestDecoderStreams(t *testing.T) {
 // TestErrors feeds broken input and wants an *Error that names the file,
 // the place and what was wrong, and never a short list without one.
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	good, err := os.ReadFile("testdata/samples/almalinux9_ALSA-2023_3722.json")
 	if err != nil {
 		t.Fatal(err)
@@ -641,6 +651,7 @@ func (e endless) Read(p []byte) (int, error) {
 // TestObjectTooLarge feeds an object that never ends: the decoder must stop
 // at MaxObjectSize with an error, not read (and hold) without bound.
 func TestObjectTooLarge(t *testing.T) {
+	t.Parallel()
 	r := io.MultiReader(strings.NewReader(`{"id":"ALSA-1:1","details":"`), endless('a'))
 	d := NewDecoder(r, Options{})
 	_, err := d.Next()
@@ -650,6 +661,7 @@ func TestObjectTooLarge(t *testing.T) {
 }
 
 func TestFolderErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("no OSV files", func(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "README.md"), []byte("x"))

@@ -94,6 +94,13 @@ func referenceAdvisories(obj map[string]any, opts Options) ([]advisory.Advisory,
 	if a.Title, err = refString(obj["summary"], "summary"); err != nil {
 		return nil, err
 	}
+	if opts.Descriptions {
+		d, err := refString(obj["details"], "details")
+		if err != nil {
+			return nil, err
+		}
+		a.Description = advisory.BoundDescription(d)
+	}
 	if a.Issued, err = refTime(obj["published"], "published"); err != nil {
 		return nil, err
 	}

@@ -257,12 +257,13 @@ func (p *parser) arrayValue(fn func(i int) error) error {
 	return p.typeErr("array")
 }
 
-// stringValue reads a string value; null reads as nil. The bytes alias the
+// stringValue reads a string value that the decoder keeps, at most
+// MaxFieldSize bytes as written; null reads as nil. The bytes alias the
 // parser's data unless the string held escapes.
 func (p *parser) stringValue() ([]byte, error) {
 	switch p.next() {
 	case '"':
-		return p.str()
+		return p.strMax(MaxFieldSize)
 	case 'n':
 		return nil, p.literal("null")
 	case 0:
@@ -369,11 +370,18 @@ func isHex(c byte) bool {
 // str reads the string starting at p.pos. Plain valid UTF-8 is returned in
 // place; anything else is decoded by encoding/json, so escapes, surrogate
 // pairs and invalid UTF-8 read exactly as they would there.
-func (p *parser) str() ([]byte, error) {
+func (p *parser) str() ([]byte, error) { return p.strMax(-1) }
+
+// strMax is str for a string of at most limit bytes as written (no limit
+// when negative), refused before it is decoded.
+func (p *parser) strMax(limit int) ([]byte, error) {
 	start := p.pos
 	escaped, nonASCII, err := p.scanString()
 	if err != nil {
 		return nil, err
+	}
+	if limit >= 0 && p.pos-start-2 > limit {
+		return nil, &fieldError{off: start, err: fmt.Errorf("longer than %d KiB", limit>>10)}
 	}
 	raw := p.data[start+1 : p.pos-1]
 	if !escaped && (!nonASCII || utf8.Valid(raw)) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 

@@ -11,6 +11,13 @@
 //
 // An http(s) URL whose last element has a file extension (.xml, .json, .gz,
 // ...) is fetched and read as a file; any other URL is a repository base.
+//
+// Sources are untrusted (an upload, a URL, a mirror). Besides the limits of
+// the parsers (package updateinfo, osv and compressed), a source is held to
+// Options.MaxSize decompressed bytes, a fetched file to as many bytes on
+// the wire, and Load, which holds every advisory it reads, to
+// Options.MaxHeld bytes of them, so that many small advisories cannot
+// fill memory where one large one cannot.
 package source
 
 import (
@@ -24,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unsafe"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
@@ -31,6 +39,15 @@ import (
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
 	"github.com/rpmfleet/rpmfleet/pkg/repo"
 )
+
+// ErrTooLarge is returned (wrapped) by Load when the advisories it has
+// read hold more than Options.MaxHeld.
+var ErrTooLarge = errors.New("source: advisories over the limit")
+
+// DefaultMaxHeld bounds what Load holds. The whole AlmaLinux 8 OSV
+// database, 3,277 advisories with 40,838 packages, holds 11 MB; a large
+// repository's full updateinfo a few times that.
+const DefaultMaxHeld = 256 << 20
 
 // ErrUnknownFormat is returned for a file that is neither updateinfo.xml nor
 // OSV JSON.
@@ -45,6 +62,25 @@ type Options struct {
 	// location href (Filename) and SHA-256, so a plan can pin the exact
 	// file. It applies to repository sources only.
 	Locations bool
+	// MaxSize bounds a file's decompressed size and a fetched file's size
+	// on the wire; zero means compressed.DefaultMaxSize. A repository's
+	// files are held to package repo's limits.
+	MaxSize int64
+	// MaxHeld bounds the advisories Load holds, counted by Held; zero
+	// means DefaultMaxHeld.
+	MaxHeld int64
+	// Descriptions keeps each advisory's description (updateinfo's
+	// <description>, OSV's details), bounded to advisory.MaxDescription.
+	// The server, which shows them, sets it; the agent's check leaves it
+	// off and so holds and copies none of that text.
+	Descriptions bool
+}
+
+func (o Options) maxSize() int64 {
+	if o.MaxSize > 0 {
+		return o.MaxSize
+	}
+	return compressed.DefaultMaxSize
 }
 
 func (o Options) client() *http.Client {
@@ -80,7 +116,12 @@ func Load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, e
 		return nil, err
 	}
 	defer s.Close()
+	maxHeld := opts.MaxHeld
+	if maxHeld <= 0 {
+		maxHeld = DefaultMaxHeld
+	}
 	var out []advisory.Advisory
+	var held int64
 	for {
 		a, err := s.Next()
 		if errors.Is(err, io.EOF) {
@@ -88,6 +129,9 @@ func Load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, e
 		}
 		if err != nil {
 			return nil, err
+		}
+		if held += Held(a); held > maxHeld {
+			return nil, fmt.Errorf("%s: %w: the %d advisories read up to %s hold more than %d MiB", src, ErrTooLarge, len(out)+1, a.ID, maxHeld>>20)
 		}
 		out = append(out, *a)
 	}
@@ -97,6 +141,26 @@ func Load(ctx context.Context, src string, opts Options) ([]advisory.Advisory, e
 		}
 	}
 	return out, nil
+}
+
+// Held is about how many bytes a holds in memory on a 64-bit machine: its
+// strings and the records of its lists.
+func Held(a *advisory.Advisory) int64 {
+	const str = 16 // a string header
+	n := int64(unsafe.Sizeof(*a)) + int64(len(a.ID)+len(a.Ecosystem)+len(a.Type)+len(a.Title))
+	for _, c := range a.CVEs {
+		n += str + int64(len(c))
+	}
+	for _, r := range a.References {
+		n += int64(unsafe.Sizeof(r)) + int64(len(r.Type)+len(r.ID)+len(r.URL)+len(r.Title))
+	}
+	for _, p := range a.Packages {
+		n += int64(unsafe.Sizeof(p)) + int64(len(p.Name)+len(p.Epoch)+len(p.Version)+len(p.Release)+len(p.Arch)+len(p.Filename)+len(p.SHA256))
+		if p.Module != nil {
+			n += int64(unsafe.Sizeof(*p.Module)) + int64(len(p.Module.Name)+len(p.Module.Stream))
+		}
+	}
+	return n
 }
 
 // named prefixes a stream's errors with the source's name.
@@ -125,7 +189,7 @@ func open(ctx context.Context, src string, opts Options) (Stream, error) {
 		if _, err := os.Stat(filepath.Join(src, "repodata", "repomd.xml")); err == nil {
 			return openRepo(ctx, src, opts)
 		}
-		advs, err := osv.ParseFile(src, osv.Options{})
+		advs, err := osv.ParseFile(src, osv.Options{Descriptions: opts.Descriptions})
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +199,7 @@ func open(ctx context.Context, src string, opts Options) (Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := decode(f, f)
+	s, err := decode(f, f, opts)
 	if errors.Is(err, errRepomd) {
 		// A repomd.xml stands for the repository above its repodata folder.
 		return openRepo(ctx, filepath.Dir(filepath.Dir(src)), opts)
@@ -146,10 +210,10 @@ func open(ctx context.Context, src string, opts Options) (Stream, error) {
 var errRepomd = errors.New("source: repomd.xml")
 
 // decode reads one stream, telling updateinfo.xml from OSV JSON by the first
-// bytes after decompression. body is closed with the returned Stream, or
-// before decode returns an error.
-func decode(r io.Reader, body io.Closer) (Stream, error) {
-	rc, _, err := compressed.NewReader(r)
+// bytes after decompression, which is held to max bytes. body is closed
+// with the returned Stream, or before decode returns an error.
+func decode(r io.Reader, body io.Closer, opts Options) (Stream, error) {
+	rc, _, err := compressed.NewReaderMax(r, opts.maxSize())
 	if err != nil {
 		body.Close()
 		return nil, err
@@ -178,9 +242,13 @@ func decode(r io.Reader, body io.Closer) (Stream, error) {
 			closeAll()
 			return nil, errRepomd
 		}
-		return &closing{Stream: updateinfo.NewDecoder(br), close: closeAll}, nil
+		d := updateinfo.NewDecoder(br)
+		if opts.Descriptions {
+			d.KeepDescriptions()
+		}
+		return &closing{Stream: d, close: closeAll}, nil
 	case trimmed[0] == '{' || trimmed[0] == '[':
-		return &closing{Stream: osv.NewDecoder(br, osv.Options{}), close: closeAll}, nil
+		return &closing{Stream: osv.NewDecoder(br, osv.Options{Descriptions: opts.Descriptions}), close: closeAll}, nil
 	}
 	closeAll()
 	return nil, ErrUnknownFormat
@@ -256,7 +324,38 @@ func openURL(ctx context.Context, u string, opts Options) (Stream, error) {
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	return decode(resp.Body, resp.Body)
+	// A plain file is passed through by the decompressor unbounded: hold
+	// what is fetched to the same limit.
+	body := &capped{r: resp.Body, left: opts.maxSize(), max: opts.maxSize()}
+	return decode(body, resp.Body, opts)
+}
+
+// capped reads at most max bytes from r and refuses more with
+// compressed.ErrTooLarge (where io.LimitReader would end the stream there,
+// as if it were whole).
+type capped struct {
+	r         io.Reader
+	left, max int64
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, c.tooLarge()
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	if int64(n) > c.left {
+		n, c.left = int(c.left), -1
+		return n, c.tooLarge()
+	}
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *capped) tooLarge() error {
+	return fmt.Errorf("%w: more than %d bytes fetched", compressed.ErrTooLarge, c.max)
 }
 
 var fileExts = []string{".xml", ".json", ".jsonl", ".gz", ".xz", ".zst", ".bz2"}
@@ -288,6 +387,9 @@ func openRepo(ctx context.Context, base string, opts Options) (Stream, error) {
 	u, err := r.Updateinfo(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Descriptions {
+		u.KeepDescriptions()
 	}
 	return &repoStream{Stream: u, r: r}, nil
 }

@@ -10,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 )
 
 // TestLoadEveryKind reads the same real advisories from every kind of source
@@ -52,8 +53,15 @@ func TestLoadEveryKind(t *testing.T) {
 	}
 
 	// The same advisories as updateinfo.xml in a repository, on disk and
-	// over HTTP.
-	advs := mustLoad(t, samples)
+	// over HTTP, with their descriptions.
+	advs, err := Load(context.Background(), samples, Options{Descriptions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	descs := map[string]string{}
+	for _, a := range advs {
+		descs[a.ID] = a.Description
+	}
 	xml, err := rpmtest.UpdateinfoXML(advs, []string{"x86_64"})
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +104,24 @@ func TestLoadEveryKind(t *testing.T) {
 			}
 			if !slices.Equal(g, w) {
 				t.Errorf("got %d advisories %q\nwant %d %q", len(g), g, len(w), w)
+			}
+			for _, a := range got {
+				if a.Description != "" {
+					t.Fatalf("%s: a description kept without Options.Descriptions", a.ID)
+				}
+			}
+			// With Descriptions, every kind carries each advisory's own.
+			got, err = Load(context.Background(), tc.src, Options{Descriptions: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			words := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+			for _, a := range got {
+				// The JSON lines were made by joining each file's
+				// fields, which joins the spaces inside strings too.
+				if d := descs[a.ID]; a.Description != d && words(a.Description) != words(d) || d == "" {
+					t.Errorf("%s: description %.40q, want %.40q", a.ID, a.Description, d)
+				}
 			}
 		})
 	}

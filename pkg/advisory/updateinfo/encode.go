@@ -133,6 +133,8 @@ func (w *Writer) Write(a *advisory.Advisory) error {
 		Title:   a.Title,
 		Issued:  date(a.Issued),
 		Updated: date(a.Updated),
+		// Empty unless the advisory was read with its description.
+		Description: a.Description,
 	}
 	if a.Severity != advisory.SeverityNone {
 		u.Severity = a.Severity.String()

@@ -28,6 +28,21 @@
 // Errors name the line of the input and what was wrong, for example
 // `updateinfo: line 42: package "foo": missing version`. A truncated or
 // corrupt compressed stream is an error, never a silently short list.
+//
+// The input is untrusted (an upload, a mirror, a URL), and memory stays
+// bounded whatever it holds: at most 2 GiB is decompressed (package
+// compressed), and no text, tag or nesting is held past its limit, even
+// while it is skipped: 1 MiB for a <description>, 64 KiB for any other
+// element's text and for a tag, 64 levels of nesting, and 16 MiB for what
+// one <update> keeps (MaxUpdateSize). An input over a limit is refused with
+// ErrTooLong and the line, as in `updateinfo: line 12: <description>
+// longer than 1 MiB`.
+//
+// The <description> is kept only when Decoder.KeepDescriptions asks for it
+// (the server shows it; the agent never does), and then at most
+// advisory.MaxDescription (16 KiB) of it: a longer one, up to the 1 MiB
+// limit, is cut with a closing line saying how long it was, never refused,
+// since real ones (18 KB in EPEL 4) pass 16 KiB.
 package updateinfo
 
 import (
@@ -51,6 +66,15 @@ import (
 // <updates>.
 var ErrNotUpdateinfo = errors.New("updateinfo: not an updateinfo.xml")
 
+// MaxUpdateSize bounds what the decoder keeps of one <update>: its
+// strings and, for each package, reference and CVE, the size of its record.
+// A kernel advisory, among the largest, keeps a few hundred KB.
+const MaxUpdateSize = 16 << 20
+
+// ErrTooLong is returned (wrapped) when an element's text, a tag or the
+// nesting of elements passes its limit (see the package doc).
+var ErrTooLong = xmlstream.ErrTooLong
+
 // Decoder reads advisories from an updateinfo.xml stream one at a time.
 type Decoder struct {
 	src     io.Reader
@@ -59,6 +83,8 @@ type Decoder struct {
 	started bool
 	done    bool
 	err     error // sticky: once failed, Next keeps failing
+	kept    int   // bytes the current <update> keeps, held to MaxUpdateSize
+	descs   bool  // keep <description> (KeepDescriptions)
 }
 
 // NewDecoder returns a decoder reading from r, which may be compressed. It
@@ -67,6 +93,14 @@ type Decoder struct {
 func NewDecoder(r io.Reader) *Decoder {
 	return &Decoder{src: r}
 }
+
+// KeepDescriptions makes the decoder keep each update's <description> in
+// Advisory.Description, bounded by advisory.BoundDescription; call it
+// before the first Next. Without it a <description> is checked against its
+// limit and passed over without being kept, which is what a device that
+// only matches advisories wants: the description is most of an update's
+// text.
+func (d *Decoder) KeepDescriptions() { d.descs = true }
 
 // Close releases the decompressor. It does not close the reader given to
 // NewDecoder.
@@ -191,6 +225,7 @@ func attr(se xml.StartElement, name string) string {
 func (d *Decoder) update(se xml.StartElement) (*advisory.Advisory, error) {
 	startLine := d.line()
 	a := &advisory.Advisory{Type: advisory.Type(strings.TrimSpace(attr(se, "type")))}
+	d.kept = 0
 	for {
 		tok, err := d.token()
 		if err != nil {
@@ -222,6 +257,16 @@ func (d *Decoder) updateChild(a *advisory.Advisory, se xml.StartElement) error {
 		a.ID, err = d.readText()
 	case "title":
 		a.Title, err = d.readText()
+	case "description":
+		if !d.descs {
+			return d.skip()
+		}
+		var s string
+		if s, err = d.readText(); err != nil {
+			return err
+		}
+		a.Description = advisory.BoundDescription(s)
+		err = d.keep(a, len(a.Description))
 	case "severity":
 		var s string
 		if s, err = d.readText(); err != nil {
@@ -293,8 +338,13 @@ func (d *Decoder) references(a *advisory.Advisory) error {
 				ref.Title = text
 			}
 			a.References = append(a.References, ref)
+			n := refSize + len(ref.Type) + len(ref.ID) + len(ref.URL) + len(ref.Title)
 			if strings.EqualFold(ref.Type, "cve") && ref.ID != "" {
 				a.CVEs = append(a.CVEs, ref.ID)
+				n += stringSize
+			}
+			if err := d.keep(a, n); err != nil {
+				return err
 			}
 		}
 	}
@@ -390,7 +440,7 @@ func (d *Decoder) pkg(a *advisory.Advisory, se xml.StartElement) error {
 		switch t := tok.(type) {
 		case xml.EndElement:
 			a.Packages = append(a.Packages, p)
-			return nil
+			return d.keep(a, packageSize+len(p.Name)+len(p.Arch)+len(p.Epoch)+len(p.Version)+len(p.Release)+len(p.Filename)+len(p.SHA256))
 		case xml.StartElement:
 			switch t.Name.Local {
 			case "filename":
@@ -417,6 +467,25 @@ func (d *Decoder) pkg(a *advisory.Advisory, se xml.StartElement) error {
 			}
 		}
 	}
+}
+
+// The sizes of the records an update keeps, on a 64-bit machine.
+const (
+	stringSize  = 16
+	refSize     = 4 * stringSize
+	packageSize = 7*stringSize + 8 // six strings and the module pointer, rounded up
+)
+
+// keep counts n more bytes kept for the update a, and refuses an update
+// that keeps more than MaxUpdateSize. Packages and references are counted
+// as they are added; the id and title are single texts, bounded by their
+// element's limit.
+func (d *Decoder) keep(a *advisory.Advisory, n int) error {
+	d.kept += n
+	if d.kept > MaxUpdateSize {
+		return d.xs.LimitErrorf("update %q keeps more than %d MiB of packages and references", a.ID, MaxUpdateSize>>20)
+	}
+	return nil
 }
 
 func isDigits(s string) bool {

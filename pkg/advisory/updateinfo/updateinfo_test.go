@@ -16,15 +16,15 @@ import (
 	"testing"
 	"time"
 
+	shared "github.com/rpmfleet/rpmfleet/internal/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
 	"github.com/rpmfleet/rpmfleet/pkg/compressed"
-	shared "github.com/rpmfleet/rpmfleet/pkg/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
-// sharedFixtures returns the shared fixture folder beside the module root.
+// sharedFixtures returns the fixture folder, testdata/ at the module root.
 func sharedFixtures(t testing.TB) string {
 	t.Helper()
 	return shared.Path(t, ".")
