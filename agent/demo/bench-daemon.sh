@@ -34,15 +34,15 @@ echo "commit: $commit, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' 
 for part in "${parts[@]}"; do
   case $part in
   idle)
-    go test -count=1 -run '^$' -bench BenchmarkDaemonIdle -benchtime 1x -timeout 60m ./server/integration/ | tee "$out/idle.txt"
+    go test -tags daemonbench -count=1 -run '^$' -bench BenchmarkDaemonIdle -benchtime 1x -timeout 60m ./server/integration/ | tee "$out/idle.txt"
     ;;
   push)
-    go test -count=1 -run '^$' -bench BenchmarkDaemonPush100 -benchtime 1x -timeout 30m ./server/integration/ | tee "$out/push.txt"
+    go test -tags daemonbench -count=1 -run '^$' -bench BenchmarkDaemonPush100 -benchtime 1x -timeout 30m ./server/integration/ | tee "$out/push.txt"
     ;;
   dnf)
     repo=$out/repo
     if [ ! -f "$repo/repodata/repomd.xml" ]; then
-      go run ./pkg/rpmtest/cmd/advisoryrepo -osv agent/demo/almalinux9.jsonl.gz -ecosystem AlmaLinux:9 -out "$repo" >/dev/null
+      go run ./internal/rpmtest/cmd/advisoryrepo -osv testdata/almalinux-osv/almalinux9.jsonl.gz -ecosystem AlmaLinux:9 -out "$repo" >/dev/null
     fi
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     python3 -m http.server --bind 127.0.0.1 --directory "$repo" "$port" >/dev/null 2>&1 &

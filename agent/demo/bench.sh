@@ -2,7 +2,7 @@
 # make bench-check: issue 2's figures, rpmfleet-agent check beside dnf in one run.
 #
 # Devices: the real RHEL 9.0 aarch64 image (179 packages) and the same grown to
-# 1,000 packages (pkg/rpmtest/cmd/devroot -size), both with rpm databases
+# 1,000 packages (internal/rpmtest/cmd/devroot -size), both with rpm databases
 # written by the real rpm. Advisories: all 1783 AlmaLinux 9 OSV advisories,
 # read by check from the OSV file and by dnf from a createrepo_c repository
 # holding them as updateinfo.xml. Times are hyperfine means; peak RSS is the
@@ -10,8 +10,11 @@
 # that run (steadier than wall time on a busy machine). Prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-demo=agent/demo
-osv=$demo/almalinux9.jsonl.gz
+# The demo's data is the repository's real-data fixtures (testdata/, each
+# folder with its SOURCE.md), the same files the tests read.
+osv=testdata/almalinux-osv/almalinux9.jsonl.gz
+release=testdata/os-release/almalinux-9.2-host.os-release
+manifest=testdata/installed-inventory/claircore-ubi9/ubi9_ubi-aarch64-rpm-manifest.tsv
 out=.demo/bench
 mkdir -p "$out"
 if ! command -v hyperfine >/dev/null; then
@@ -24,19 +27,19 @@ agent=bin/rpmfleet-agent
 
 if [ ! -f "$out/dev179/.complete" ]; then
   rm -rf "$out/dev179"
-  go run ./pkg/rpmtest/cmd/devroot -manifest "$demo/ubi9_ubi-aarch64-rpm-manifest.tsv" \
-    -os-release "$demo/almalinux-9.2-host.os-release" -out "$out/dev179" 2>/dev/null
+  go run ./internal/rpmtest/cmd/devroot -manifest "$manifest" \
+    -os-release "$release" -out "$out/dev179" 2>/dev/null
   touch "$out/dev179/.complete"
 fi
 if [ ! -f "$out/dev1000/.complete" ]; then
   rm -rf "$out/dev1000"
-  go run ./pkg/rpmtest/cmd/devroot -manifest "$demo/ubi9_ubi-aarch64-rpm-manifest.tsv" \
-    -os-release "$demo/almalinux-9.2-host.os-release" -out "$out/dev1000" \
+  go run ./internal/rpmtest/cmd/devroot -manifest "$manifest" \
+    -os-release "$release" -out "$out/dev1000" \
     -size 1000 -osv "$osv" -ecosystem AlmaLinux:9 2>/dev/null
   touch "$out/dev1000/.complete"
 fi
 if [ ! -f "$out/repo/repodata/repomd.xml" ]; then
-  go run ./pkg/rpmtest/cmd/advisoryrepo -osv "$osv" -ecosystem AlmaLinux:9 -out "$out/repo" >/dev/null
+  go run ./internal/rpmtest/cmd/advisoryrepo -osv "$osv" -ecosystem AlmaLinux:9 -out "$out/repo" >/dev/null
 fi
 
 dnf_cmd() { # root cachedir

@@ -10,30 +10,34 @@
 # (agent/demo/push.sh). The device root is cached in .demo/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-demo=agent/demo
+# The demo's data is the repository's real-data fixtures (testdata/, each
+# folder with its SOURCE.md), the same files the tests read.
+osv=testdata/almalinux-osv/almalinux9.jsonl.gz
+release=testdata/os-release/almalinux-9.2-host.os-release
+manifest=testdata/installed-inventory/claircore-ubi9/ubi9_ubi-aarch64-rpm-manifest.tsv
 root=.demo/device
 if [ ! -f "$root/.complete" ]; then
   rm -rf "$root"
   echo "==> Building a device root from the RHEL 9.0 aarch64 manifest with the real rpm (first run only)"
-  go run ./pkg/rpmtest/cmd/devroot -manifest "$demo/ubi9_ubi-aarch64-rpm-manifest.tsv" \
-    -os-release "$demo/almalinux-9.2-host.os-release" -out "$root"
+  go run ./internal/rpmtest/cmd/devroot -manifest "$manifest" \
+    -os-release "$release" -out "$root"
   touch "$root/.complete"
 fi
 echo
 echo "==> bin/rpmfleet-agent inventory --root $root | grep openssl"
 bin/rpmfleet-agent inventory --root "$root" | grep openssl
 echo
-echo "==> bin/rpmfleet-agent check --root $root --advisories $demo/almalinux9.jsonl.gz --security --severity Important"
+echo "==> bin/rpmfleet-agent check --root $root --advisories $osv --security --severity Important"
 set +e
-bin/rpmfleet-agent check --root "$root" --advisories "$demo/almalinux9.jsonl.gz" --security --severity Important
+bin/rpmfleet-agent check --root "$root" --advisories "$osv" --security --severity Important
 code=$?
 set -e
 echo
 echo "(exit code $code: 100 means updates apply, as with dnf check-update)"
 echo
 echo "==> Is this device exposed to CVE-2023-2650 (openssl)?"
-echo "==> bin/rpmfleet-agent check --root $root --advisories $demo/almalinux9.jsonl.gz --cve CVE-2023-2650"
-bin/rpmfleet-agent check --root "$root" --advisories "$demo/almalinux9.jsonl.gz" --cve CVE-2023-2650 || true
+echo "==> bin/rpmfleet-agent check --root $root --advisories $osv --cve CVE-2023-2650"
+bin/rpmfleet-agent check --root "$root" --advisories "$osv" --cve CVE-2023-2650 || true
 
 echo
 echo "==> Now apply that fix, verified, with rollback (agent/demo/apply.sh)"

@@ -10,11 +10,14 @@
 # the advisory at its next poll (10 s here; 1 h by default).
 #
 # The repository, its signing key and the device roots come from
-# pkg/rpmtest/cmd/demorepo (see apply.sh); the repository is served on a
+# internal/rpmtest/cmd/demorepo (see apply.sh); the repository is served on a
 # free loopback port by python3's http.server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-demo=agent/demo
+# The demo's data is the repository's real-data fixtures (testdata/, each
+# folder with its SOURCE.md), the same files the tests read.
+osv=testdata/almalinux-osv/almalinux9.jsonl.gz
+release=testdata/os-release/almalinux-9.2-host.os-release
 work=$PWD/.demo/push
 export RPMFLEET_LOG=warn
 rm -rf "$work"
@@ -29,8 +32,8 @@ trap cleanup EXIT
 # The signed repository with ALSA-2023:3722 and, for each act, a device
 # root holding the vulnerable openssl-libs 1:3.0.1-23.el9_0.
 for d in pi-push pi-poll; do
-  go run ./pkg/rpmtest/cmd/demorepo -osv "$demo/almalinux9.jsonl.gz" -advisory ALSA-2023:3722 \
-    -device-release "$demo/almalinux-9.2-host.os-release" -arch "$(uname -m)" -out "$work/$d" >/dev/null
+  go run ./internal/rpmtest/cmd/demorepo -osv "$osv" -advisory ALSA-2023:3722 \
+    -device-release "$release" -arch "$(uname -m)" -out "$work/$d" >/dev/null
 done
 
 # act NAME MQTT POLL: a server with --mqtt-listen MQTT, a repository server,

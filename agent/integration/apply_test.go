@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/updateinfo"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 )
 
 // TestCheckAgreesWithDNF is the differential test of issue 2: the whole

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 )
 
 var agentBin string

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 )
 
 // TestCheckModuleStreams runs check on an AlmaLinux 8 device whose modular

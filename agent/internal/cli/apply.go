@@ -9,6 +9,7 @@ import (
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/update"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
 // DefaultStateDir is where the agent keeps its journal and downloads.
@@ -19,20 +20,23 @@ const DefaultStateDir = "/var/lib/rpmfleet"
 const ExitRolledBack = 3
 
 func init() {
-	register("apply", "install the fixes of advisories, verified, with rollback", runApply)
+	register("apply", "install the fixes of advisories (or allow-listed packages), verified, with rollback", runApply)
 }
 
 func runApply(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "apply", "apply [--root DIR] [--dbpath PATH] [--repo URL|DIR ...] [--gpgkey FILE ...] (--advisory ID ... | --security [--severity LEVEL] | --all) [--health-check CMD ...] [--state-dir DIR] [--no-rollback] [--min-free BYTES] [--dry-run] [--json]")
+	fs := newFlagSet(e, "apply", "apply [--root DIR] [--dbpath PATH] [--repo URL|DIR ...] [--gpgkey FILE ...] (--advisory ID ... | --security [--severity LEVEL] | --all | --update NAME ...) [--installonly-limit N] [--health-check CMD ...] [--state-dir DIR] [--no-rollback] [--min-free BYTES] [--dry-run] [--json]")
 	root := fs.String("root", "/", "filesystem root of the device to update")
 	dbPath := fs.String("dbpath", "", "rpm database folder inside --root, as with rpm --dbpath (default: found under --root)")
 	var repos, keys, ids, checks multiFlag
-	fs.Var(&repos, "repo", "repository base, URL or folder (repeatable; default: the enabled repositories of ROOT/etc/yum.repos.d)")
+	fs.Var(&repos, "repo", "repository base, URL or folder (repeatable; default: the enabled repositories of ROOT/etc/yum.repos.d, found through their baseurl, mirrorlist or metalink as dnf does, with the variables of ROOT/etc/dnf/vars; their metadata is cached in --state-dir)")
 	fs.Var(&keys, "gpgkey", "pinned OpenPGP public key file, RPM-GPG-KEY-* (repeatable; default: the .repo files' gpgkey)")
 	fs.Var(&ids, "advisory", "advisory to apply (repeatable)")
 	security := fs.Bool("security", false, "apply every security advisory")
 	severity := fs.String("severity", "", "with --security or --all: only advisories of at least this severity")
 	all := fs.Bool("all", false, "apply every advisory")
+	var plain multiFlag
+	fs.Var(&plain, "update", "package updated to the newest build the repositories hold, in no advisory needed, as a policy's allow_updates (repeatable; exact name)")
+	limit := fs.Int("installonly-limit", update.DefaultInstallonlyLimit, "kernels (install-only packages) kept installed side by side after the update; 0 keeps all")
 	fs.Var(&checks, "health-check", "command run with sh -c after the update; failing rolls it back (repeatable)")
 	stateDir := fs.String("state-dir", DefaultStateDir, "journal, lock and downloads")
 	noRollback := fs.Bool("no-rollback", false, "apply even when the installed versions are in no repository (no way back)")
@@ -42,9 +46,20 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || (len(ids) == 0 && !*security && !*all) {
+	if fs.NArg() != 0 || (len(ids) == 0 && !*security && !*all && len(plain) == 0) {
 		fs.Usage()
 		return ExitUsage
+	}
+	for _, n := range plain {
+		if !protocol.ValidPackageName(n) {
+			return fail(e, "apply", fmt.Errorf("--update %s: not a package name (letters, digits and ._+- only; no globs)", protocol.Escape(n)))
+		}
+	}
+	if *limit == 1 || *limit < 0 {
+		return fail(e, "apply", fmt.Errorf("--installonly-limit %d: want 0 (keep all) or at least 2", *limit))
+	}
+	if *limit == 0 {
+		*limit = -1 // update.Options: keep every instance
 	}
 	minSev, err := advisory.ParseSeverity(*severity)
 	if err != nil {
@@ -52,8 +67,8 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	}
 	res, err := update.Run(ctx, update.Options{
 		StateDir: *stateDir, Root: *root, DBPath: *dbPath, Repos: repos, Keys: keys,
-		Select:       update.Selection{IDs: ids, Security: *security, MinSeverity: minSev, All: *all},
-		HealthChecks: checks, NoRollback: *noRollback, DryRun: *dryRun, Log: e.log, MinFreeBytes: *minFree,
+		Select:       update.Selection{IDs: ids, Security: *security, MinSeverity: minSev, All: *all, Packages: plain},
+		HealthChecks: checks, NoRollback: *noRollback, DryRun: *dryRun, Log: e.log, MinFreeBytes: *minFree, InstallonlyLimit: *limit,
 	})
 	if *asJSON && res != nil {
 		enc := json.NewEncoder(e.stdout)
@@ -128,7 +143,17 @@ func writeCycle(w io.Writer, c *update.Cycle, detail bool) {
 	}
 	fmt.Fprintf(w, "cycle %d  %s  %s  %s  advisories: %s\n", c.ID, c.Started.Format("2006-01-02 15:04:05Z"), c.Phase, fin, strings.Join(ids, " "))
 	for _, p := range c.Packages {
-		fmt.Fprintf(w, "  %s.%s  %s -> %s\n", p.Name, p.Arch, p.From, p.To)
+		how := ""
+		if p.InstallOnly {
+			how += "  (installed beside)"
+		}
+		if len(p.Advisories) == 0 {
+			how += "  (no advisory: allow-listed)"
+		}
+		fmt.Fprintf(w, "  %s.%s  %s -> %s%s\n", p.Name, p.Arch, p.From, p.To, how)
+	}
+	if len(c.Removed) > 0 {
+		fmt.Fprintf(w, "  erased for the install-only limit: %s\n", strings.Join(c.Removed, " "))
 	}
 	if c.Error != "" {
 		fmt.Fprintf(w, "  error (%s): %s\n", c.ErrorClass, c.Error)

@@ -7,17 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
+	"time"
+	"unicode/utf8"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/rpmdb"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/source"
 	"github.com/rpmfleet/rpmfleet/pkg/applicability"
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/pkg/repo"
 )
 
 func init() {
@@ -90,11 +94,12 @@ func readOSRelease(root string) (inventory.Release, error) {
 }
 
 func runCheck(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "check", "check [--root DIR] [--dbpath PATH] --advisories SRC [--advisories SRC ...] [--security] [--severity LEVEL] [--cve ID] [--release ECOSYSTEM] [--json]")
+	fs := newFlagSet(e, "check", "check [--root DIR] [--dbpath PATH] [--advisories SRC ...] [--cache-dir DIR] [--security] [--severity LEVEL] [--cve ID] [--release ECOSYSTEM] [--json]")
 	root := fs.String("root", "/", "filesystem root of the device to check")
 	dbPath := fs.String("dbpath", "", "rpm database to read, a file or folder inside --root as with rpm --dbpath (default: found under --root)")
 	var srcs multiFlag
-	fs.Var(&srcs, "advisories", "advisory source: updateinfo.xml, OSV file, folder or JSON lines, or a repository folder or URL (repeatable)")
+	fs.Var(&srcs, "advisories", "advisory source: updateinfo.xml, OSV file, folder or JSON lines, or a repository folder or URL (repeatable; default: the updateinfo of the enabled repositories of ROOT/etc/yum.repos.d, found through their baseurl, mirrorlist or metalink as dnf does, with the variables of ROOT/etc/dnf/vars)")
+	cacheDir := fs.String("cache-dir", defaultCacheDir(), "without --advisories: where the repositories' metadata is kept between runs, named by checksum (one folder per repository; outside --root; \"\" keeps nothing)")
 	security := fs.Bool("security", false, "only security advisories")
 	severity := fs.String("severity", "", "only advisories of at least this severity (Low, Moderate, Important, Critical)")
 	cve := fs.String("cve", "", "only advisories that fix this CVE (\"CVE-2023-2650\")")
@@ -103,7 +108,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if len(srcs) == 0 || fs.NArg() != 0 {
+	if fs.NArg() != 0 {
 		fs.Usage()
 		return ExitUsage
 	}
@@ -126,9 +131,15 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	keep := func(a *advisory.Advisory) bool {
 		return (!*security || a.IsSecurity()) && a.Severity >= minSev && (*cve == "" || a.HasCVE(*cve))
 	}
-	m := &checker{dev: applicability.NewDevice(eco, dev.pkgs), eco: eco, ecosystems: map[string]int{}}
+	m := &checker{dev: applicability.NewDevice(eco, dev.pkgs), eco: eco, ecosystems: map[string]int{}, seen: map[string]seenAdvisory{}}
 	for _, src := range srcs {
 		if err := m.read(ctx, src, keep); err != nil {
+			return fail(e, "check", err)
+		}
+	}
+	if len(srcs) == 0 {
+		// As dnf updateinfo list: the enabled repositories' updateinfo.
+		if err := m.readRepos(ctx, e, *root, *cacheDir, keep); err != nil {
 			return fail(e, "check", err)
 		}
 	}
@@ -163,6 +174,19 @@ type checker struct {
 	// source does not say), to tell "nothing applies" from "nothing was
 	// for this device's release".
 	ecosystems map[string]int
+	// seen holds, per advisory id for this device's release, the Updated
+	// of the copy read and where its finding is (-1: none). Sources may
+	// hold the same advisory twice (AppStream and BaseOS; the AlmaLinux 8
+	// and 9 OSV files both carry the 34 advisories that span the two
+	// releases), and each is listed once, from its latest copy, as dnf
+	// updateinfo list does and as the server keeps it.
+	seen map[string]seenAdvisory
+}
+
+type seenAdvisory struct {
+	updated time.Time
+	kept    bool // it passed the filters
+	finding int
 }
 
 func (c *checker) read(ctx context.Context, src string, keep func(*advisory.Advisory) bool) error {
@@ -171,6 +195,88 @@ func (c *checker) read(ctx context.Context, src string, keep func(*advisory.Advi
 		return err
 	}
 	defer s.Close()
+	return c.consume(s, keep)
+}
+
+// readRepos matches the updateinfo of the enabled repositories of
+// ROOT/etc/yum.repos.d. Each repository's metadata is cached under
+// cacheDir by checksum, so an unchanged updateinfo is not downloaded
+// again. A repository that publishes no updateinfo is passed over, as dnf
+// does; one that cannot be read is an error.
+func (c *checker) readRepos(ctx context.Context, e *env, root, cacheDir string, keep func(*advisory.Advisory) bool) error {
+	cfgs, vars, err := repo.LoadSystem(root)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		ResponseHeaderTimeout: 30 * time.Second,
+		TLSHandshakeTimeout:   30 * time.Second,
+	}}
+	n := 0
+	for _, cfg := range cfgs {
+		if !cfg.Enabled {
+			continue
+		}
+		n++
+		o := repo.Options{HTTPClient: client, Vars: vars, Log: e.log}
+		if cacheDir != "" {
+			o.CacheDir = filepath.Join(cacheDir, cfg.CacheName())
+		}
+		if cfg.RepoGPGCheck {
+			// repo_gpgcheck: repomd.xml must be signed by a key the
+			// .repo file names.
+			files, err := cfg.KeyFiles(root)
+			if err != nil {
+				return err
+			}
+			if o.Keyring, err = repo.LoadKeyring(files); err != nil {
+				return err
+			}
+			o.RequireSignature = o.Keyring != nil
+		}
+		r, err := repo.NewFromConfig(cfg, o)
+		if err != nil {
+			return err
+		}
+		ui, err := r.Updateinfo(ctx)
+		if errors.Is(err, repo.ErrNoUpdateinfo) {
+			e.log.Info("repository has no updateinfo", "repo", cfg.ID)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read updateinfo of %s: %w", r, err)
+		}
+		err = c.consume(ui, keep)
+		if cerr := ui.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("read updateinfo of %s: %w", r, err)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no --advisories given and no enabled repository in %s", filepath.Join(root, "etc/yum.repos.d"))
+	}
+	return nil
+}
+
+// defaultCacheDir is check's metadata cache: under /var/cache for root,
+// the user's cache folder otherwise.
+func defaultCacheDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/cache/rpmfleet/metadata"
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "rpmfleet", "metadata")
+	}
+	return ""
+}
+
+// consume matches a stream of advisories.
+func (c *checker) consume(s interface {
+	Next() (*advisory.Advisory, error)
+}, keep func(*advisory.Advisory) bool) error {
 	for {
 		a, err := s.Next()
 		if errors.Is(err, io.EOF) {
@@ -180,14 +286,44 @@ func (c *checker) read(ctx context.Context, src string, keep func(*advisory.Advi
 			return err
 		}
 		c.ecosystems[a.Ecosystem]++
-		if !keep(a) {
-			continue
+		if a.Ecosystem != "" && a.Ecosystem != c.eco {
+			continue // another release's copy: it neither matches nor hides one
 		}
-		c.kept++
-		if f, ok := c.dev.Match(a); ok {
-			c.findings = append(c.findings, f)
+		prev, again := c.seen[a.ID]
+		if again {
+			if !a.Updated.After(prev.updated) {
+				continue
+			}
+			if prev.finding >= 0 {
+				c.drop(prev.finding)
+			}
+			if prev.kept {
+				c.kept--
+			}
 		}
+		cur := seenAdvisory{updated: a.Updated, kept: keep(a), finding: -1}
+		if cur.kept {
+			c.kept++
+			if f, ok := c.dev.Match(a); ok {
+				cur.finding = len(c.findings)
+				c.findings = append(c.findings, f)
+			}
+		}
+		c.seen[a.ID] = cur
 	}
+}
+
+// drop removes the finding at i, a copy a later one of the same advisory
+// replaces; the last finding takes its place.
+func (c *checker) drop(i int) {
+	last := len(c.findings) - 1
+	if i != last {
+		c.findings[i] = c.findings[last]
+		moved := c.seen[c.findings[i].Advisory.ID]
+		moved.finding = i
+		c.seen[c.findings[i].Advisory.ID] = moved
+	}
+	c.findings = c.findings[:last]
 }
 
 // ecosystemError refuses to answer "nothing applies" when the sources hold
@@ -256,6 +392,9 @@ func writeCheckJSON(w io.Writer, findings []applicability.Finding) error {
 	return enc.Encode(out)
 }
 
+// show is s as a terminal may print it.
+func show(s string) string { return protocol.Escape(s) }
+
 func writeCheckText(out io.Writer, findings []applicability.Finding, eco string, npkgs, nadvs int) error {
 	// tabwriter writes cell by cell: buffer, or a long answer costs a
 	// system call per cell.
@@ -265,7 +404,7 @@ func writeCheckText(out io.Writer, findings []applicability.Finding, eco string,
 		_, err := fmt.Fprintf(w, "No advisory applies: %d installed packages checked against %s for %s.\n", npkgs, plural(nadvs, "advisory", "advisories"), eco)
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	t := newCheckTable(findings)
 	bySev := map[advisory.Severity]int{}
 	security := 0
 	for _, f := range findings {
@@ -274,20 +413,7 @@ func writeCheckText(out io.Writer, findings []applicability.Finding, eco string,
 			security++
 			bySev[a.Severity]++
 		}
-		sev := a.Severity.String()
-		if a.Severity == advisory.SeverityNone {
-			sev = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ID, a.Type, sev, a.Title)
-		if len(a.CVEs) > 0 {
-			fmt.Fprintf(tw, "\tCVEs:\t%s\n", wrapList(a.CVEs, 6))
-		}
-		for _, p := range f.Packages {
-			fmt.Fprintf(tw, "\t%s.%s\t%s -> %s\n", p.Installed.Name, p.Installed.Arch, p.Installed.EVR, p.Fixed.EVR)
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
+		t.write(w, f)
 	}
 	fmt.Fprintf(w, "\n%s to this %s device (%d installed packages checked against %s)", plural(len(findings), "advisory applies", "advisories apply"), eco, npkgs, plural(nadvs, "advisory", "advisories"))
 	if security > 0 {
@@ -318,21 +444,71 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// wrapList joins items, n to a line, continuing lines under the tabwriter's
-// second column.
-func wrapList(items []string, n int) string {
-	var b strings.Builder
-	for i, s := range items {
-		if i > 0 {
-			if i%n == 0 {
-				b.WriteString("\n\t\t")
-			} else {
-				b.WriteByte(' ')
-			}
+// checkTable lays out check's text answer in aligned columns: each
+// advisory's id, type, severity and title on one line, its CVEs and
+// packages indented under the type, package names padded to the longest
+// of the answer, so installed versions line up down the whole list.
+// Widths count runes of the escaped text (what the terminal shows), so a
+// column holds whatever a source put in a title. What the sources and the
+// rpm database say is shown escaped (protocol.Escape): a title holding
+// ESC[2J or U+202E comes from a repository, not from us, and must not
+// drive the terminal.
+type checkTable struct {
+	id, typ, sev, pkg int // column widths
+}
+
+func newCheckTable(findings []applicability.Finding) checkTable {
+	var t checkTable
+	for _, f := range findings {
+		a := f.Advisory
+		t.id = max(t.id, width(show(a.ID)))
+		t.typ = max(t.typ, width(show(string(a.Type))))
+		t.sev = max(t.sev, width(severityCell(a.Severity)))
+		for _, p := range f.Packages {
+			t.pkg = max(t.pkg, width(packageCell(p)))
 		}
-		b.WriteString(s)
 	}
-	return b.String()
+	return t
+}
+
+func (t checkTable) write(w io.Writer, f applicability.Finding) {
+	const gap = "  "
+	a := f.Advisory
+	fmt.Fprintf(w, "%s%s%s%s%s%s%s\n", pad(show(a.ID), t.id), gap, pad(show(string(a.Type)), t.typ), gap,
+		pad(severityCell(a.Severity), t.sev), gap, show(a.Title))
+	indent := strings.Repeat(" ", t.id+len(gap))
+	for i := 0; i < len(a.CVEs); i += 6 {
+		label := "CVEs: "
+		if i > 0 {
+			label = "      "
+		}
+		cves := make([]string, 0, 6)
+		for _, c := range a.CVEs[i:min(i+6, len(a.CVEs))] {
+			cves = append(cves, show(c))
+		}
+		fmt.Fprintf(w, "%s%s%s\n", indent, label, strings.Join(cves, " "))
+	}
+	for _, p := range f.Packages {
+		fmt.Fprintf(w, "%s%s%s%s -> %s\n", indent, pad(packageCell(p), t.pkg), gap, show(p.Installed.EVR.Short()), show(p.Fixed.EVR.Short()))
+	}
+}
+
+func severityCell(s advisory.Severity) string {
+	if s == advisory.SeverityNone {
+		return "-"
+	}
+	return s.String()
+}
+
+func packageCell(p applicability.Fix) string {
+	return show(p.Installed.Name) + "." + show(p.Installed.Arch)
+}
+
+// width is how many columns s takes: one a rune, as tabwriter counts.
+func width(s string) int { return utf8.RuneCountInString(s) }
+
+func pad(s string, n int) string {
+	return s + strings.Repeat(" ", max(n-width(s), 0))
 }
 
 func runInventory(_ context.Context, e *env, args []string) int {
@@ -377,12 +553,14 @@ func runInventory(_ context.Context, e *env, args []string) int {
 		}
 		return ExitOK
 	}
+	// As rpm -qa prints (name-version-release.arch, no epoch), a line a
+	// package; --json has epochs and modularity labels.
+	w := bufio.NewWriter(e.stdout)
 	for _, p := range dev.pkgs {
-		if p.ModularityLabel != "" {
-			fmt.Fprintf(e.stdout, "%s\t[%s]\n", p, p.ModularityLabel)
-			continue
-		}
-		fmt.Fprintln(e.stdout, p)
+		fmt.Fprintln(w, show(p.NEVRA().NVRA()))
+	}
+	if err := w.Flush(); err != nil {
+		return fail(e, "inventory", err)
 	}
 	return ExitOK
 }

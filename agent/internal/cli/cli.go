@@ -10,10 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/rpmfleet/rpmfleet/pkg/cmdline"
+	"github.com/rpmfleet/rpmfleet/pkg/logging"
 	"github.com/rpmfleet/rpmfleet/pkg/version"
 )
 
@@ -46,15 +50,27 @@ func register(name, summary string, run func(ctx context.Context, e *env, args [
 func init() {
 	register("version", "print the agent's version", runVersion)
 	register("help", "list the commands", nil)
+	register("completion", "print the shell completion script (bash, zsh, fish)", runCompletion)
 }
 
 // Main runs the agent's command line and returns the process exit code.
+// A leading --log-format (or RPMFLEET_LOG_FORMAT) chooses how the logger
+// writes: under systemd it is journald's own protocol by default.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{
-		stdout: stdout,
-		stderr: stderr,
-		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()})),
+	format := os.Getenv("RPMFLEET_LOG_FORMAT")
+	if len(args) > 0 {
+		if v, ok := strings.CutPrefix(args[0], "--log-format="); ok {
+			format, args = v, args[1:]
+		} else if args[0] == "--log-format" && len(args) > 1 {
+			format, args = args[1], args[2:]
+		}
 	}
+	log, err := newLogger(stderr, format)
+	if err != nil {
+		fmt.Fprintf(stderr, "rpmfleet-agent: %v\n", err)
+		return ExitUsage
+	}
+	e := &env{stdout: stdout, stderr: stderr, log: log}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -67,10 +83,41 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok || c.run == nil {
-		fmt.Fprintf(stderr, "rpmfleet-agent: unknown command %q; run 'rpmfleet-agent help'\n", args[0])
+		cmdline.Unknown(stderr, "rpmfleet-agent", args[0], slices.Collect(maps.Keys(commands)))
 		return ExitUsage
 	}
 	return c.run(ctx, e, args[1:])
+}
+
+// runCompletion writes the shell completion script.
+func runCompletion(_ context.Context, e *env, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintf(e.stderr, "Usage: rpmfleet-agent completion SHELL (%s)\n  bash: source <(rpmfleet-agent completion bash)\n", cmdline.Shells)
+		return ExitUsage
+	}
+	err := cmdline.Completion(e.stdout, args[0], "rpmfleet-agent", slices.Collect(maps.Keys(commands)),
+		map[string][]string{"config": {"check"}, "completion": {"bash", "zsh", "fish"}})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "rpmfleet-agent: %v\n", err)
+		return ExitUsage
+	}
+	return ExitOK
+}
+
+// newLogger makes the logger of --log-format at the level RPMFLEET_LOG
+// names (info when unset; an unknown name is said and info used, so a typo
+// does not stop a daemon).
+func newLogger(stderr io.Writer, format string) (*slog.Logger, error) {
+	f, err := logging.ParseFormat(format)
+	if err != nil {
+		return nil, err
+	}
+	level, lerr := logging.ParseLevel(os.Getenv(logging.LevelEnv))
+	log := logging.New(logging.Options{Format: f, Level: level, Identifier: "rpmfleet-agent", Stderr: stderr})
+	if lerr != nil {
+		log.Warn("log level ignored", "env", logging.LevelEnv, "err", lerr)
+	}
+	return log, nil
 }
 
 func usage(w io.Writer) {
@@ -84,15 +131,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun 'rpmfleet-agent COMMAND -h' for a command's flags.\n")
-}
-
-// logLevel reads RPMFLEET_LOG: debug, info (the default), warn or error.
-func logLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("RPMFLEET_LOG"))); err != nil {
-		return slog.LevelInfo
-	}
-	return l
+	fmt.Fprintf(w, "Logging: --log-format %s before the command (or RPMFLEET_LOG_FORMAT); RPMFLEET_LOG=debug|info|warn|error.\n", logging.Formats)
 }
 
 // newFlagSet makes a command's flag set that reports errors to stderr and

@@ -69,7 +69,7 @@ func printConfig(w io.Writer, c *config.Config, now time.Time) {
 		fmt.Fprintf(w, "  %-13s %s\n", k+":", fmt.Sprintf(format, args...))
 	}
 	if c.Server == "" {
-		line("server", "none: standalone")
+		line("server", "none: standalone (plans made from the repositories; enrolled, the enrolment's server)")
 	} else {
 		line("server", "%s", c.Server)
 	}
@@ -118,9 +118,18 @@ func printConfig(w io.Writer, c *config.Config, now time.Time) {
 	for _, h := range p.HealthChecks {
 		line("health check", "%s", h)
 	}
-	line("poll", "every %s, %s while the MQTT link is up, up to %s later at random", c.Poll.Interval, c.Poll.Connected(), c.Poll.Jitter)
+	if c.Server == "" {
+		// Standalone, no push wakes the agent: it reads the repositories
+		// every interval, MQTT or not; only an enrolled one relaxes.
+		line("poll", "every %s, up to %s later at random (enrolled: %s while the MQTT link is up)", c.Poll.Interval, c.Poll.Jitter, c.Poll.Connected())
+	} else {
+		line("poll", "every %s, %s while the MQTT link is up, up to %s later at random", c.Poll.Interval, c.Poll.Connected(), c.Poll.Jitter)
+	}
 	if c.MQTT.Broker != "" {
 		line("mqtt", "%s", c.MQTT.Broker)
+	}
+	if h := c.HomeAssistant; h.Enabled {
+		line("ha discovery", "under %s/ as node %s", h.DiscoveryPrefix, h.NodeID)
 	}
 	line("state_dir", "%s", c.StateDir)
 	line("root", "%s", c.Root)

@@ -53,15 +53,14 @@ func TestConfigCheck(t *testing.T) {
 			name: "shipped example, with --config",
 			args: []string{"config", "check", "--config", example},
 			wantOut: example + `: OK
-  server:       https://fleet.example.org
+  server:       none: standalone (plans made from the repositories; enrolled, the enrolment's server)
   repositories: baseos, appstream
   mode:         notify (security advisories only, security ones of at least Moderate)
   exclude:      kernel*, grub2*
   reboot:       when-needed
   window:       sat,sun 02:00 for 3h0m0s (Europe/Berlin)
   next window:  Sat 2026-11-28 02:00 CET
-  poll:         every 6h0m0s, 12h0m0s while the MQTT link is up, up to 30m0s later at random
-  mqtt:         mqtts://fleet.example.org:8883
+  poll:         every 6h0m0s, up to 30m0s later at random (enrolled: 12h0m0s while the MQTT link is up)
   state_dir:    /var/lib/rpmfleet
   root:         /
 `,

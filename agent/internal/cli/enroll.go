@@ -44,6 +44,15 @@ func runEnroll(ctx context.Context, e *env, args []string) int {
 		return fail(e, "enroll", err)
 	}
 	info := deviceInfo(*root)
+	// The server holds names to the same rule; checking here says so
+	// before the token is sent.
+	if *name != "" {
+		if err := protocol.ValidateName(*name); err != nil {
+			return fail(e, "enroll", fmt.Errorf("--name: %w", err))
+		}
+	} else if err := protocol.ValidateName(info.Hostname); err != nil {
+		return fail(e, "enroll", fmt.Errorf("the host name stands for the name, but %w; give --name", err))
+	}
 	var hc *http.Client
 	var pin *client.Pin
 	if *caFP != "" {
@@ -68,13 +77,16 @@ func runEnroll(ctx context.Context, e *env, args []string) int {
 		return fail(e, "enroll", err)
 	}
 	// A new identity starts from nothing the server knows.
-	if err := st.SetAcked(nil); err != nil {
+	if err := st.SetLastQueuedSet(nil); err != nil {
 		return fail(e, "enroll", err)
 	}
 	if err := st.SetPending(nil); err != nil {
 		return fail(e, "enroll", err)
 	}
 	fmt.Fprintf(e.stdout, "enrolled as %s (id %s) with %s\n", resp.Name, resp.DeviceID, *server)
+	// A daemon already running standalone keeps its mode until it starts
+	// again; nothing needs reinstalling.
+	fmt.Fprintln(e.stdout, "a running agent switches to the server when it restarts: systemctl restart rpmfleet-agent")
 	return ExitOK
 }
 

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/client"
-	"github.com/rpmfleet/rpmfleet/agent/internal/daemon"
 	"github.com/rpmfleet/rpmfleet/agent/internal/queue"
+	"github.com/rpmfleet/rpmfleet/agent/internal/report"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
 // runReport queues a report of what changed (the update cycles apply
 // finished and the inventory change) and delivers the queue, through the
-// same reporter as the daemon (agent/internal/daemon.Reporter).
+// same reporter as the daemon (agent/internal/report).
 func runReport(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "report", "report --once [--root DIR] [--dbpath PATH] [--state-dir DIR]")
 	once := fs.Bool("once", false, "send one report and exit")
@@ -39,13 +39,13 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, "report", err)
 	}
-	r, err := daemon.OpenReporter(daemon.ReporterOptions{
+	r, err := report.Open(report.Options{
 		StateDir: *stateDir, Root: *root, DBPath: *dbPath,
 		Client:  client.New(cred.Server, cred.Credential, hc),
 		Info:    func() protocol.DeviceInfo { return deviceInfo(*root) },
 		Log:     e.log,
 		Backoff: queue.Backoff{Min: time.Second, Max: 4 * time.Second},
-		OnSent: func(s daemon.Sent) {
+		OnSent: func(s report.Sent) {
 			fmt.Fprintf(e.stdout, "report %s sent: %s inventory, %d packages, %d update cycles\n", s.ID, s.Kind, s.Packages, s.Cycles)
 		},
 	})

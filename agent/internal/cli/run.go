@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -42,6 +43,19 @@ const (
 	// (Go duration, default 10m); a successful plan fetch also ends the
 	// wait.
 	envReportRetryMax = "RPMFLEET_REPORT_RETRY_MAX"
+	// envProcRoot replaces /proc where the running kernel
+	// (sys/kernel/osrelease) and the boot id (sys/kernel/random/boot_id)
+	// are read: tests point it at a folder their FAKE reboot rewrites.
+	envProcRoot = "RPMFLEET_PROC_ROOT"
+	// envUtmp replaces /run/utmp, the logged-in users a reboot waits for.
+	envUtmp = "RPMFLEET_UTMP"
+	// envFleetLockRetryMax is the longest wait between two FleetLock
+	// requests (Go duration, default 5m; the first wait is at most a
+	// fifth of it, 5s by default).
+	envFleetLockRetryMax = "RPMFLEET_FLEETLOCK_RETRY_MAX"
+	// envSessionPoll is how often a waiting reboot looks at the
+	// logged-in users again (Go duration, default 30s).
+	envSessionPoll = "RPMFLEET_SESSION_POLL"
 )
 
 func runDaemon(ctx context.Context, e *env, args []string) int {
@@ -58,9 +72,16 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, "run", err)
 	}
+	// Enrolled: server mode. Not enrolled and no server configured:
+	// standalone, on the device's own repositories. Enrolling later and
+	// restarting switches to server mode.
 	cred, err := client.State{Dir: cfg.StateDir}.LoadCredential()
-	if err != nil {
+	standalone := errors.Is(err, client.ErrNotEnrolled) && cfg.Server == ""
+	if err != nil && !standalone {
 		return fail(e, "run", err)
+	}
+	if standalone {
+		cred = client.Credential{}
 	}
 	o := daemon.Options{
 		Config: cfg, ConfigPath: *path, Credential: cred, Log: e.log,
@@ -68,16 +89,21 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 		RebootCommand: envArgv(envRebootCommand),
 		WallCommand:   envArgv(envWallCommand),
 		SpoolDir:      os.Getenv(envSpoolDir),
+		Reboot:        daemon.RebootOptions{ProcRoot: os.Getenv(envProcRoot), Utmp: os.Getenv(envUtmp)},
 	}
 	for _, d := range []struct {
 		env string
 		to  *time.Duration
-	}{{envRebootGrace, &o.RebootGrace}, {envDebounce, &o.Debounce}, {envPollRetryMin, &o.PollRetryMin}, {envReportRetryMax, &o.ReportBackoff.Max}} {
+	}{{envRebootGrace, &o.RebootGrace}, {envDebounce, &o.Debounce}, {envPollRetryMin, &o.PollRetryMin}, {envReportRetryMax, &o.ReportBackoff.Max},
+		{envFleetLockRetryMax, &o.Reboot.LockBackoff.Max}, {envSessionPoll, &o.Reboot.SessionPoll}} {
 		if s := os.Getenv(d.env); s != "" {
 			if *d.to, err = time.ParseDuration(s); err != nil {
 				return fail(e, "run", fmt.Errorf("%s=%q: %w", d.env, s, err))
 			}
 		}
+	}
+	if m := o.Reboot.LockBackoff.Max; m > 0 {
+		o.Reboot.LockBackoff.Min = min(5*time.Second, m/5)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -97,7 +123,12 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 			}
 		}
 	}()
-	e.log.Info("rpmfleet-agent starting", "version", version.String(), "config", *path, "device", cred.Name, "server", cred.Server)
+	if standalone {
+		e.log.Info("rpmfleet-agent starting standalone", "version", version.String(), "config", *path, "mode", cfg.Policy.Mode,
+			"mqtt", cfg.MQTT.Broker, "home_assistant", cfg.HomeAssistant.Enabled)
+	} else {
+		e.log.Info("rpmfleet-agent starting", "version", version.String(), "config", *path, "device", cred.Name, "server", cred.Server)
+	}
 	if err := daemon.Run(ctx, o); err != nil {
 		return fail(e, "run", err)
 	}

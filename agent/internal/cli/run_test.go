@@ -11,7 +11,8 @@ import (
 
 // TestRunRefusesToStart: run stops at once, exit 1, with an error that
 // says what to fix, for a bad configuration (naming its line and key) and
-// for a device that never enrolled. The daemon itself is tested in
+// for a device that names a server but never enrolled (without a server
+// it runs standalone: agent/integration's standalone tests). The daemon itself is tested in
 // agent/internal/daemon.
 func TestRunRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
@@ -27,7 +28,7 @@ func TestRunRefusesToStart(t *testing.T) {
 	}{
 		{"bad value", write("bad.toml", "state_dir = \""+dir+"\"\n[poll]\ninterval = \"soon\"\n"), "bad.toml:3"},
 		{"unknown key", write("unknown.toml", "state_dir = \""+dir+"\"\nservr = \"https://x\"\n"), "servr"},
-		{"not enrolled", write("ok.toml", "state_dir = \""+filepath.Join(dir, "state")+"\"\n"), "rpmfleet-agent enroll"},
+		{"server set but not enrolled", write("ok.toml", "server = \"https://fleet.example.org\"\nstate_dir = \""+filepath.Join(dir, "state")+"\"\n"), "rpmfleet-agent enroll"},
 		{"no file", filepath.Join(dir, "missing.toml"), "missing.toml"},
 	}
 	for _, tt := range tests {

@@ -6,8 +6,16 @@
 // the device's whole identity: whoever holds it can post reports as the
 // device. It is kept in the state folder in a file only root can read (0600,
 // written by temp file and rename, never logged), and sent only as a bearer
-// token to the server it came from. The client follows no redirects, so a
-// credential never leaves for another host.
+// token to the server it came from, or to the other replicas of that server
+// the device's configuration lists (NewFailover). The client follows no
+// redirects, so a credential never leaves for another host.
+//
+// Failover. A fleet server may run as several replicas (docs/replicas.md):
+// a request goes to the replica that answered last and, when it cannot be
+// reached or answers 5xx or 429, to the next in the list, so one dead
+// replica costs a failed connection, not a missed report. A name that
+// resolves to several addresses fails over too, inside the dialer: Go
+// tries each address in turn.
 package client
 
 import (
@@ -18,8 +26,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
@@ -51,9 +61,10 @@ func Retryable(err error) bool {
 	return err != nil && !errors.Is(err, context.Canceled)
 }
 
-// Client talks to one fleet server.
+// Client talks to one fleet server, or to any of its replicas.
 type Client struct {
-	base       string
+	bases      []string
+	cur        atomic.Int32 // the index in bases of the replica that answered last
 	credential string
 	hc         *http.Client
 }
@@ -62,6 +73,23 @@ type Client struct {
 // authenticating with credential (empty before enrolment). A nil hc means a
 // client with a 60 s timeout that follows no redirects.
 func New(baseURL, credential string, hc *http.Client) *Client {
+	return NewFailover([]string{baseURL}, credential, hc)
+}
+
+// NewFailover returns a client of the replicas of one fleet server at
+// baseURLs, tried in order from the one that answered last (see Failover
+// in the package doc). Empty and repeated URLs are dropped.
+func NewFailover(baseURLs []string, credential string, hc *http.Client) *Client {
+	var bases []string
+	for _, u := range baseURLs {
+		u = strings.TrimRight(u, "/")
+		if u != "" && !slices.Contains(bases, u) {
+			bases = append(bases, u)
+		}
+	}
+	if len(bases) == 0 {
+		bases = []string{""}
+	}
 	if hc == nil {
 		hc = &http.Client{
 			Timeout: 60 * time.Second,
@@ -70,7 +98,43 @@ func New(baseURL, credential string, hc *http.Client) *Client {
 			},
 		}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), credential: credential, hc: hc}
+	return &Client{bases: bases, credential: credential, hc: hc}
+}
+
+// Servers returns the base URLs the client tries, the one that answered
+// last first.
+func (c *Client) Servers() []string {
+	k := int(c.cur.Load())
+	return append(slices.Clone(c.bases[k:]), c.bases[:k]...)
+}
+
+// do sends the request newReq makes for a base URL to each replica in
+// turn, from the one that answered last, until one answers with neither a
+// transport error nor a 5xx or 429; the last answer or error is returned.
+// The caller closes the answer's body.
+func (c *Client) do(ctx context.Context, newReq func(base string) (*http.Request, error)) (*http.Response, error) {
+	first := int(c.cur.Load())
+	var resp *http.Response
+	var err error
+	for k := range c.bases {
+		i := (first + k) % len(c.bases)
+		req, rerr := newReq(c.bases[i])
+		if rerr != nil {
+			return nil, rerr
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		resp, err = c.hc.Do(req)
+		if ctx.Err() != nil {
+			break
+		}
+		if err == nil && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+			c.cur.Store(int32(i))
+			return resp, nil
+		}
+	}
+	return resp, err
 }
 
 // Enroll spends an enrolment token for the device's identity.
@@ -97,17 +161,19 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "rpmfleet-agent/"+version.String())
-	req.Header.Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
-	if c.credential != "" {
-		req.Header.Set("Authorization", "Bearer "+c.credential)
-	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.do(ctx, func(base string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "rpmfleet-agent/"+version.String())
+		req.Header.Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
+		if c.credential != "" {
+			req.Header.Set("Authorization", "Bearer "+c.credential)
+		}
+		return req, nil
+	})
 	if err != nil {
 		return err
 	}
@@ -142,19 +208,21 @@ const MaxPlanSize = 4 << 20
 // server answers 304 Not Modified, notModified is set and msg is nil, and the
 // caller keeps the plan it verified before.
 func (c *Client) Plan(ctx context.Context, etag string) (msg []byte, newETag string, notModified bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+protocol.PathPlan, nil)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("plan: %w", err)
-	}
-	req.Header.Set("User-Agent", "rpmfleet-agent/"+version.String())
-	req.Header.Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
-	if c.credential != "" {
-		req.Header.Set("Authorization", "Bearer "+c.credential)
-	}
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.do(ctx, func(base string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+protocol.PathPlan, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("User-Agent", "rpmfleet-agent/"+version.String())
+		req.Header.Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
+		if c.credential != "" {
+			req.Header.Set("Authorization", "Bearer "+c.credential)
+		}
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		return req, nil
+	})
 	if err != nil {
 		return nil, "", false, fmt.Errorf("plan: %w", err)
 	}

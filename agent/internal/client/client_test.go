@@ -29,13 +29,13 @@ func TestStateFilesAreOwnerOnly(t *testing.T) {
 		t.Fatalf("LoadCredential = %+v, %v", got, err)
 	}
 	pkgs := []protocol.Package{{Name: "bash", Version: "5.1.8", Release: "6.el9_1", Arch: "aarch64"}}
-	if err := s.SetAcked(pkgs); err != nil {
+	if err := s.SetLastQueuedSet(pkgs); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetPending(&Pending{Report: protocol.Report{ID: "r1"}, After: pkgs}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{credentialFile, ackedFile, pendingFile} {
+	for _, f := range []string{credentialFile, lastQueuedFile, pendingFile} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

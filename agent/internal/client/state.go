@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rpmfleet/rpmfleet/agent/internal/statedir"
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
@@ -19,7 +21,9 @@ var ErrNotEnrolled = errors.New("client: not enrolled")
 // Files in the state folder.
 const (
 	credentialFile = "credential.json"
-	ackedFile      = "inventory-acked.json"
+	// lastQueuedFile keeps its first name: it was the set the server
+	// acknowledged before reports were queued.
+	lastQueuedFile = "inventory-acked.json"
 	pendingFile    = "report-pending.json"
 	cyclesFile     = "cycles-reported.json"
 )
@@ -75,19 +79,23 @@ func (s State) LoadCredential() (Credential, error) {
 	return c, nil
 }
 
-// Acked returns the package set the server last acknowledged; ok is false
-// when there is none, and the next report must be a full one.
-func (s State) Acked() (pkgs []protocol.Package, ok bool, err error) {
-	ok, err = s.read(ackedFile, &pkgs)
+// LastQueuedSet returns the package set the last queued report leaves the
+// server holding once it is delivered: what the next report's delta is
+// computed against. ok is false when there is none, and the next report
+// must be a full one.
+func (s State) LastQueuedSet() (pkgs []protocol.Package, ok bool, err error) {
+	ok, err = s.read(lastQueuedFile, &pkgs)
 	return pkgs, ok, err
 }
 
-// SetAcked records the package set the server now holds; nil forgets it.
-func (s State) SetAcked(pkgs []protocol.Package) error {
+// SetLastQueuedSet records the package set the report just queued leaves
+// the server holding (or, after a full inventory the server took, the set
+// it holds); nil forgets it.
+func (s State) SetLastQueuedSet(pkgs []protocol.Package) error {
 	if pkgs == nil {
-		return s.remove(ackedFile)
+		return s.remove(lastQueuedFile)
 	}
-	return s.write(ackedFile, pkgs)
+	return s.write(lastQueuedFile, pkgs)
 }
 
 // Pending returns the report waiting for delivery, if any.
@@ -135,55 +143,25 @@ func (s State) read(name string, v any) (bool, error) {
 	return true, nil
 }
 
-// write replaces name atomically: temp file, fsync, rename, fsync of the
-// folder, every file 0600.
+// write replaces name atomically (pkg/durable), mode 0600, in a state
+// folder made private first (statedir).
 func (s State) write(name string, v any) error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	if _, _, err := statedir.Ensure(s.Dir); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", name, err)
 	}
-	f, err := os.CreateTemp(s.Dir, "."+name+".*")
-	if err != nil {
+	if err := durable.WriteFile(filepath.Join(s.Dir, name), b, 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(s.Dir, name)); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	return syncDir(s.Dir)
+	return nil
 }
 
 func (s State) remove(name string) error {
-	if err := os.Remove(filepath.Join(s.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := durable.Remove(filepath.Join(s.Dir, name)); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	return syncDir(s.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil // nothing to sync
-	}
-	defer d.Close()
-	d.Sync()
 	return nil
 }

@@ -32,6 +32,8 @@
 //	security_only = true                 # default
 //	min_severity = "moderate"            # none (default), low, moderate, important, critical
 //	exclude = ["kernel*"]                # package name globs, path.Match syntax
+//	allow_updates = ["raspberrypi2-kernel4"] # names updated without an advisory; narrows a group's list
+//	installonly_limit = 3                # default, dnf's; kernels kept side by side; 0 keeps all
 //	reboot = "never"                     # never (default), when-needed
 //	health_checks = ["systemctl is-active nginx"] # run with sh -c after an update
 //
@@ -47,10 +49,20 @@
 //	jitter = "10m"                       # default; less than interval
 //
 //	[mqtt]
-//	broker = "mqtts://fleet.example.org:8883" # mqtt, mqtts, ws, wss
+//	broker = "mqtts://fleet.example.org:8883" # mqtt, mqtts (or tcp, ssl, tls); not ws, wss
 //	username = "device-42"
 //	password_file = "/etc/rpmfleet/mqtt-password"
 //	ca = "/etc/rpmfleet/mqtt-ca.pem"
+//
+//	[homeassistant]                      # MQTT discovery on [mqtt] broker
+//	enabled = false                      # default
+//	discovery_prefix = "homeassistant"   # default, as Home Assistant's
+//	node_id = "pi-kitchen"               # default: the host name, cleaned
+//
+//	[reboot]                             # reboot coordination (reboot.go)
+//	fleetlock_url = ""                   # default: the enrolled server's; "off"; or a FleetLock server
+//	group = "default"                    # FleetLock reboot group
+//	session_wait = "1h"                  # longest wait for logged-in users
 //
 // Time zones come from the device's own zoneinfo (the tzdata package, which
 // every Enterprise Linux install carries). Embedding time/tzdata would make
@@ -66,18 +78,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/rpmfleet/rpmfleet/agent/internal/policy"
-	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 )
 
 // DefaultPath is where the agent looks for its configuration.
@@ -108,6 +114,9 @@ type Config struct {
 	File string
 	// Server is the fleet server's base URL; "" runs standalone.
 	Server string
+	// Servers are more base URLs of the same server's replicas, asked in
+	// turn when one fails (client.NewFailover, docs/replicas.md).
+	Servers []string
 	// CA is the pinned CA certificate file of the server's TLS certificate;
 	// "" uses the system's CA store.
 	CA string
@@ -123,9 +132,17 @@ type Config struct {
 	Policy policy.Policy
 	Poll   Poll
 	MQTT   MQTT
+	// HomeAssistant is the [homeassistant] section.
+	HomeAssistant HomeAssistant
+	// Metrics is the [metrics] section (metrics.go).
+	Metrics Metrics
+	// Reboot is the [reboot] section (reboot.go).
+	Reboot Reboot
 
-	// lines locates the keys for Load's errors about the files named.
+	// lines locates the keys for Load's errors about the files named;
+	// files names the drop-in a key came from, when one set it.
 	lines map[string]int
+	files map[string]string
 }
 
 // Repo is a repository the agent reads advisories from and installs from.
@@ -159,7 +176,8 @@ func (p Poll) Connected() time.Duration { return max(p.Interval, p.ConnectedInte
 
 // MQTT is the broker the agent takes push notices from.
 type MQTT struct {
-	// Broker is an mqtt:// or mqtts:// URL; "" when learnt
+	// Broker is the broker's URL, of a scheme in protocol.BrokerSchemes
+	// (mqtt://, mqtts://, or paho's tcp://, ssl://, tls://); "" when learnt
 	// from the server at enrolment.
 	Broker       string
 	Username     string
@@ -187,7 +205,26 @@ func Load(path string) (*Config, error) {
 	if m := info.Mode().Perm(); m&0o022 != 0 {
 		errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("mode %#o lets group or others write the file that pins the agent's trust; chmod go-w", m)})
 	}
-	c, err := Parse(f, path)
+	src, err := parseSource(f, path)
+	if err != nil {
+		var perr Errors
+		if !errors.As(err, &perr) {
+			return nil, err
+		}
+		return nil, append(errs, perr...)
+	}
+	dropins, derrs := readDropIns(path)
+	if len(derrs) > 0 {
+		return nil, append(errs, derrs...)
+	}
+	var files map[string]string
+	if len(dropins) > 0 {
+		files = map[string]string{}
+	}
+	for _, di := range dropins {
+		merge(&src, files, di)
+	}
+	c, err := decodeSource(src, files)
 	if err != nil {
 		var perr Errors
 		if !errors.As(err, &perr) {
@@ -206,7 +243,7 @@ func Load(path string) (*Config, error) {
 func (c *Config) loadFiles() Errors {
 	var errs Errors
 	fail := func(key, format string, args ...any) {
-		errs = append(errs, &Error{File: c.File, Line: lineOf(c.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{File: fileOf(c.files, key, c.File), Line: lineOf(c.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	if c.NoticeKeyFile != "" {
 		b, err := os.ReadFile(c.NoticeKeyFile)
@@ -284,34 +321,25 @@ func parsePublicKey(b []byte) (ed25519.PublicKey, error) {
 // everything that can be checked without reading other files and returns
 // every problem at once as Errors, each naming the line and the key.
 func Parse(r io.Reader, name string) (*Config, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	s, err := parseSource(r, name)
 	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", name, err)
+		return nil, err
 	}
-	if len(b) > MaxSize {
-		return nil, Errors{{File: name, Msg: fmt.Sprintf("larger than %d bytes", MaxSize)}}
-	}
-	src := string(b)
-	var doc map[string]any
-	if _, err := toml.Decode(src, &doc); err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			msg := pe.Message
-			if pe.LastKey != "" {
-				msg += fmt.Sprintf(" (after key %q)", pe.LastKey)
-			}
-			return nil, Errors{{File: name, Line: pe.Position.Line, Msg: "syntax error: " + msg}}
-		}
-		return nil, Errors{{File: name, Msg: "syntax error: " + err.Error()}}
-	}
-	d := &decoder{file: name, lines: locate(src)}
-	c := d.config(d.table("", doc))
+	return decodeSource(s, nil)
+}
+
+// decodeSource decodes a parsed document; files names the drop-in each key
+// a drop-in set came from (nil: all from s.name).
+func decodeSource(s source, files map[string]string) (*Config, error) {
+	d := &decoder{file: s.name, lines: s.lines, files: files}
+	c := d.config(d.table("", s.doc))
 	if len(d.errs) > 0 {
 		d.errs.sort()
 		return nil, d.errs
 	}
-	c.File = name
+	c.File = s.name
 	c.lines = d.lines
+	c.files = files
 	return c, nil
 }
 
@@ -322,6 +350,14 @@ func (d *decoder) config(t *table) *Config {
 			d.errorf("server", "bad value %q: %v", s, err)
 		}
 		c.Server = s
+	}
+	if ss, ok := t.strs("servers"); ok {
+		for _, s := range ss {
+			if err := checkServer(s); err != nil {
+				d.errorf("servers", "bad value %q: %v", s, err)
+			}
+		}
+		c.Servers = ss
 	}
 	c.CA = d.absPath(t, "ca")
 	if s, ok := t.str("notice_key"); ok {
@@ -351,6 +387,9 @@ func (d *decoder) config(t *table) *Config {
 	c.Policy = d.policy(t.sub("policy"))
 	c.Poll = d.poll(t.sub("poll"))
 	c.MQTT = d.mqtt(t.sub("mqtt"))
+	c.HomeAssistant = d.homeAssistant(t.sub("homeassistant"), c.MQTT)
+	c.Metrics = d.metrics(t.sub("metrics"))
+	c.Reboot = d.reboot(t.sub("reboot"))
 	t.done()
 	return c
 }
@@ -366,300 +405,4 @@ func (d *decoder) absPath(t *table, k string) string {
 		return ""
 	}
 	return filepath.Clean(s)
-}
-
-// isLoopback reports whether a URL host names this machine.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func checkServer(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	switch {
-	case u.Host == "" || u.Hostname() == "":
-		return errors.New("want a URL such as https://fleet.example.org")
-	case u.User != nil:
-		return errors.New("credentials do not belong in the URL")
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	case u.Scheme == "http":
-		return errors.New("want https: plain http is allowed only to a loopback host")
-	default:
-		return fmt.Errorf("scheme %q: want https", u.Scheme)
-	}
-	return nil
-}
-
-var repoIDRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
-
-func (d *decoder) repo(t *table) Repo {
-	r := Repo{Enabled: true, GPGCheck: true}
-	if s, ok := t.str("id"); !ok {
-		if _, present := t.m["id"]; !present {
-			d.errorf(t.path, "missing id")
-		}
-	} else if !repoIDRe.MatchString(s) {
-		d.errorf(t.key("id"), "bad value %q: want letters, digits and _.:-", s)
-	} else {
-		r.ID = s
-	}
-	if s, ok := t.str("baseurl"); ok {
-		if err := checkBaseURL(s); err != nil {
-			d.errorf(t.key("baseurl"), "bad value %q: %v", s, err)
-		}
-		r.BaseURL = s
-	} else if _, present := t.m["baseurl"]; !present {
-		d.errorf(t.path, "missing baseurl")
-	}
-	if keys, ok := t.strs("gpgkey"); ok {
-		for _, k := range keys {
-			p := strings.TrimPrefix(k, "file://")
-			if !filepath.IsAbs(p) {
-				why := ""
-				if strings.Contains(k, "://") {
-					why = "; a key fetched over the network pins nothing"
-				}
-				d.errorf(t.key("gpgkey"), "bad value %q: want a key file on the device (an absolute path or file:/// URL)%s", k, why)
-				continue
-			}
-			r.GPGKeys = append(r.GPGKeys, filepath.Clean(p))
-		}
-	}
-	if b, ok := t.boolean("enabled"); ok {
-		r.Enabled = b
-	}
-	if b, ok := t.boolean("gpgcheck"); ok {
-		r.GPGCheck = b
-	}
-	if r.GPGCheck && len(r.GPGKeys) == 0 {
-		if _, present := t.m["gpgkey"]; !present {
-			d.errorf(t.path, "gpgcheck is on but no gpgkey is given: packages could not be verified")
-		}
-	}
-	t.done()
-	return r
-}
-
-func checkBaseURL(s string) error {
-	if filepath.IsAbs(s) {
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	switch u.Scheme {
-	case "http", "https":
-		if u.Host == "" {
-			return errors.New("no host")
-		}
-	case "file":
-		if !strings.HasPrefix(u.Path, "/") {
-			return errors.New("want file:///absolute/path")
-		}
-	default:
-		return errors.New("want an http, https or file URL, or an absolute folder")
-	}
-	return nil
-}
-
-func (d *decoder) policy(t *table) policy.Policy {
-	p := policy.Policy{Mode: policy.Notify, SecurityOnly: true, MinSeverity: advisory.SeverityNone, Reboot: policy.RebootNever}
-	if t == nil {
-		return p
-	}
-	if s, ok := t.str("mode"); ok {
-		if m, err := policy.ParseMode(s); err != nil {
-			d.errorf(t.key("mode"), "bad value %q: want notify, download or apply", s)
-		} else {
-			p.Mode = m
-		}
-	}
-	if b, ok := t.boolean("security_only"); ok {
-		p.SecurityOnly = b
-	}
-	if s, ok := t.str("min_severity"); ok {
-		if sev, err := advisory.ParseSeverity(s); err != nil {
-			d.errorf(t.key("min_severity"), "bad value %q: want none, low, moderate, important or critical", s)
-		} else {
-			p.MinSeverity = sev
-		}
-	}
-	if globs, ok := t.strs("exclude"); ok {
-		for _, g := range globs {
-			if err := policy.CheckGlob(g); err != nil {
-				d.errorf(t.key("exclude"), "bad value %q: want a package name glob (path.Match syntax: * ? [a-z] \\)", g)
-				continue
-			}
-			p.Exclude = append(p.Exclude, g)
-		}
-	}
-	if s, ok := t.str("reboot"); ok {
-		if r, err := policy.ParseReboot(s); err != nil {
-			d.errorf(t.key("reboot"), "bad value %q: want never or when-needed", s)
-		} else {
-			p.Reboot = r
-		}
-	}
-	if cmds, ok := t.strs("health_checks"); ok {
-		for _, c := range cmds {
-			if strings.TrimSpace(c) == "" {
-				d.errorf(t.key("health_checks"), "empty command")
-				continue
-			}
-			p.HealthChecks = append(p.HealthChecks, c)
-		}
-	}
-	for _, wt := range t.tables("window") {
-		if w, ok := d.window(wt); ok {
-			p.Windows = append(p.Windows, w)
-		}
-	}
-	t.done()
-	return p
-}
-
-func (d *decoder) window(t *table) (policy.Window, bool) {
-	w := policy.Window{Location: time.Local}
-	ok := true
-	if days, present := t.strs("days"); present {
-		for _, s := range days {
-			v, err := policy.ParseDays([]string{s})
-			if err != nil {
-				d.errorf(t.key("days"), "bad value %q: want mon, tue, wed, thu, fri, sat, sun or a range such as mon-fri", s)
-				ok = false
-			}
-			w.Days |= v
-		}
-		if len(days) == 0 {
-			d.errorf(t.key("days"), "no days: the window would never open")
-			ok = false
-		}
-	} else {
-		if _, there := t.m["days"]; !there {
-			d.errorf(t.path, "missing days")
-		}
-		ok = false
-	}
-	if s, present := t.str("start"); present {
-		v, err := policy.ParseClock(s)
-		if err != nil {
-			d.errorf(t.key("start"), "bad value %q: want HH:MM from 00:00 to 23:59", s)
-			ok = false
-		}
-		w.Start = v
-	} else {
-		if _, there := t.m["start"]; !there {
-			d.errorf(t.path, "missing start")
-		}
-		ok = false
-	}
-	if v, present := t.duration("length"); present {
-		if v <= 0 || v > policy.MaxWindowLength {
-			d.errorf(t.key("length"), "bad value %q: want more than 0 and at most %s", t.m["length"], policy.MaxWindowLength)
-			ok = false
-		}
-		w.Length = v
-	} else {
-		if _, there := t.m["length"]; !there {
-			d.errorf(t.path, "missing length")
-		}
-		ok = false
-	}
-	if s, present := t.str("timezone"); present {
-		loc, err := time.LoadLocation(s)
-		if err != nil || s == "" {
-			d.errorf(t.key("timezone"), "bad value %q: want an IANA time zone such as Europe/Berlin", s)
-			ok = false
-		} else {
-			w.Location = loc
-		}
-	}
-	t.done()
-	return w, ok
-}
-
-func (d *decoder) poll(t *table) Poll {
-	p := Poll{Interval: DefaultPollInterval, ConnectedInterval: DefaultPollConnectedInterval, Jitter: DefaultPollJitter}
-	if t == nil {
-		return p
-	}
-	_, ivPresent := t.m["interval"]
-	iv, ivOK := t.duration("interval")
-	if ivOK && iv <= 0 {
-		d.errorf(t.key("interval"), "bad value %q: want more than 0", t.m["interval"])
-		ivOK = false
-	}
-	if ivOK {
-		p.Interval = iv
-		// The default jitter shrinks with a short interval.
-		p.Jitter = min(p.Jitter, iv/2)
-	}
-	if j, ok := t.duration("jitter"); ok {
-		switch {
-		case j < 0:
-			d.errorf(t.key("jitter"), "bad value %q: want 0 or more", t.m["jitter"])
-		case j >= p.Interval && (ivOK || !ivPresent):
-			d.errorf(t.key("jitter"), "bad value %q: want less than the interval (%s)", t.m["jitter"], p.Interval)
-		}
-		p.Jitter = j
-	}
-	if ci, ok := t.duration("connected_interval"); ok {
-		switch {
-		case ci <= 0:
-			d.errorf(t.key("connected_interval"), "bad value %q: want more than 0", t.m["connected_interval"])
-		case ci < p.Interval && (ivOK || !ivPresent):
-			// Honoured as the interval anyway (Connected takes the
-			// larger), so a smaller one set on purpose is a mistake.
-			d.errorf(t.key("connected_interval"), "bad value %q: want at least the interval (%s); to poll that often while connected, set interval as well", t.m["connected_interval"], p.Interval)
-		default:
-			p.ConnectedInterval = ci
-		}
-	}
-	t.done()
-	return p
-}
-
-func (d *decoder) mqtt(t *table) MQTT {
-	var m MQTT
-	if t == nil {
-		return m
-	}
-	plain := false
-	if s, ok := t.str("broker"); ok {
-		u, err := url.Parse(s)
-		switch {
-		case err != nil || u.Hostname() == "":
-			d.errorf(t.key("broker"), "bad value %q: want a URL such as mqtts://fleet.example.org:8883", s)
-		case u.User != nil:
-			d.errorf(t.key("broker"), "bad value %q: credentials do not belong in the URL; use username and password_file", s)
-		case u.Scheme == "mqtt":
-			plain = !isLoopback(u.Hostname())
-		case u.Scheme == "mqtts":
-		case u.Scheme == "ws" || u.Scheme == "wss":
-			// The agent's MQTT client dials TCP itself (to pin TLS and
-			// count bytes); MQTT over WebSocket is not built.
-			d.errorf(t.key("broker"), "bad value %q: MQTT over WebSocket is not supported; use mqtt:// or mqtts://", s)
-		default:
-			d.errorf(t.key("broker"), "bad value %q: scheme %q: want mqtt or mqtts", s, u.Scheme)
-		}
-		m.Broker = s
-	}
-	if s, ok := t.str("username"); ok {
-		m.Username = s
-	}
-	m.PasswordFile = d.absPath(t, "password_file")
-	if plain && m.PasswordFile != "" {
-		d.errorf(t.key("broker"), "bad value %q: a password would cross the network in clear; use mqtts://", m.Broker)
-	}
-	m.CA = d.absPath(t, "ca")
-	t.done()
-	return m
 }

@@ -58,7 +58,7 @@ func TestShippedConfigs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the shipped example does not parse:\n%v", err)
 		}
-		if c.Server != "https://fleet.example.org" || len(c.Repos) != 2 || c.Repos[1].ID != "appstream" ||
+		if c.Server != "" || len(c.Repos) != 2 || c.Repos[1].ID != "appstream" ||
 			c.Repos[0].GPGKeys[0] != "/etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux-9" || !c.Repos[0].GPGCheck || !c.Repos[0].Enabled {
 			t.Errorf("server and repositories read wrong: %+v %+v", c.Server, c.Repos)
 		}
@@ -70,8 +70,11 @@ func TestShippedConfigs(t *testing.T) {
 		if len(p.Windows) != 1 || p.Windows[0].String() != "sat,sun 02:00 for 3h0m0s (Europe/Berlin)" {
 			t.Errorf("windows read wrong: %v", p.Windows)
 		}
-		if c.Poll != (Poll{Interval: 6 * time.Hour, ConnectedInterval: 12 * time.Hour, Jitter: 30 * time.Minute}) || c.MQTT.Broker != "mqtts://fleet.example.org:8883" {
+		if c.Poll != (Poll{Interval: 6 * time.Hour, ConnectedInterval: 12 * time.Hour, Jitter: 30 * time.Minute}) || c.MQTT.Broker != "" || c.HomeAssistant.Enabled || c.HomeAssistant.DiscoveryPrefix != "homeassistant" {
 			t.Errorf("poll or mqtt read wrong: %+v %+v", c.Poll, c.MQTT)
+		}
+		if c.Reboot != (Reboot{Group: "default", SessionWait: time.Hour}) {
+			t.Errorf("reboot read wrong: %+v", c.Reboot)
 		}
 	})
 	t.Run("default", func(t *testing.T) {
@@ -182,7 +185,7 @@ func TestProblems(t *testing.T) {
 		{name: "gpgkey a string, not a list", src: "[[repo]]\nid = \"a\"\nbaseurl = \"https://a.example/\"\ngpgkey = \"/k\"\n", want: `agent.toml:4: key "repo[0].gpgkey": want an array of strings, not a string`},
 		{name: "bad baseurl scheme", src: "[[repo]]\nid = \"a\"\nbaseurl = \"ftp://a.example/\"\ngpgkey = [\"/k\"]\n", want: `agent.toml:3: key "repo[0].baseurl": bad value "ftp://a.example/": want an http, https or file URL, or an absolute folder`},
 		{name: "duplicate repo id", src: "[[repo]]\nid = \"a\"\nbaseurl = \"/r\"\ngpgkey = [\"/k\"]\n[[repo]]\nid = \"a\"\nbaseurl = \"/r\"\ngpgkey = [\"/k\"]\n", want: `agent.toml:6: key "repo[1].id": repository "a" is defined twice`},
-		{name: "bad broker scheme", src: "[mqtt]\nbroker = \"tcp://b.example:1883\"\n", want: `agent.toml:2: key "mqtt.broker": bad value "tcp://b.example:1883": scheme "tcp": want mqtt or mqtts`},
+		{name: "bad broker scheme", src: "[mqtt]\nbroker = \"http://b.example:1883\"\n", want: `agent.toml:2: key "mqtt.broker": bad value "http://b.example:1883": scheme "http": want mqtt, mqtts (or paho's tcp, ssl, tls)`},
 		{name: "websocket broker", src: "[mqtt]\nbroker = \"wss://b.example/mqtt\"\n", want: `agent.toml:2: key "mqtt.broker": bad value "wss://b.example/mqtt": MQTT over WebSocket is not supported; use mqtt:// or mqtts://`},
 		{name: "password in clear over the network", src: "[mqtt]\nbroker = \"mqtt://b.example:1883\"\npassword_file = \"/etc/rpmfleet/mqtt-password\"\n", want: `agent.toml:2: key "mqtt.broker": bad value "mqtt://b.example:1883": a password would cross the network in clear; use mqtts://`},
 		{name: "notice key neither base64 nor a path", src: "notice_key = \"notice.pub\"\n", want: `agent.toml:1: key "notice_key": bad value: want base64 of a 32-byte Ed25519 public key or a PEM PUBLIC KEY, or an absolute path to a file holding it`},

@@ -12,11 +12,12 @@ import (
 type decoder struct {
 	file  string
 	lines map[string]int
+	files map[string]string // drop-in of a key, when one set it
 	errs  Errors
 }
 
 func (d *decoder) errorf(key, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: lineOf(d.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, &Error{File: fileOf(d.files, key, d.file), Line: lineOf(d.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // table is one TOML table being read; it remembers which keys were asked

@@ -40,6 +40,7 @@ func cycleReport(reps []protocol.Report) *protocol.Report {
 // open window) applies it, the package pinned by the plan's SHA-256 is
 // installed, and one report carries the cycle and the inventory change.
 func TestPollAppliesInWindowWhenBrokerIsDown(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.broker = "mqtt://127.0.0.1:1" // nothing listens there
 	w.srv.setPlan(t, advisoryPlan(fileSHA256(t, w.rpms["demo-lib-1.1"])))
@@ -86,6 +87,7 @@ func TestPollAppliesInWindowWhenBrokerIsDown(t *testing.T) {
 // repository's file does not have; the cycle fails verification and
 // nothing is installed.
 func TestPinnedDigestRefusesAnotherFile(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.srv.setPlan(t, advisoryPlan(strings.Repeat("ab", 32)))
 	w.writeConfig(t, policyTOML("apply", ""))
@@ -105,6 +107,7 @@ func TestPinnedDigestRefusesAnotherFile(t *testing.T) {
 // TestOutsideWindowNotifiesOnly: mode apply but the window is closed: the
 // advisory is pending (notify), nothing is installed.
 func TestOutsideWindowNotifiesOnly(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.srv.setPlan(t, advisoryPlan(""))
 	w.writeConfig(t, policyTOML("apply", "closed"))

@@ -20,8 +20,22 @@
 // message is refused, logged with the reason at warn level and counted in the
 // status. The retained feed notice a broker hands out again at every
 // reconnect is the one exception to the warning: it is expected and logged at
-// debug level. The configuration file and the state dir are trusted (root
-// only, checked by config.Load).
+// debug level. The configuration file and the state dir are trusted: the
+// first is checked by config.Load, the second is made private by statedir
+// (0700, refused when another user owns it).
+//
+// Standalone (no server configured and no enrolment, standalone.go), there
+// is no signed plan: the plan is derived from the device's own
+// repositories, which are then what is trusted, as dnf trusts them:
+// repomd.xml (signed where the .repo file asks), the metadata checked
+// against its checksums, each planned package pinned to primary.xml's
+// SHA-256, and every package verified against the pinned OpenPGP keys
+// before rpm sees it. Signed messages and spool bundles are refused unless
+// notice_key pins a key. Home Assistant's command topics
+// (homeassistant.go) are not signed: anyone who may publish on them can
+// make the agent apply, now, the pending advisories its policy allows
+// from those repositories, and nothing else; only the exact payload, live
+// (not retained), acts.
 //
 // Shape. One goroutine, Run's, owns every piece of mutable state and selects
 // over the context, MQTT messages, the poll timer (interval plus jitter,
@@ -29,8 +43,9 @@
 // database change timer, spool events, configuration reloads, the results of
 // the plan fetch and of the one update cycle (each run in a worker goroutine
 // reporting back on a channel), the maintenance-window and reboot timers and
-// the systemd watchdog ticker. Nothing blocks it for long: a fetch, a cycle
-// and report delivery (Reporter.Drain) run in workers.
+// the systemd watchdog ticker. Nothing blocks it for long: a fetch, a cycle,
+// report delivery (report.Reporter.Drain) and every access to the spool run in
+// workers.
 //
 // Spool. An air-gapped site drops a bundle into the spool folder
 // (STATE_DIR/spool by default): a folder NAME/ holding plan.json, a signed
@@ -44,4 +59,15 @@
 // not verify or whose cycle fails is moved to spool/failed/, each with a
 // NAME.reason file. A bundle's plan takes a sequence number from the same
 // replay guard as plans fetched online.
+//
+// The spool is handled as hostile (spoolfs.go has the rules): all its file
+// work runs in a worker, never on the loop; the spool folder must belong to
+// the agent's user and is kept 0700; every name is opened relative to an
+// open folder with O_NOFOLLOW (files also O_NONBLOCK), and only regular
+// files and folders are accepted, checked on the opened file; plan.json is
+// bounded by the notice size limit; repo/ is copied, within bounds, into a
+// private stage in the state dir (spool-stage/), which is all the cycle
+// reads; bundles are moved with renameat and reasons written without ever
+// following a link, and a done/ or failed/ that is not a folder of the
+// agent's user is set aside.
 package daemon

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,11 +23,11 @@ import (
 	"github.com/rpmfleet/rpmfleet/agent/internal/client"
 	"github.com/rpmfleet/rpmfleet/agent/internal/config"
 	"github.com/rpmfleet/rpmfleet/agent/internal/rpmdb"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/updateinfo"
 	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
@@ -241,11 +242,11 @@ type running struct {
 	stopOnce sync.Once
 
 	mu     sync.Mutex // guards status
-	status Status
+	status protocol.DeviceState
 	seen   int
 }
 
-func (r *running) Status() Status {
+func (r *running) Status() protocol.DeviceState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.status
@@ -259,7 +260,7 @@ func (w *world) start(t *testing.T, opts ...func(*Options)) *running {
 		t.Fatal(err)
 	}
 	cred, err := client.State{Dir: w.stateDir}.LoadCredential()
-	if err != nil {
+	if err != nil && !errors.Is(err, client.ErrNotEnrolled) { // not enrolled: standalone
 		t.Fatal(err)
 	}
 	r := &running{done: make(chan error, 1), log: new(syncBuffer)}
@@ -269,7 +270,7 @@ func (w *world) start(t *testing.T, opts ...func(*Options)) *running {
 		Debounce:      200 * time.Millisecond,
 		PollRetryMin:  200 * time.Millisecond,
 		StatusRefresh: 50 * time.Millisecond,
-		OnStatus: func(s Status) {
+		OnStatus: func(s protocol.DeviceState) {
 			r.mu.Lock()
 			r.status = s
 			r.seen++
@@ -331,8 +332,6 @@ type fleet struct {
 	planGets int
 	reports  []protocol.Report
 	down     bool
-	// reportStatus, when not 0, answers every report with that status.
-	reportStatus int
 }
 
 func newFleet(t *testing.T, s *notice.Signer) *fleet {
@@ -384,10 +383,6 @@ func (f *fleet) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", f.etag)
 		w.Write(f.signed)
 	case protocol.PathReport:
-		if f.reportStatus != 0 {
-			http.Error(w, `{"error":"refused by the test"}`, f.reportStatus)
-			return
-		}
 		var rep protocol.Report
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &rep); err != nil {

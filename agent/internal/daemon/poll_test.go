@@ -7,7 +7,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/rpmfleet/rpmfleet/pkg/mqtttest"
+	"github.com/rpmfleet/rpmfleet/internal/mqtttest"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
@@ -66,14 +66,14 @@ func TestPollIntervalFollowsTheLink(t *testing.T) {
 
 // stateWatcher records the device's retained states as the broker
 // delivers them.
-type stateWatcher struct{ states chan Status }
+type stateWatcher struct{ states chan protocol.DeviceState }
 
 func watchState(t *testing.T, m *mqtttest.Mosquitto) *stateWatcher {
 	t.Helper()
-	sw := &stateWatcher{states: make(chan Status, 1000)}
+	sw := &stateWatcher{states: make(chan protocol.DeviceState, 1000)}
 	pub := newPublisher(t, m)
 	tok := pub.c.Subscribe(protocol.DeviceStateTopic(deviceID), 1, func(_ paho.Client, msg paho.Message) {
-		var s Status
+		var s protocol.DeviceState
 		if err := json.Unmarshal(msg.Payload(), &s); err != nil {
 			t.Errorf("state %s: %v", msg.Payload(), err)
 			return
@@ -87,8 +87,8 @@ func watchState(t *testing.T, m *mqtttest.Mosquitto) *stateWatcher {
 }
 
 // drain returns the states received so far.
-func (sw *stateWatcher) drain() []Status {
-	var out []Status
+func (sw *stateWatcher) drain() []protocol.DeviceState {
+	var out []protocol.DeviceState
 	for {
 		select {
 		case s := <-sw.states:
@@ -130,7 +130,7 @@ func TestStateNotRepublishedOnUnchangedPoll(t *testing.T) {
 	}
 
 	w.srv.setPlan(t, advisoryPlan(""))
-	var got Status
+	var got protocol.DeviceState
 	waitFor(t, 10*time.Second, "the pending advisory published", func() bool {
 		for _, s := range sw.drain() {
 			got = s

@@ -12,7 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/rpmfleet/rpmfleet/pkg/mqtttest"
+	"github.com/rpmfleet/rpmfleet/internal/mqtttest"
 	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
@@ -51,6 +51,7 @@ func sign(t *testing.T, s *notice.Signer, kind notice.Kind, device string, body 
 // on Mosquitto; the daemon fetches its plan at once, not at the next poll an
 // hour later, and applies it.
 func TestPushAppliesInWindow(t *testing.T) {
+	t.Parallel()
 	m := mqtttest.Start(t, mqtttest.Options{})
 	w := newWorld(t, worldOpts{})
 	w.broker = "mqtt://" + m.Addr
@@ -80,6 +81,7 @@ func TestPushAppliesInWindow(t *testing.T) {
 // (username and password_file in [mqtt]) that refuses anonymous clients:
 // the daemon logs in with that account and still gets the push.
 func TestPushThroughBrokerAccount(t *testing.T) {
+	t.Parallel()
 	m := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"site-agent": "s3cret", "test-server": "pw"}})
 	w := newWorld(t, worldOpts{})
 	pwFile := filepath.Join(w.dir, "mqtt-password")
@@ -106,6 +108,7 @@ func TestPushThroughBrokerAccount(t *testing.T) {
 // nothing; a good command after them still works; the retained notice a
 // reconnect delivers again is not counted as an attack.
 func TestRefusesBadNotices(t *testing.T) {
+	t.Parallel()
 	m := mqtttest.Start(t, mqtttest.Options{})
 	w := newWorld(t, worldOpts{})
 	w.broker = "mqtt://" + m.Addr
@@ -179,6 +182,7 @@ func TestRefusesBadNotices(t *testing.T) {
 // the window (closed) say; the reboot it needs waits for the window. The
 // device's retained state on the broker says what it is doing.
 func TestCommands(t *testing.T) {
+	t.Parallel()
 	m := mqtttest.Start(t, mqtttest.Options{})
 	w := newWorld(t, worldOpts{rebootSuggested: true})
 	w.broker = "mqtt://" + m.Addr
@@ -219,7 +223,7 @@ func TestCommands(t *testing.T) {
 	// The retained state follows.
 	deadline := time.After(10 * time.Second)
 	for {
-		var s Status
+		var s protocol.DeviceState
 		select {
 		case b := <-states:
 			if err := json.Unmarshal(b, &s); err != nil {

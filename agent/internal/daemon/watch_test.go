@@ -21,6 +21,7 @@ import (
 // advisory is applied once the mode says apply); a bad one is refused, its
 // error names the line, and the running configuration stays.
 func TestConfigReload(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.srv.setPlan(t, advisoryPlan(""))
 	w.writeConfig(t, policyTOML("notify", ""))
@@ -55,6 +56,7 @@ func TestConfigReload(t *testing.T) {
 // TestManualChangeReported: someone installs a package by hand with rpm;
 // a delta report saying so reaches the server on its own.
 func TestManualChangeReported(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.writeConfig(t, policyTOML("notify", ""))
 	w.start(t)
@@ -80,6 +82,7 @@ func TestManualChangeReported(t *testing.T) {
 // nothing is installed; the next start settles it (update.Run resumes)
 // and the device ends patched.
 func TestStopDuringCycleResumes(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{repoDelay: 3 * time.Second})
 	w.srv.setPlan(t, advisoryPlan(""))
 	w.writeConfig(t, policyTOML("apply", ""))
@@ -168,6 +171,7 @@ func TestSystemdNotify(t *testing.T) {
 // from its own repository and moved to done/; a tampered one is refused,
 // moved to failed/ with the reason, and nothing is installed for it.
 func TestSpoolBundle(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.writeConfig(t, policyTOML("apply", ""))
 	spool := filepath.Join(w.stateDir, "spool")
@@ -224,6 +228,7 @@ func TestSpoolBundle(t *testing.T) {
 // command runs. Both commands are FAKES, scripts that write a file: a test
 // cannot reboot the machine.
 func TestRebootInWindow(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{rebootSuggested: true})
 	w.srv.setPlan(t, advisoryPlan(""))
 	w.writeConfig(t, policyTOML("apply", "open", `reboot = "when-needed"`))
@@ -255,6 +260,7 @@ func TestRebootInWindow(t *testing.T) {
 // server is back, the next fetch succeeds and the queue drains at once, in
 // order, nothing lost.
 func TestServerDownReportsWait(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	w.writeConfig(t, policyTOML("notify", ""))
 	w.srv.setDown(true)

@@ -42,6 +42,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,14 @@ type Options struct {
 	// external broker with its own accounts; Credential is then that
 	// account's password). Topics and the client id still use DeviceID.
 	Username string
+	// Anonymous connects with no username and password: a home broker
+	// on loopback that admits anyone. Credential must then be empty.
+	Anonymous bool
+	// Subscribe are more topic filters to subscribe to on every
+	// connection, at QoS 1, besides the feed and the command topic: Home
+	// Assistant's status and the device's Home Assistant command topics.
+	// What arrives on them goes to Messages like the rest.
+	Subscribe []string
 	// TLS configures TLS connections; nil means the system roots.
 	TLS *tls.Config
 	// KeepAlive is the MQTT keepalive; 0 means DefaultKeepAlive.
@@ -126,29 +135,41 @@ type Client struct {
 	done        chan struct{}
 	closeOnce   sync.Once
 
-	mu         sync.Mutex    // guards state
-	state      []byte        // the latest state, republished on every connect
-	stateDirty chan struct{} // PublishState tells run there is a new state
+	mu sync.Mutex // guards retained, order and dirty
+	// retained holds the retained messages the client keeps on the
+	// broker (the state, Home Assistant's discovery configs and states),
+	// by topic, in order of first use; all are published again on every
+	// connect. An empty payload removes a retained message: it is
+	// published once, then forgotten.
+	retained map[string][]byte
+	order    []string
+	dirty    map[string]bool
+	wake     chan struct{} // Retain tells serve there is something new
 
 	onDial func(net.Conn) // test seam: sees every new TCP connection
 }
 
 // New checks opts and builds a client; Start connects it.
 func New(opts Options) (*Client, error) {
-	if opts.DeviceID == "" || opts.Credential == "" {
-		return nil, fmt.Errorf("device id and credential are required: %w", ErrBadOptions)
+	switch {
+	case opts.DeviceID == "":
+		return nil, fmt.Errorf("a device id is required: %w", ErrBadOptions)
+	case opts.Anonymous && (opts.Credential != "" || opts.Username != ""):
+		return nil, fmt.Errorf("anonymous with a username or credential: %w", ErrBadOptions)
+	case !opts.Anonymous && opts.Credential == "":
+		return nil, fmt.Errorf("a credential is required unless anonymous: %w", ErrBadOptions)
 	}
 	u, err := url.Parse(opts.Broker)
 	if err != nil {
 		return nil, fmt.Errorf("broker url %q: %w: %w", opts.Broker, ErrBadOptions, err)
 	}
 	port := "1883"
-	switch u.Scheme {
-	case "tcp", "mqtt":
-	case "ssl", "tls", "mqtts":
+	useTLS, err := protocol.BrokerTLS(u.Scheme)
+	if err != nil {
+		return nil, fmt.Errorf("broker url %q: %w: %w", opts.Broker, ErrBadOptions, err)
+	}
+	if useTLS {
 		port = "8883"
-	default:
-		return nil, fmt.Errorf("broker url %q: scheme %q is not tcp, mqtt, ssl, tls or mqtts: %w", opts.Broker, u.Scheme, ErrBadOptions)
 	}
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("broker url %q: no host: %w", opts.Broker, ErrBadOptions)
@@ -176,19 +197,19 @@ func New(opts Options) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		opts:       opts,
-		broker:     u,
-		log:        log.With("component", "mqtt", "broker", u.Redacted()),
-		msgs:       make(chan Message, opts.Buffer),
-		lost:       make(chan struct{}, 1),
-		stateDirty: make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		opts:     opts,
+		broker:   u,
+		log:      log.With("component", "mqtt", "broker", u.Redacted()),
+		msgs:     make(chan Message, opts.Buffer),
+		lost:     make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		retained: map[string][]byte{},
+		dirty:    map[string]bool{},
+		done:     make(chan struct{}),
 	}
 	po := paho.NewClientOptions().
 		AddBroker(u.String()).
 		SetClientID(opts.DeviceID).
-		SetUsername(cmp.Or(opts.Username, opts.DeviceID)).
-		SetPassword(opts.Credential).
 		SetProtocolVersion(4). // MQTT 3.1.1: what every broker speaks
 		SetCleanSession(true). // subscriptions are made again on every connect
 		SetKeepAlive(opts.KeepAlive).
@@ -205,6 +226,9 @@ func New(opts Options) (*Client, error) {
 			}
 		}).
 		SetCustomOpenConnectionFn(c.dial)
+	if !opts.Anonymous {
+		po.SetUsername(cmp.Or(opts.Username, opts.DeviceID)).SetPassword(opts.Credential)
+	}
 	c.pc = paho.NewClient(po)
 	return c, nil
 }
@@ -228,7 +252,7 @@ func (c *Client) Bytes() (sent, received uint64) { return c.sent.Load(), c.recvd
 // Start (called once) connects in the background, and reconnects whenever the link is
 // lost, until Close. On every connection it subscribes to the advisory
 // feed and the device's command topic and publishes PayloadOnline and the
-// latest state, retained.
+// retained messages (Retain) it keeps.
 func (c *Client) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -252,24 +276,70 @@ func (c *Client) Close() {
 // the network; if states come faster than the link takes them, only the
 // latest is sent.
 func (c *Client) PublishState(payload []byte) {
+	c.Retain(protocol.DeviceStateTopic(c.opts.DeviceID), payload)
+}
+
+// Retain sets the retained message of a topic, which the client
+// publishes now if connected, else on the next connection, and again on
+// every later connection (a broker restarted without persistence has
+// lost it). An empty payload removes the retained message: it is
+// published once and forgotten. Like PublishState it never blocks, and
+// only the latest payload of a topic is sent.
+func (c *Client) Retain(topic string, payload []byte) {
 	c.mu.Lock()
-	c.state = append([]byte(nil), payload...)
+	if _, ok := c.retained[topic]; !ok {
+		c.order = append(c.order, topic)
+	}
+	c.retained[topic] = append([]byte{}, payload...)
+	c.dirty[topic] = true
 	c.mu.Unlock()
 	select {
-	case c.stateDirty <- struct{}{}:
+	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-// publishState publishes the latest state, if there is one.
-func (c *Client) publishState() error {
+// publishDirty publishes the retained messages set since they were last
+// sent, in the order their topics were first used; all of them when all
+// is set (a new connection).
+func (c *Client) publishDirty(ctx context.Context, all bool) error {
 	c.mu.Lock()
-	state := c.state
-	c.mu.Unlock()
-	if state == nil {
-		return nil
+	var topics []string
+	var payloads [][]byte
+	for _, t := range c.order {
+		if all || c.dirty[t] {
+			topics = append(topics, t)
+			payloads = append(payloads, c.retained[t])
+			delete(c.dirty, t)
+		}
 	}
-	return c.publish(protocol.DeviceStateTopic(c.opts.DeviceID), state)
+	c.mu.Unlock()
+	for i, t := range topics {
+		if err := c.publish(ctx, t, payloads[i]); err != nil {
+			c.mu.Lock()
+			for _, u := range topics[i:] {
+				c.dirty[u] = true
+			}
+			c.mu.Unlock()
+			return err
+		}
+		if len(payloads[i]) == 0 {
+			c.forget(t)
+		}
+	}
+	return nil
+}
+
+// forget drops a removed topic once its empty payload is sent, unless it
+// was set again meanwhile.
+func (c *Client) forget(topic string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.retained[topic]) != 0 || c.dirty[topic] {
+		return
+	}
+	delete(c.retained, topic)
+	c.order = slices.DeleteFunc(c.order, func(t string) bool { return t == topic })
 }
 
 // serve waits while the connection is up, publishing new states, and
@@ -287,9 +357,11 @@ func (c *Client) serve(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.stateDirty:
-			if err := c.publishState(); err != nil {
-				c.log.Warn("mqtt publish state failed", "err", err)
+		case <-c.wake:
+			// With ctx: a Close during a publish the broker never
+			// answers (a partition that holds the packets) ends it.
+			if err := c.publishDirty(ctx, false); err != nil {
+				c.log.Warn("mqtt publish failed", "err", err)
 			}
 		case <-c.lost:
 			if c.pc.IsConnected() {
@@ -344,6 +416,10 @@ func (c *Client) run(ctx context.Context) {
 	}
 }
 
+// shutdownWait bounds the goodbye: a broker that does not acknowledge it
+// by then gets the last will instead, and the agent exits.
+const shutdownWait = 2 * time.Second
+
 // shutdown says goodbye: PayloadOffline, retained, then DISCONNECT (so
 // the broker does not send the last will as well).
 func (c *Client) shutdown() {
@@ -351,7 +427,9 @@ func (c *Client) shutdown() {
 	if !c.pc.IsConnectionOpen() {
 		return
 	}
-	if err := c.publish(protocol.DeviceOnlineTopic(c.opts.DeviceID), []byte(protocol.PayloadOffline)); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	if err := c.publish(ctx, protocol.DeviceOnlineTopic(c.opts.DeviceID), []byte(protocol.PayloadOffline)); err != nil {
 		c.log.Warn("mqtt publish offline failed", "err", err)
 	}
 	c.pc.Disconnect(250)
@@ -372,6 +450,9 @@ func (c *Client) connect(ctx context.Context) error {
 		protocol.TopicAdvisoryFeed:                   1,
 		protocol.DeviceCommandTopic(c.opts.DeviceID): 1,
 	}
+	for _, f := range c.opts.Subscribe {
+		filters[f] = 1
+	}
 	tok := c.pc.SubscribeMultiple(filters, nil)
 	if err := c.wait(ctx, tok); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
@@ -381,23 +462,24 @@ func (c *Client) connect(ctx context.Context) error {
 			return fmt.Errorf("subscribe to %s: refused by the broker (code %#x)", f, code)
 		}
 	}
-	if err := c.publish(protocol.DeviceOnlineTopic(c.opts.DeviceID), []byte(protocol.PayloadOnline)); err != nil {
+	if err := c.publish(ctx, protocol.DeviceOnlineTopic(c.opts.DeviceID), []byte(protocol.PayloadOnline)); err != nil {
 		return err
 	}
-	select { // publishState below sends whatever is latest
-	case <-c.stateDirty:
+	select { // publishDirty below sends whatever is latest
+	case <-c.wake:
 	default:
 	}
-	if err := c.publishState(); err != nil {
+	if err := c.publishDirty(ctx, true); err != nil {
 		return err
 	}
 	c.connected.Store(true)
 	return nil
 }
 
-// publish sends a retained QoS 1 message and waits for the broker's PUBACK.
-func (c *Client) publish(topic string, payload []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// publish sends a retained QoS 1 message and waits for the broker's
+// PUBACK, at most 30 s and until ctx ends.
+func (c *Client) publish(ctx context.Context, topic string, payload []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := c.wait(ctx, c.pc.Publish(topic, 1, true, payload)); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
@@ -439,8 +521,7 @@ func (c *Client) dial(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	if c.onDial != nil {
 		c.onDial(nc)
 	}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts":
+	if useTLS, _ := protocol.BrokerTLS(u.Scheme); useTLS { // New checked the scheme
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.opts.TLS != nil {
 			cfg = c.opts.TLS.Clone()

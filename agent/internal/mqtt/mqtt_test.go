@@ -15,11 +15,11 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/rpmfleet/rpmfleet/pkg/mqtttest"
+	"github.com/rpmfleet/rpmfleet/internal/mqtttest"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
-// The client is tested against a real Mosquitto, started by pkg/mqtttest
+// The client is tested against a real Mosquitto, started by internal/mqtttest
 // with a password file and rpmfleet's ACL: the external-broker setup. The
 // embedded broker's own tests (server/internal/broker) drive it with paho,
 // the same library.
@@ -459,5 +459,38 @@ func TestBackoffSpreads(t *testing.T) {
 	}
 	if len(seen) < 900 || lo > 2*base || hi < 7*base {
 		t.Fatalf("1000 draws: %d distinct, range [%v, %v]: not spread over [1s, 8s]", len(seen), lo, hi)
+	}
+}
+
+// TestCloseOnAFrozenBroker: the broker stops answering while the
+// connection stays open (SIGSTOP: what a partition that holds the packets
+// looks like), and a state is being published when the agent is stopped.
+// Close returns within a few seconds: the publish in flight ends with the
+// client's context and the goodbye waits at most shutdownWait. It used to
+// wait out the publish's 30 s and then 30 s more for the goodbye, so a
+// partitioned agent outlived systemd's stop timeout (found by
+// TestFaultNetworkPartition).
+func TestCloseOnAFrozenBroker(t *testing.T) {
+	m := startMosquitto(t)
+	a := newClient(t, m, "dev-a", nil)
+	a.Start()
+	deadline := time.Now().Add(waitFor)
+	for !a.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("never connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.Freeze()
+	t.Cleanup(m.Thaw) // before the broker is stopped
+	a.PublishState([]byte("state-during-the-partition"))
+	time.Sleep(300 * time.Millisecond) // the publish is waiting for its PUBACK
+	start := time.Now()
+	a.Close()
+	if took := time.Since(start); took > shutdownWait+2*time.Second {
+		t.Errorf("Close took %v on a frozen broker, want at most about %v", took, shutdownWait)
+	}
+	if a.Connected() {
+		t.Error("Connected after Close")
 	}
 }

@@ -103,9 +103,25 @@ type Policy struct {
 	// Windows are the maintenance windows. With none, Apply applies at once
 	// and the agent never reboots.
 	Windows []Window
+	// Within, when set, is a second set of windows that must be open too:
+	// the server's, when both it and the device's file set windows
+	// (Narrow). InWindow needs one window of each set open.
+	Within []Window
 	// HealthChecks are commands run with sh -c after an update; one that
 	// fails rolls the update back.
 	HealthChecks []string
+	// AllowUpdates are package names updated without an advisory to the
+	// newest version the repositories hold (the Raspberry Pi kernel and
+	// firmware), under Mode, the windows and Exclude; SecurityOnly and
+	// MinSeverity do not apply, as such updates carry no rating.
+	AllowUpdates []string
+	// InstallonlyLimit is how many instances of an install-only package
+	// (a kernel) a cycle leaves installed, as dnf's installonly_limit: 0
+	// keeps every one, else at least 2. The device's own; the server's
+	// policy does not carry it.
+	InstallonlyLimit int
+	// Set says which keys the configuration file gave (Narrow).
+	Set Fields
 }
 
 // CheckGlob reports whether pattern is a well-formed path.Match pattern.
@@ -117,6 +133,22 @@ func CheckGlob(pattern string) error {
 		return fmt.Errorf("%w: glob %q: %v", ErrBadValue, pattern, err)
 	}
 	return nil
+}
+
+// DefaultInstallonlyLimit is dnf's default installonly_limit.
+const DefaultInstallonlyLimit = 3
+
+// PlainUpdates returns the allow-listed package names no exclude glob
+// matches, and those an exclude took out, each with its glob.
+func (p *Policy) PlainUpdates() (allowed, excluded []string) {
+	for _, n := range p.AllowUpdates {
+		if g := p.Excluded(n); g != "" {
+			excluded = append(excluded, n+" ("+g+")")
+			continue
+		}
+		allowed = append(allowed, n)
+	}
+	return allowed, excluded
 }
 
 // Excluded returns the first exclude glob that matches the package name, or
@@ -136,25 +168,17 @@ func (p *Policy) InWindow(t time.Time) bool {
 	if len(p.Windows) == 0 {
 		return true
 	}
-	for i := range p.Windows {
-		if p.Windows[i].Contains(t) {
-			return true
-		}
-	}
-	return false
+	return anyContains(p.Windows, t) && (len(p.Within) == 0 || anyContains(p.Within, t))
 }
 
 // NextWindow returns the earliest window opening at or after t, or the zero
 // time when there is no window.
+// With Within set it is the next instant both sets are open.
 func (p *Policy) NextWindow(t time.Time) time.Time {
-	var next time.Time
-	for i := range p.Windows {
-		n := p.Windows[i].NextStart(t)
-		if !n.IsZero() && (next.IsZero() || n.Before(next)) {
-			next = n
-		}
+	if len(p.Within) > 0 && len(p.Windows) > 0 {
+		return nextBoth(p.Windows, p.Within, t)
 	}
-	return next
+	return nextStart(p.Windows, t)
 }
 
 // RebootAllowed reports whether the agent may reboot the device at now:
@@ -244,7 +268,11 @@ func Decide(a *advisory.Advisory, p *Policy, now time.Time) Action {
 			act.Verb, act.Reason = ApplyNow, "mode is apply and a maintenance window is open"
 		default:
 			act.Verb = NotifyOnly
-			act.Reason = "outside the maintenance windows; the next opens " + p.NextWindow(now).Format("2006-01-02 15:04 MST")
+			if next := p.NextWindow(now); next.IsZero() {
+				act.Reason = "outside the maintenance windows; the server's and the device's never open together"
+			} else {
+				act.Reason = "outside the maintenance windows; the next opens " + next.Format("2006-01-02 15:04 MST")
+			}
 		}
 	default:
 		act.Verb, act.Reason = NotifyOnly, fmt.Sprintf("unknown mode %v", p.Mode)

@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/rpmfleet/rpmfleet/internal/selfexec"
 )
 
 // childEnv names the queue folder when the test binary runs as the child of
@@ -68,36 +69,21 @@ func payloadFor(n int) []byte {
 	return fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, n, strings.Repeat("x", n*37%3000))
 }
 
-// startChild runs this test binary again as the child, through qemu-user
-// when the binary is foreign (make test-emulated runs the tests under qemu
-// without binfmt_misc, where exec of an arm binary fails).
+// startChild runs this test binary again as the child.
 func startChild(t *testing.T, dir string) (*exec.Cmd, io.Reader, *strings.Builder) {
 	t.Helper()
-	self, err := os.Executable()
+	cmd, err := selfexec.Command("-test.run=^$")
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := func(name string, args ...string) (*exec.Cmd, io.Reader, *strings.Builder, error) {
-		cmd := exec.Command(name, append(args, "-test.run=^$")...)
-		cmd.Env = append(os.Environ(), childEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stderr := &strings.Builder{}
-		cmd.Stderr = stderr
-		return cmd, stdout, stderr, cmd.Start()
-	}
-	cmd, stdout, stderr, err := start(self)
-	if errors.Is(err, syscall.ENOEXEC) {
-		qemu := map[string]string{"arm64": "qemu-aarch64-static", "arm": "qemu-arm-static"}[runtime.GOARCH]
-		path, lerr := exec.LookPath(qemu)
-		if lerr != nil {
-			t.Fatalf("cannot run the %s test binary (%v) and %q is missing: run make deps", runtime.GOARCH, err, qemu)
-		}
-		cmd, stdout, stderr, err = start(path, self)
-	}
+	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return cmd, stdout, stderr
@@ -108,6 +94,7 @@ func startChild(t *testing.T, dir string) (*exec.Cmd, io.Reader, *strings.Builde
 // in order, that every acknowledged one is gone, and that the folder needs
 // no repair beyond removing a temp file.
 func TestKill9(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cmd, stdout, stderr := startChild(t, dir)
 

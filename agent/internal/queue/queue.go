@@ -45,6 +45,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
 )
 
 // Kind is what a queued report carries, which decides whether it may be
@@ -236,7 +238,7 @@ func (q *Queue) recover() error {
 		switch {
 		case name == ".lock" || name == badDir:
 			continue
-		case len(name) > 5 && name[:5] == ".tmp-":
+		case durable.IsTemp(name):
 			if err := os.Remove(filepath.Join(q.dir, name)); err != nil {
 				return fmt.Errorf("remove temp file left by a crash: %w", err)
 			}
@@ -583,38 +585,10 @@ func (q *Queue) reject(id string, reason string) error {
 	return nil
 }
 
-// writeFile writes dir/name by temp file, fsync, rename and fsync of dir.
+// writeFile writes dir/name, mode 0600, through pkg/durable: temp file,
+// fsync, rename and fsync of dir.
 func writeFile(dir, name string, b []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return syncDir(dir)
+	return durable.WriteFile(filepath.Join(dir, name), b, 0o600)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return durable.SyncDir(dir) }

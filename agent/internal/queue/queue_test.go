@@ -75,6 +75,7 @@ func drainAll(t *testing.T, q *Queue) []string {
 }
 
 func TestOrderKeptAcrossReopen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	q, _ := open(t, dir, Options{})
 	want := []string{"full:{\"n\":1}", "delta:{\"n\":2}", "cycle:{\"n\":3}", "delta:{\"n\":4}", "cycle:{\"n\":5}"}
@@ -115,6 +116,7 @@ func TestOrderKeptAcrossReopen(t *testing.T) {
 }
 
 func TestIDs(t *testing.T) {
+	t.Parallel()
 	q, _ := open(t, t.TempDir(), Options{})
 	seen := map[string]bool{}
 	for range 50 {
@@ -127,6 +129,7 @@ func TestIDs(t *testing.T) {
 }
 
 func TestOpenLocked(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	open(t, dir, Options{})
 	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
@@ -135,16 +138,22 @@ func TestOpenLocked(t *testing.T) {
 }
 
 func TestEnqueueRefusesUnknownKind(t *testing.T) {
+	t.Parallel()
 	q, _ := open(t, t.TempDir(), Options{})
 	for _, k := range []Kind{KindResync, "", "state"} {
-		if _, err := q.Enqueue(k, nil); err == nil {
-			t.Errorf("Enqueue(%q) succeeded", k)
+		want := fmt.Sprintf("enqueue: kind %q is not one of cycle, delta, full", k)
+		if _, err := q.Enqueue(k, nil); err == nil || err.Error() != want {
+			t.Errorf("Enqueue(%q): err = %v, want %s", k, err, want)
 		}
+	}
+	if n := q.Len(); n != 0 {
+		t.Errorf("after refused kinds the queue holds %d reports, want 0", n)
 	}
 }
 
 // TestRecovery plays what a crash or a bad disk leaves in the folder.
 func TestRecovery(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// damage changes the folder holding cycle 1, delta 2, cycle 3.
@@ -288,6 +297,7 @@ func write(t *testing.T, path, content string) {
 // inventory reports give way, in place, to one resync, while every cycle
 // result stays.
 func TestFullCollapsesDeltasKeepsCycles(t *testing.T) {
+	t.Parallel()
 	q, logs := open(t, t.TempDir(), Options{MaxEntries: 5})
 	steps := []struct {
 		kind    Kind
@@ -327,6 +337,7 @@ func TestFullCollapsesDeltasKeepsCycles(t *testing.T) {
 // TestFullOfCyclesStillRecordsResync: a delta refused by a queue holding
 // only cycle results leaves a resync, so the change is not lost.
 func TestFullOfCyclesStillRecordsResync(t *testing.T) {
+	t.Parallel()
 	q, _ := open(t, t.TempDir(), Options{MaxEntries: 2})
 	enqueue(t, q, KindCycle, "c1")
 	enqueue(t, q, KindCycle, "c2")
@@ -343,6 +354,7 @@ func TestFullOfCyclesStillRecordsResync(t *testing.T) {
 }
 
 func TestMaxBytes(t *testing.T) {
+	t.Parallel()
 	q, _ := open(t, t.TempDir(), Options{MaxBytes: 10})
 	enqueue(t, q, KindDelta, "123456")
 	enqueue(t, q, KindCycle, "1234")
@@ -373,6 +385,7 @@ func list(t *testing.T, q *Queue) []string {
 // with the same id, after a growing, jittered wait, also after a restart;
 // and nothing behind it overtakes it.
 func TestDrainRetriesWithSameID(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var slept []time.Duration
 	opts := Options{Backoff: Backoff{
@@ -431,6 +444,7 @@ func TestDrainRetriesWithSameID(t *testing.T) {
 
 // TestDrainWaitsForNewReports: an empty queue's Drain wakes on Enqueue.
 func TestDrainWaitsForNewReports(t *testing.T) {
+	t.Parallel()
 	q, _ := open(t, t.TempDir(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan string, 10)
@@ -456,6 +470,7 @@ func TestDrainWaitsForNewReports(t *testing.T) {
 }
 
 func TestDrainRejected(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	q, logs := open(t, dir, Options{})
 	enqueue(t, q, KindCycle, "bad")
@@ -483,6 +498,7 @@ func TestDrainRejected(t *testing.T) {
 }
 
 func TestBackoffDelay(t *testing.T) {
+	t.Parallel()
 	b := Backoff{Min: time.Second, Max: time.Minute, Jitter: func(n int64) int64 { return n }}
 	for _, tt := range []struct {
 		n    int
@@ -510,6 +526,7 @@ func TestBackoffDelay(t *testing.T) {
 // TestConcurrentEnqueueWhileDraining: writers racing the sender lose
 // nothing, deliver nothing twice, and keep each writer's order.
 func TestConcurrentEnqueueWhileDraining(t *testing.T) {
+	t.Parallel()
 	q, _ := open(t, t.TempDir(), Options{})
 	const writers, each = 4, 40
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,6 +1,7 @@
 // Package rpmcmd is the agent's seam around the real rpm binary: the few
 // transactions the update cycle runs (rpm --test -U, rpm -U, rpm -U
-// --oldpackage, rpmkeys --import) against a device root and its database, and
+// --oldpackage, and for install-only kernels rpm --test -i, rpm -i and
+// rpm -e; rpmkeys --import) against a device root and its database, and
 // pure parsers for what rpm prints, tested on captured real output.
 //
 // Threat model. rpm itself is trusted; its inputs are not. Every package is
@@ -28,7 +29,8 @@ var ErrFailed = errors.New("rpmcmd: rpm failed")
 // Error is rpm exiting non-zero: its words, parsed into problems where rpm
 // states them in its usual forms.
 type Error struct {
-	// Op is what was asked: "test", "upgrade", "rollback", "import".
+	// Op is what was asked: "test", "upgrade", "install", "erase",
+	// "rollback", "import".
 	Op string
 	// ExitCode is rpm's exit status.
 	ExitCode int
@@ -108,6 +110,36 @@ func (r *Runner) Test(ctx context.Context, files ...string) (string, error) {
 func (r *Runner) Upgrade(ctx context.Context, files ...string) (string, error) {
 	args := append(r.base(), "-U", "-v", "--define", "_pkgverify_level signature")
 	return r.run(ctx, "upgrade", r.bin(), append(args, files...))
+}
+
+// TestInstall runs rpm --test -i on install-only packages (kernels), which
+// go in beside the installed versions, not over them.
+func (r *Runner) TestInstall(ctx context.Context, files ...string) (string, error) {
+	args := append(r.base(), "--test", "-i", "--nosignature")
+	return r.run(ctx, "test", r.bin(), append(args, files...))
+}
+
+// Install installs install-only packages beside their installed versions
+// (rpm -i) as one transaction, refusing any package whose signature the
+// imported keys do not vouch for.
+func (r *Runner) Install(ctx context.Context, files ...string) (string, error) {
+	args := append(r.base(), "-i", "-v", "--define", "_pkgverify_level signature")
+	return r.run(ctx, "install", r.bin(), append(args, files...))
+}
+
+// Erase removes installed packages, each named exactly
+// (name-version-release.arch), as one transaction: an install-only
+// package the cycle added and rolls back, or old kernels beyond the
+// install-only limit. A name must not start with "-": it would be an
+// option.
+func (r *Runner) Erase(ctx context.Context, nevras ...string) (string, error) {
+	for _, n := range nevras {
+		if n == "" || strings.HasPrefix(n, "-") {
+			return "", fmt.Errorf("rpmcmd: erase %q: not a package name", n)
+		}
+	}
+	args := append(r.base(), "-e", "-v")
+	return r.run(ctx, "erase", r.bin(), append(append(args, "--"), nevras...))
 }
 
 // Rollback installs the previous versions as one transaction: rpm -U

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 )
 
 // TestRunner drives the real rpm through a test transaction that fails on a

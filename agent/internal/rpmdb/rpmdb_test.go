@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 )
 
 func fixtures(t testing.TB) string {
@@ -147,7 +147,7 @@ func diff(got, want []string) string {
 func TestReadRealDatabases(t *testing.T) {
 	tests := []struct {
 		name   string
-		src    string // under shared/fixtures/rpmdb
+		src    string // under testdata/rpmdb
 		file   string
 		format Format
 		count  int

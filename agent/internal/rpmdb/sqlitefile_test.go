@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/rpmdb/sqlitefile"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 )
 
 // row is one (hnum, blob) row of a Packages table.

@@ -95,6 +95,7 @@ var benchInstalled = []inventory.Package{
 // TestPlanFromLargePrimary: the plan finds the one fix and its rollback in
 // a primary.xml of 10,000 packages, streaming it.
 func TestPlanFromLargePrimary(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	synthRepo(t, dir, 10000)
 	r, err := repo.New(dir, repo.Options{})

@@ -2,26 +2,44 @@ package update
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
+	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/repo"
 )
 
 // downloadTries is how many times one download is tried in a cycle, each
 // try resuming where the last one stopped.
 const downloadTries = 3
 
+// The slowest transfer a download accepts, as dnf's minrate and timeout
+// say it: fewer than minRate bytes a second over a whole stallWindow ends
+// the try (and the download resumes from there on the next one). A mirror,
+// or someone between it and the device, that trickles a package a byte at
+// a time would otherwise hold the update cycle for as long as it liked.
+const (
+	minRate     = 1000
+	stallWindow = 30 * time.Second
+)
+
+// errTooSlow ends a transfer below minRate.
+var errTooSlow = errors.New("transfer slower than the minimum rate")
+
 // fetcher downloads package files into the state dir.
 type fetcher struct {
 	client *http.Client
 	log    func(msg string, args ...any)
+	// minRate (bytes a second) and window override the constants above;
+	// zero means them. A test seam.
+	minRate int64
+	window  time.Duration
 }
 
 // fetch makes dst a copy of src (an http(s) URL or a local path) whose size
@@ -31,10 +49,14 @@ type fetcher struct {
 // continued, not restarted, by the next try or the next cycle. It returns the
 // offset a resumed download started from (0 when none was).
 func (f *fetcher) fetch(ctx context.Context, src, dst, checksum string, size int64) (resumedAt int64, err error) {
-	typ, want, ok := strings.Cut(checksum, ":")
-	if !ok {
-		return 0, stepErr(ErrChecksum, false, "%s: no checksum in the repository metadata", src)
+	// The repository's own vocabulary (repo.ParseChecksum), so what
+	// planned is what downloads: a type the plan accepted is one this
+	// accepts.
+	sum, err := repo.ParseChecksum(checksum)
+	if err != nil {
+		return 0, stepErr(ErrChecksum, false, "%s: the repository metadata's checksum: %w", src, err)
 	}
+	typ, want := sum.Type, sum.Value
 	if ok, _ := fileMatches(dst, typ, want, size); ok {
 		return 0, nil
 	}
@@ -93,6 +115,8 @@ func (f *fetcher) get(ctx context.Context, url, part string, size int64) (from i
 	if size > 0 && from == size {
 		return from, nil
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
@@ -122,7 +146,13 @@ func (f *fetcher) get(ctx context.Context, url, part string, size int64) (from i
 	if size > 0 {
 		limit = size - from + 1 // one more byte shows a file longer than listed
 	}
-	_, err = io.Copy(out, io.LimitReader(resp.Body, limit))
+	body := &counter{r: io.LimitReader(resp.Body, limit)}
+	stop := f.watchRate(body, cancel)
+	_, err = io.Copy(out, body)
+	stop()
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errTooSlow) {
+		err = cause
+	}
 	if serr := out.Sync(); err == nil {
 		err = serr
 	}
@@ -132,10 +162,54 @@ func (f *fetcher) get(ctx context.Context, url, part string, size int64) (from i
 	return from, err
 }
 
+// counter counts what is read through it, for watchRate.
+type counter struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// watchRate cancels a transfer that moves fewer than the minimum rate's
+// bytes in any window; the returned func stops watching.
+func (f *fetcher) watchRate(c *counter, cancel context.CancelCauseFunc) (stop func()) {
+	rate, window := f.minRate, f.window
+	if rate <= 0 {
+		rate = minRate
+	}
+	if window <= 0 {
+		window = stallWindow
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(window)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				n := c.n.Load()
+				if n-last < rate*int64(window)/int64(time.Second) {
+					cancel(fmt.Errorf("%w: %d bytes in %v, at least %d bytes a second needed", errTooSlow, n-last, window, rate))
+					return
+				}
+				last = n
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // fileMatches reports whether path has the size and digest given; got says
 // what it has instead.
 func fileMatches(path, typ, want string, size int64) (ok bool, got string) {
-	h, err := newHash(typ)
+	h, err := repo.NewHash(typ)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -158,26 +232,20 @@ func fileMatches(path, typ, want string, size int64) (ok bool, got string) {
 	return true, ""
 }
 
-func newHash(typ string) (hash.Hash, error) {
-	switch typ {
-	case "sha256":
-		return sha256.New(), nil
-	case "sha512":
-		return sha512.New(), nil
-	case "sha384":
-		return sha512.New384(), nil
-	case "sha1", "sha":
-		return sha1.New(), nil
-	}
-	return nil, fmt.Errorf("unsupported checksum type %q", typ)
-}
-
+// copyFile copies a package from a local repository. The source is opened
+// without blocking and must be a regular file: a FIFO planted in a local
+// repository would otherwise hold the cycle in open or read for ever.
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is %v, not a regular file", src, fi.Mode().Type())
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err

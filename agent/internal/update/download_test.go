@@ -6,15 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 )
 
 func TestFetch(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	body := []byte(strings.Repeat("rpmfleet package bytes\n", 1000))
 	if err := os.WriteFile(filepath.Join(src, "p.rpm"), body, 0o644); err != nil {
@@ -75,5 +79,81 @@ func TestFetch(t *testing.T) {
 				t.Errorf("second fetch: %v, %d requests", err, srv.Total()-n)
 			}
 		})
+	}
+}
+
+// TestFetchTrickle: a mirror that sends a package a few bytes at a time,
+// slower than the minimum rate, has each try cut at the end of a window,
+// and the download fails as retryable with what was received kept for the
+// next try to resume from. Before, nothing bounded a transfer once its
+// headers had arrived: a trickle held the update cycle for ever.
+func TestFetchTrickle(t *testing.T) {
+	body := []byte(strings.Repeat("x", 4096))
+	sum := fmt.Sprintf("sha256:%x", sha256.Sum256(body))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		for i := 0; i < len(body); i += 10 {
+			if _, err := w.Write(body[i:min(i+10, len(body))]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	// 1000 bytes a second over 300 ms windows: 300 bytes a window needed,
+	// the trickle brings about 60.
+	f := &fetcher{client: http.DefaultClient, log: func(string, ...any) {}, minRate: 1000, window: 300 * time.Millisecond}
+	dst := filepath.Join(t.TempDir(), "p.rpm")
+	start := time.Now()
+	_, err := f.fetch(context.Background(), srv.URL+"/p.rpm", dst, sum, int64(len(body)))
+	if !errors.Is(err, ErrDownload) || !errors.Is(err, errTooSlow) {
+		t.Fatalf("fetch: %v, want ErrDownload for a transfer below the minimum rate", err)
+	}
+	var se *Error
+	if !errors.As(err, &se) || !se.Retryable {
+		t.Errorf("a slow mirror's error is not retryable: %#v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("fetch took %v: the trickle was not cut", d)
+	}
+	if fi, err := os.Stat(dst + ".part"); err != nil || fi.Size() == 0 {
+		t.Errorf("what the trickle sent was not kept to resume from: %v", err)
+	}
+
+	// The same file at full speed passes the same bound.
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer fast.Close()
+	if _, err := f.fetch(context.Background(), fast.URL+"/p.rpm", filepath.Join(t.TempDir(), "p.rpm"), sum, int64(len(body))); err != nil {
+		t.Fatalf("fast fetch: %v", err)
+	}
+}
+
+// TestFetchLocalFIFO: a FIFO in a local repository where a package should
+// be is refused at once instead of blocking the cycle in open.
+func TestFetchLocalFIFO(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "p.rpm")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &fetcher{client: http.DefaultClient, log: func(string, ...any) {}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.fetch(context.Background(), fifo, filepath.Join(t.TempDir(), "p.rpm"), "sha256:"+strings.Repeat("0", 64), 10)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrDownload) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("fetch of a FIFO: %v, want ErrDownload saying it is not a regular file", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fetch of a FIFO blocked")
 	}
 }

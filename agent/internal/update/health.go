@@ -86,3 +86,10 @@ func runHealth(ctx context.Context, root string, cmds []string) (results []Healt
 	}
 	return results, ok, nil
 }
+
+// Health runs the health checks an update cycle runs (the commands, then
+// ROOT/etc/rpmfleet/health.d), outside any cycle: the daemon asks it after
+// a reboot before it frees its reboot slot. ok is false when any failed.
+func Health(ctx context.Context, root string, cmds []string) (results []HealthResult, ok bool, err error) {
+	return runHealth(ctx, root, cmds)
+}

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rpmfleet/rpmfleet/agent/internal/statedir"
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
 )
 
 // JournalVersion is the version of the journal's JSON. History:
@@ -75,6 +78,9 @@ type Cycle struct {
 	// HealthAfterRollback is the second health check, after a rollback.
 	HealthAfterRollback []HealthResult `json:"health_after_rollback,omitempty"`
 	Reboot              Reboot         `json:"reboot"`
+	// Removed are the old install-only instances (name-version-release.arch)
+	// erased after the cycle committed, to keep the install-only limit.
+	Removed []string `json:"removed,omitempty"`
 	// Recovery notes what the agent found and did when it resumed this
 	// cycle after an interruption.
 	Recovery []string `json:"recovery,omitempty"`
@@ -103,9 +109,15 @@ type Package struct {
 	Name string `json:"name"`
 	Arch string `json:"arch"`
 	// From is the installed EVR, To the planned one.
-	From       string   `json:"from"`
-	To         string   `json:"to"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Advisories are those the package fixes; none for a plain update
+	// (Selection.Packages, a policy's allow_updates).
 	Advisories []string `json:"advisories"`
+	// InstallOnly says the new version goes in beside the installed ones
+	// (rpm -i; installonly.go): From is the newest installed instance,
+	// Old is nil, and the rollback erases the new one.
+	InstallOnly bool `json:"install_only,omitempty"`
 	// New is the planned package; Old the installed version's package, the
 	// rollback, nil when no repository has it (and --no-rollback was given).
 	New Artifact  `json:"new"`
@@ -118,7 +130,7 @@ type Artifact struct {
 	URL   string `json:"url"`
 	// Checksum is primary.xml's "type:hex" digest of the file.
 	Checksum string `json:"checksum"`
-	// PinnedSHA256 is the digest a signed plan pins (Options.Pinned), hex;
+	// PinnedSHA256 is the digest a signed plan pins (Options.Pins), hex;
 	// empty when none does.
 	PinnedSHA256  string `json:"pinned_sha256,omitempty"`
 	Size          int64  `json:"size"`
@@ -179,11 +191,16 @@ type Journal struct {
 	lock *os.File
 }
 
-// OpenJournal creates the state dir if needed and takes its lock (flock on
+// OpenJournal creates the state dir if needed, or makes an existing one
+// private (statedir.Ensure: 0700, refused when another user owns it), and
+// takes its lock (flock on
 // DIR/lock), so that only one cycle runs. It fails with ErrLocked when
 // another process holds it.
 func OpenJournal(dir string) (*Journal, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "cycles"), filepath.Join(dir, "packages")} {
+	if _, _, err := statedir.Ensure(dir); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{filepath.Join(dir, "cycles"), filepath.Join(dir, "packages")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
@@ -294,48 +311,23 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// writeJSON replaces path with v's JSON: a temp file in the same folder,
-// fsync, rename, fsync of the folder, so that after a power cut the file is
-// either the old version or the new one, never a mix or empty.
+// writeJSON replaces path with v's JSON through pkg/durable (a temp file in
+// the same folder, fsync, rename, fsync of the folder), so that after a
+// power cut the file is either the old version or the new one, never a mix
+// or empty.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := durable.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write journal: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write journal %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
+
+// syncDir syncs a folder of the state dir (durable.SyncDir).
+func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // recordFailure counts a failed cycle against each of its advisories and
 // sets aside those that reached MaxAttempts. It returns the IDs set aside now.
@@ -345,21 +337,38 @@ func (s *State) recordFailure(c *Cycle) []string {
 	}
 	var aside []string
 	for _, a := range c.Advisories {
-		s.Attempts[a.ID]++
-		if s.Attempts[a.ID] >= MaxAttempts {
-			if s.SetAside == nil {
-				s.SetAside = map[string]string{}
-			}
-			s.SetAside[a.ID] = fmt.Sprintf("failed %d times, last in cycle %d (%s): %s", s.Attempts[a.ID], c.ID, c.Phase, c.Error)
+		if s.count(a.ID, c) {
 			aside = append(aside, a.ID)
 		}
 	}
+	for _, p := range c.Packages {
+		if len(p.Advisories) == 0 {
+			s.count(plainKey(p.New.NEVRA), c)
+		}
+	}
 	return aside
+}
+
+// count counts a failure of key (an advisory id, or a plain update's
+// plainKey) and sets it aside at MaxAttempts, reporting whether it did.
+func (s *State) count(key string, c *Cycle) bool {
+	s.Attempts[key]++
+	if s.Attempts[key] < MaxAttempts {
+		return false
+	}
+	if s.SetAside == nil {
+		s.SetAside = map[string]string{}
+	}
+	s.SetAside[key] = fmt.Sprintf("failed %d times, last in cycle %d (%s): %s", s.Attempts[key], c.ID, c.Phase, c.Error)
+	return true
 }
 
 // recordSuccess forgets the failures of the cycle's advisories.
 func (s *State) recordSuccess(c *Cycle) {
 	for _, a := range c.Advisories {
 		delete(s.Attempts, a.ID)
+	}
+	for _, p := range c.Packages {
+		delete(s.Attempts, plainKey(p.New.NEVRA))
 	}
 }

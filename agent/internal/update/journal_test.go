@@ -10,6 +10,7 @@ import (
 )
 
 func TestJournalRoundTrip(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	j, err := OpenJournal(dir)
 	if err != nil {
@@ -46,6 +47,7 @@ func TestJournalRoundTrip(t *testing.T) {
 }
 
 func TestJournalLock(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	j, err := OpenJournal(dir)
 	if err != nil {
@@ -65,6 +67,7 @@ func TestJournalLock(t *testing.T) {
 }
 
 func TestJournalBadInput(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, file, content, want string
 	}{
@@ -93,6 +96,7 @@ func TestJournalBadInput(t *testing.T) {
 }
 
 func TestAttemptsSetAside(t *testing.T) {
+	t.Parallel()
 	s := &State{}
 	c := &Cycle{ID: 1, Phase: Failed, Error: "rpm --test refused", Advisories: []AdvisoryRef{{ID: "A"}, {ID: "B"}}}
 	for i := 1; i < MaxAttempts; i++ {
@@ -111,6 +115,7 @@ func TestAttemptsSetAside(t *testing.T) {
 }
 
 func TestReboot(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		pkgs []string
@@ -138,6 +143,7 @@ func TestReboot(t *testing.T) {
 }
 
 func TestInstallOnly(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		want bool

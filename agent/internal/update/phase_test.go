@@ -21,6 +21,7 @@ func walk(t *testing.T, path ...Phase) {
 }
 
 func TestTransitions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		path []Phase
@@ -40,6 +41,7 @@ func TestTransitions(t *testing.T) {
 }
 
 func TestIllegalTransitions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		from, to Phase
@@ -63,6 +65,7 @@ func TestIllegalTransitions(t *testing.T) {
 }
 
 func TestPhaseText(t *testing.T) {
+	t.Parallel()
 	for p := Planned; p <= Failed; p++ {
 		b, err := p.MarshalText()
 		if err != nil {
@@ -74,7 +77,7 @@ func TestPhaseText(t *testing.T) {
 		}
 	}
 	var q Phase
-	if err := q.UnmarshalText([]byte("installing")); err == nil {
-		t.Error("unknown phase name accepted")
+	if err := q.UnmarshalText([]byte("installing")); err == nil || err.Error() != `update: unknown phase "installing"` {
+		t.Errorf("UnmarshalText(installing): err = %v, want update: unknown phase \"installing\"", err)
 	}
 }

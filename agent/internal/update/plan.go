@@ -2,7 +2,6 @@ package update
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -27,9 +26,21 @@ type Selection struct {
 	MinSeverity advisory.Severity
 	// All selects every advisory.
 	All bool
+	// Packages names packages updated without an advisory (a policy's
+	// allow_updates): each installed one goes to the newest version the
+	// repositories hold, through the same cycle. Install-only packages
+	// (kernels) go in beside the installed instances.
+	Packages []string
 }
 
-func (s Selection) empty() bool { return len(s.IDs) == 0 && !s.Security && !s.All }
+func (s Selection) advisories() bool { return len(s.IDs) > 0 || s.Security || s.All }
+
+func (s Selection) empty() bool { return !s.advisories() && len(s.Packages) == 0 }
+
+// plainKey is the journal's attempts key of a plain update, beside the
+// advisory ids: it is set aside after MaxAttempts failures as an advisory
+// is, until a newer build comes.
+func plainKey(nevra string) string { return "update:" + nevra }
 
 func (s Selection) wants(a *advisory.Advisory) bool {
 	if len(s.IDs) > 0 {
@@ -59,6 +70,9 @@ type wanted struct {
 	// package for the rollback set.
 	best, old         *repo.Package
 	bestRepo, oldRepo *repo.Repo
+	// plain: the newest build goes in, not the oldest fix (an
+	// allow-listed name, Selection.Packages).
+	plain bool
 }
 
 // makePlan reads the repositories' updateinfo, picks the selected
@@ -72,30 +86,19 @@ func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Pac
 	var advs []advisory.Advisory
 	seen := map[string]bool{}
 	for _, r := range repos {
-		ui, err := r.Updateinfo(ctx)
-		if errors.Is(err, repo.ErrNoUpdateinfo) {
-			continue
+		if !sel.advisories() {
+			break // plain updates only: no updateinfo to read
 		}
-		if err != nil {
-			return nil, stepErr(ErrPlan, true, "read updateinfo of %s: %w", r, err)
-		}
-		for {
-			a, err := ui.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				ui.Close()
-				return nil, stepErr(ErrPlan, true, "read updateinfo of %s: %w", r, err)
-			}
+		err := r.EachAdvisory(ctx, func(a *advisory.Advisory) error {
 			if !sel.wants(a) || seen[a.ID] {
-				continue
+				return nil
 			}
 			seen[a.ID] = true
 			advs = append(advs, *a)
-		}
-		if err := ui.Close(); err != nil {
-			return nil, stepErr(ErrPlan, true, "read updateinfo of %s: %w", r, err)
+			return nil
+		})
+		if err != nil {
+			return nil, stepErr(ErrPlan, true, "%w", err)
 		}
 	}
 	for _, id := range sel.IDs {
@@ -135,6 +138,31 @@ func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Pac
 			w.advisories = append(w.advisories, a.ID)
 		}
 	}
+	// Plain updates: every installed instance of an allow-listed name,
+	// judged from its newest (an install-only package has several). A
+	// package an advisory of this cycle fixes goes to that fix, which a
+	// signed plan may pin: the newest build would clash with the pin, and
+	// the next look takes it.
+	for _, name := range sel.Packages {
+		for _, ip := range installed {
+			if ip.Name != name {
+				continue
+			}
+			k := ip.Name + "." + ip.Arch
+			w, ok := want[k]
+			if ok && len(w.advisories) > 0 {
+				continue
+			}
+			if !ok {
+				w = &wanted{installed: ip, fixed: ip.EVR}
+				want[k] = w
+				keys = append(keys, k)
+			} else if rpmver.Compare(ip.EVR, w.installed.EVR) > 0 {
+				w.installed = ip
+			}
+			w.plain = true
+		}
+	}
 	// An advisory named on the command line whose packages are installed
 	// but already as new as its fix: installing the fix would be a
 	// downgrade or a reinstall, so it is reported, not planned.
@@ -151,10 +179,10 @@ func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Pac
 				}
 				switch c := rpmver.Compare(ap.EVR, ip.EVR); {
 				case c == 0:
-					p.Dropped = append(p.Dropped, Dropped{Name: ip.Name, Arch: ip.Arch, Installed: evr(ip.EVR), Fixed: evr(ap.EVR), Advisory: a.ID,
+					p.Dropped = append(p.Dropped, Dropped{Name: ip.Name, Arch: ip.Arch, Installed: ip.EVR.Short(), Fixed: ap.EVR.Short(), Advisory: a.ID,
 						Reason: "the fixed version is already installed"})
 				case c < 0:
-					p.Dropped = append(p.Dropped, Dropped{Name: ip.Name, Arch: ip.Arch, Installed: evr(ip.EVR), Fixed: evr(ap.EVR), Advisory: a.ID,
+					p.Dropped = append(p.Dropped, Dropped{Name: ip.Name, Arch: ip.Arch, Installed: ip.EVR.Short(), Fixed: ap.EVR.Short(), Advisory: a.ID,
 						Reason: "refused: the installed version is newer than the fix; installing it would be a downgrade"})
 				}
 				exposed[a.ID+" "+k] = true
@@ -173,27 +201,35 @@ func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Pac
 	sort.Strings(keys)
 	for _, k := range keys {
 		w := want[k]
+		if w.best == nil && len(w.advisories) == 0 {
+			continue // a plain update with nothing newer: up to date
+		}
 		if w.best == nil {
-			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: evr(w.installed.EVR), Fixed: evr(w.fixed),
+			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: w.installed.EVR.Short(), Fixed: w.fixed.Short(),
 				Advisory: strings.Join(w.advisories, ","), Reason: "the fixed version is in no repository's primary.xml"})
 			continue
 		}
-		if installOnly(w.installed.Name) {
-			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: evr(w.installed.EVR), Fixed: evr(w.best.EVR),
-				Advisory: strings.Join(w.advisories, ","), Reason: "install-only package: rpm -U would erase the installed kernel, and this backend does not install kernels side by side yet"})
-			continue
-		}
 		if rpmver.Compare(w.best.EVR, w.installed.EVR) <= 0 {
-			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: evr(w.installed.EVR), Fixed: evr(w.best.EVR),
+			p.Dropped = append(p.Dropped, Dropped{Name: w.installed.Name, Arch: w.installed.Arch, Installed: w.installed.EVR.Short(), Fixed: w.best.EVR.Short(),
 				Advisory: strings.Join(w.advisories, ","), Reason: "refused: not newer than the installed version"})
 			continue
 		}
-		pkg := Package{Name: w.installed.Name, Arch: w.installed.Arch, From: evr(w.installed.EVR), To: evr(w.best.EVR), Advisories: w.advisories}
+		io := installOnly(w.installed.Name) || w.best.InstallOnly
+		pkg := Package{Name: w.installed.Name, Arch: w.installed.Arch, From: w.installed.EVR.Short(), To: w.best.EVR.Short(), Advisories: w.advisories,
+			InstallOnly: io}
 		var err error
 		if pkg.New, err = artifact(w.bestRepo, w.best); err != nil {
 			return nil, err
 		}
-		if w.old != nil {
+		if len(w.advisories) == 0 {
+			if why, ok := setAside[plainKey(pkg.New.NEVRA)]; ok {
+				p.SetAside[plainKey(pkg.New.NEVRA)] = why
+				continue
+			}
+		}
+		// An install-only package keeps its installed instances: no
+		// rollback set to fetch, the rollback erases the new one.
+		if w.old != nil && !io {
 			old, err := artifact(w.oldRepo, w.old)
 			if err != nil {
 				return nil, err
@@ -206,8 +242,9 @@ func makePlan(ctx context.Context, repos []*repo.Repo, installed []inventory.Pac
 }
 
 // scanPrimary streams one repository's primary.xml, keeping for each wanted
-// package the best fix (the fixed version itself, else the oldest newer one)
-// and the installed version, and nothing else.
+// package the best fix (the fixed version itself, else the oldest newer one;
+// for a plain update the newest) and the installed version, and nothing
+// else.
 func scanPrimary(ctx context.Context, r *repo.Repo, want map[string]*wanted) error {
 	pr, err := r.Primary(ctx)
 	if err != nil {
@@ -229,6 +266,12 @@ func scanPrimary(ctx context.Context, r *repo.Repo, want map[string]*wanted) err
 		if rpmver.Compare(rp.EVR, w.installed.EVR) == 0 && w.old == nil {
 			w.old, w.oldRepo = rp, r
 		}
+		if w.plain {
+			if rpmver.Compare(rp.EVR, w.installed.EVR) > 0 && (w.best == nil || rpmver.Compare(rp.EVR, w.best.EVR) > 0) {
+				w.best, w.bestRepo = rp, r
+			}
+			continue
+		}
 		if rpmver.Compare(rp.EVR, w.fixed) < 0 {
 			continue
 		}
@@ -244,7 +287,7 @@ func artifact(r *repo.Repo, p *repo.Package) (Artifact, error) {
 		return Artifact{}, stepErr(ErrPlan, false, "locate %s in %s: %w", p.NEVRA(), r, err)
 	}
 	n := rpmver.NEVRA{Name: p.Name, EVR: p.EVR, Arch: p.Arch}
-	return Artifact{NEVRA: nevraString(n), URL: u, Checksum: p.Checksum.String(), Size: p.Size, InstalledSize: p.InstalledSize,
+	return Artifact{NEVRA: n.Short(), URL: u, Checksum: p.Checksum.String(), Size: p.Size, InstalledSize: p.InstalledSize,
 		File: path.Join("packages", path.Base(p.Location))}, nil
 }
 
@@ -263,11 +306,17 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "advisory %s (%s, %s)\n", a.ID, a.Type, a.Severity)
 	}
 	for _, pk := range p.Packages {
-		rb := "rollback: " + pk.Name + "-" + pk.From
-		if pk.Old == nil {
+		verb, rb := "upgrade", "rollback: "+pk.Name+"-"+pk.From
+		switch {
+		case pk.InstallOnly:
+			verb, rb = "install", "beside "+pk.From+"; rollback: erase it"
+		case pk.Old == nil:
 			rb = "no rollback: previous version in no repository"
 		}
-		fmt.Fprintf(&b, "  upgrade %s.%s %s -> %s (%s)\n", pk.Name, pk.Arch, pk.From, pk.To, rb)
+		if len(pk.Advisories) == 0 {
+			rb += "; allow-listed, in no advisory"
+		}
+		fmt.Fprintf(&b, "  %s %s.%s %s -> %s (%s)\n", verb, pk.Name, pk.Arch, pk.From, pk.To, rb)
 	}
 	for _, d := range p.Dropped {
 		fmt.Fprintf(&b, "  dropped %s.%s %s (fix %s, %s): %s\n", d.Name, d.Arch, d.Installed, d.Fixed, d.Advisory, d.Reason)
@@ -283,23 +332,13 @@ func (p *Plan) String() string {
 	return b.String()
 }
 
-// evr writes an EVR the way rpm -q does: the epoch only when it is not 0.
-func evr(e rpmver.EVR) string {
-	s := e.Version
-	if e.Epoch != "" && e.Epoch != "0" {
-		s = e.Epoch + ":" + s
-	}
-	if e.Release != "" || e.HasRelease() {
-		s += "-" + e.Release
-	}
-	return s
-}
-
 // installOnly reports whether name is one of the packages dnf installs side
 // by side instead of upgrading (its installonlypkgs: the kernel and its
-// parts). Upgrading one with rpm -U would erase the kernel the device runs.
+// parts; AlmaLinux's Raspberry Pi kernel). Upgrading one with rpm -U would
+// erase the kernel the device runs. A package providing installonlypkg(...)
+// is install-only too (repo.Package.InstallOnly).
 func installOnly(name string) bool {
-	if name == "kernel" {
+	if name == "kernel" || name == "raspberrypi2-kernel4" {
 		return true
 	}
 	rest, ok := strings.CutPrefix(name, "kernel-")
@@ -314,6 +353,10 @@ func installOnly(name string) bool {
 	return false
 }
 
-// nevraString writes a NEVRA as rpm -q does: name-[epoch:]version-release.arch,
-// the epoch only when it is not 0.
-func nevraString(n rpmver.NEVRA) string { return n.Name + "-" + evr(n.EVR) + "." + n.Arch }
+// installedName names the build the cycle upgrades from as its journal
+// names packages (rpmver.NEVRA.Short): From was written by EVR.Short, so
+// this is name-From.arch byte for byte.
+func (p Package) installedName() string {
+	evr, _ := rpmver.ParseEVR(p.From)
+	return rpmver.NEVRA{Name: p.Name, EVR: evr, Arch: p.Arch}.Short()
+}

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/verify"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 )
 
 // TestVerifyNotAsPlanned: a genuine package signed by a pinned key, but not
 // the NEVRA the plan names (a mirror replaying an old build under the new
 // name), is refused and the verdict says so.
 func TestVerifyNotAsPlanned(t *testing.T) {
+	t.Parallel()
 	for _, bin := range []string{"rpmbuild", "rpmsign", "gpg"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found: run make deps", bin)

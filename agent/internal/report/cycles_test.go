@@ -1,4 +1,4 @@
-package daemon
+package report
 
 import (
 	"reflect"
@@ -30,9 +30,9 @@ func TestCycleResults(t *testing.T) {
 		{
 			name: "none reported yet; the running cycle waits",
 			want: []protocol.CycleResult{
-				{Advisories: []string{"ALSA-2023:3722"}, Before: []protocol.Package{before}, Outcome: protocol.OutcomeFailed,
+				{ID: 1, Advisories: []string{"ALSA-2023:3722"}, Before: []protocol.Package{before}, Outcome: protocol.OutcomeFailed,
 					Error: "download: 503", Started: t0, Finished: t0.Add(time.Minute)},
-				{Advisories: []string{"ALSA-2023:3722"}, Before: []protocol.Package{before}, After: []protocol.Package{after},
+				{ID: 2, Advisories: []string{"ALSA-2023:3722"}, Before: []protocol.Package{before}, After: []protocol.Package{after},
 					Outcome: protocol.OutcomeApplied, RebootNeeded: true, Started: t0.Add(time.Hour), Finished: t0.Add(time.Hour + time.Minute)},
 			},
 			wantLast: 2,

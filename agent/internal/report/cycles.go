@@ -1,7 +1,10 @@
-package daemon
+package report
 
 import (
+	"encoding/json"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +25,7 @@ func cycleResults(cycles []*update.Cycle, after int) ([]protocol.CycleResult, in
 		if c.ID <= after || !c.Phase.Final() {
 			continue
 		}
-		r := protocol.CycleResult{Error: c.Error, Started: c.Started.UTC(), Finished: c.Finished.UTC()}
+		r := protocol.CycleResult{ID: int64(c.ID), Error: c.Error, Started: c.Started.UTC(), Finished: c.Finished.UTC()}
 		switch c.Phase {
 		case update.Committed:
 			r.Outcome = protocol.OutcomeApplied
@@ -72,6 +75,23 @@ func rebootPending(cycles []*update.Cycle, booted time.Time) bool {
 		}
 	}
 	return newest != nil && newest.Reboot.Needed && !booted.IsZero() && newest.Finished.After(booted)
+}
+
+// wrongKernel reports whether the daemon's reboot record
+// (STATE/reboot.json, agent/internal/daemon/rebootlock.go) says the device
+// came back from its reboot on a kernel other than the one its update
+// installed: the fix is then not running, and the report says a reboot is
+// still pending, whatever the boot time says.
+func wrongKernel(stateDir string) bool {
+	f, err := os.Open(filepath.Join(stateDir, "reboot.json"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var rec struct {
+		Stage string `json:"stage"`
+	}
+	return json.NewDecoder(io.LimitReader(f, 64<<10)).Decode(&rec) == nil && rec.Stage == "wrong-kernel"
 }
 
 // bootTime is when the running kernel booted (/proc/stat btime); zero when

@@ -1,4 +1,13 @@
-package daemon
+// Package report turns the device's inventory and its finished update
+// cycles into reports, queues them on disk (agent/internal/queue) and
+// delivers them to the fleet server. It is the one reporting path of both
+// rpmfleet-agent report --once and the daemon (rpmfleet-agent run).
+//
+// The server is not trusted to be up: nothing is marked reported until it is
+// queued, a queued report stays on disk until the server acknowledges it, and
+// one the server refuses for good is set aside with its reason, never
+// dropped in silence.
+package report
 
 import (
 	"context"
@@ -17,7 +26,9 @@ import (
 	"github.com/rpmfleet/rpmfleet/agent/internal/client"
 	"github.com/rpmfleet/rpmfleet/agent/internal/queue"
 	"github.com/rpmfleet/rpmfleet/agent/internal/rpmdb"
+	"github.com/rpmfleet/rpmfleet/agent/internal/statedir"
 	"github.com/rpmfleet/rpmfleet/agent/internal/update"
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
@@ -29,7 +40,7 @@ const QueueDir = "reports"
 // undeliveredFile, in the state dir, says that reports wait in the queue
 // after a run of report --once could not deliver them; it is removed once
 // the queue is empty. (Before the queue it held the one pending report; a
-// file of that form is queued by OpenReporter, with its id.)
+// file of that form is queued by Open, with its id.)
 const undeliveredFile = "report-pending.json"
 
 // payloadVersion is the version of a queued report's payload. History:
@@ -58,8 +69,8 @@ type Sent struct {
 	NeedFull bool
 }
 
-// ReporterOptions configure a Reporter.
-type ReporterOptions struct {
+// Options configure a Reporter.
+type Options struct {
 	// StateDir holds the queue (StateDir/reports), the set the queued
 	// reports leave the server holding, and the update journal whose
 	// cycles are reported.
@@ -86,25 +97,26 @@ type ReporterOptions struct {
 // rpmfleet-agent report --once and of the daemon.
 //
 // Deltas are computed against the set the last queued report leaves the
-// server holding (client.State's acknowledged-set file, which since the queue
-// holds the last set queued), so reports in the queue chain; a digest that
+// server holding (client.State.LastQueuedSet), so reports in the queue
+// chain; a digest that
 // still disagrees on the server makes it ask for the full inventory, which
 // the reporter then sends at once. The update cycles apply wrote are read
 // from the journal's history and marked as reported once queued, so none is
 // reported twice and, the queue never dropping a cycle report, none is lost.
 type Reporter struct {
-	o   ReporterOptions
+	o   Options
 	st  client.State
 	q   *queue.Queue
 	log *slog.Logger
 
-	mu  sync.Mutex // guards the baseline file and gen
+	mu  sync.Mutex // guards the last queued set (the baseline) and gen
 	gen uint64     // bumped whenever the baseline changes
 }
 
-// OpenReporter opens the queue in the state dir. It fails with an error
+// Open makes the state dir private (statedir.Ensure) and opens
+// the queue in it. It fails with an error
 // wrapping queue.ErrLocked while another process (the daemon) has it.
-func OpenReporter(o ReporterOptions) (*Reporter, error) {
+func Open(o Options) (*Reporter, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -112,6 +124,11 @@ func OpenReporter(o ReporterOptions) (*Reporter, error) {
 		o.Info = func() protocol.DeviceInfo { return protocol.DeviceInfo{} }
 	}
 	log := o.Log.With("component", "reporter")
+	if from, changed, err := statedir.Ensure(o.StateDir); err != nil {
+		return nil, err
+	} else if changed {
+		log.Warn("state dir was open to others; set to 0700", "dir", o.StateDir, "mode", fmt.Sprintf("%#o", from))
+	}
 	q, err := queue.Open(filepath.Join(o.StateDir, QueueDir), queue.Options{Logger: o.Log, Backoff: o.Backoff, MaxEntries: o.MaxEntries})
 	if err != nil {
 		return nil, err
@@ -189,7 +206,7 @@ func (r *Reporter) Enqueue(always bool) (queue.Kind, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	base, ok, err := r.st.Acked()
+	base, ok, err := r.st.LastQueuedSet()
 	if err != nil {
 		return "", err
 	}
@@ -206,7 +223,7 @@ func (r *Reporter) Enqueue(always bool) (queue.Kind, error) {
 	if len(cycles) > 0 {
 		kind = queue.KindCycle
 	}
-	rep := protocol.Report{Time: time.Now().UTC(), Device: r.o.Info(), Inventory: inv, Cycles: cycles, RebootPending: rebootPending(history, bootTime())}
+	rep := protocol.Report{Time: time.Now().UTC(), Device: r.o.Info(), Inventory: inv, Cycles: cycles, RebootPending: rebootPending(history, bootTime()) || wrongKernel(r.o.StateDir)}
 	b, err := json.Marshal(payload{Version: payloadVersion, Report: rep, Total: len(pkgs)})
 	if err != nil {
 		return "", fmt.Errorf("queue report: %w", err)
@@ -218,7 +235,7 @@ func (r *Reporter) Enqueue(always bool) (queue.Kind, error) {
 	} else if err != nil {
 		return "", err
 	}
-	if err := r.st.SetAcked(pkgs); err != nil {
+	if err := r.st.SetLastQueuedSet(pkgs); err != nil {
 		return "", err
 	}
 	r.gen++
@@ -271,7 +288,7 @@ func (r *Reporter) full() (*payload, uint64, error) {
 	}
 	inv := protocol.Inventory{Kind: protocol.InventoryFull, Packages: pkgs, Digest: protocol.InventoryDigest(pkgs)}
 	return &payload{Version: payloadVersion, Total: len(pkgs), Report: protocol.Report{Time: time.Now().UTC(), Device: r.o.Info(),
-		Inventory: inv, RebootPending: rebootPending(history, bootTime())}}, gen, nil
+		Inventory: inv, RebootPending: rebootPending(history, bootTime()) || wrongKernel(r.o.StateDir)}}, gen, nil
 }
 
 // post sends p; for a full report made at baseline generation gen it moves
@@ -295,7 +312,7 @@ func (r *Reporter) post(ctx context.Context, p *payload, gen uint64) error {
 		// The server now holds exactly this set; the next delta starts
 		// from it, unless a later report is queued against another one.
 		if r.gen == gen && r.q.Len() <= 1 {
-			if err := r.st.SetAcked(p.Report.Inventory.Packages); err != nil {
+			if err := r.st.SetLastQueuedSet(p.Report.Inventory.Packages); err != nil {
 				return err
 			}
 			r.gen++
@@ -396,30 +413,7 @@ func (r *Reporter) setUndelivered(cause error) error {
 		Error  string    `json:"error"`
 		Time   time.Time `json:"time"`
 	}{r.q.Len(), cause.Error(), time.Now().UTC()}, "", "  ")
-	return writeFileAtomic(path, b)
-}
-
-// writeFileAtomic writes path by temp file, fsync and rename, mode 0600.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return durable.WriteFile(path, b, 0o600)
 }
 
 func newReportID() string {
