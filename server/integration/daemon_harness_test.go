@@ -29,10 +29,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/updateinfo"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 
@@ -94,7 +94,7 @@ func fleetPackages(arch string) []rpmtest.Package {
 }
 
 // signedPackages builds fleetPackages with rpmbuild (cached across runs by
-// pkg/rpmtest) and signs them with rpmsign, once, into binDir.
+// internal/rpmtest) and signs them with rpmsign, once, into binDir.
 func signedPackages(t *testing.T) ([]string, string) {
 	t.Helper()
 	signedOnce.Do(func() {
@@ -233,6 +233,9 @@ type agentConfig struct {
 	Broker, Username, PasswordFile string
 	// HealthChecks are [policy] health_checks.
 	HealthChecks []string
+	// Servers are more replicas' URLs (servers), asked when the first
+	// fails.
+	Servers []string
 	// Raw replaces the whole file when set (a broken config).
 	Raw string
 }
@@ -244,7 +247,15 @@ func (c agentConfig) toml(a *agent) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# agent %s, written by the daemon tests\n", a.name)
-	fmt.Fprintf(&b, "server = %q\nstate_dir = %q\nroot = %q\n\n", a.server, a.state, a.root)
+	fmt.Fprintf(&b, "server = %q\nstate_dir = %q\nroot = %q\n", a.server, a.state, a.root)
+	if len(c.Servers) > 0 {
+		q := make([]string, len(c.Servers))
+		for i, s := range c.Servers {
+			q[i] = strconv.Quote(s)
+		}
+		fmt.Fprintf(&b, "servers = [%s]\n", strings.Join(q, ", "))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[[repo]]\nid = \"demo\"\nbaseurl = %q\ngpgkey = [%q]\n\n", a.repo.url(), a.repo.key)
 	mode := c.Mode
 	if mode == "" {
@@ -415,6 +426,9 @@ func daemonEnv() []string {
 		// if that ever changed.
 		"RPMFLEET_REBOOT_COMMAND=true",
 		"RPMFLEET_WALL_COMMAND=true",
+		// Tests wait for per-advisory lines ("advisory not applied
+		// now"), which are at debug level.
+		"RPMFLEET_LOG=debug",
 	}
 }
 

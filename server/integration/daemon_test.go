@@ -53,7 +53,11 @@ func TestDaemonPush(t *testing.T) {
 	for _, ag := range []*agent{a, b, c} {
 		waitReported(t, srv, ag)
 	}
-	waitExposure(t, srv, fixCVE, 10*time.Second, nil, nil)
+	// Before the import the server knows no advisory naming the CVE: the
+	// CLI says so and fails, rather than answering "nobody exposed".
+	if r := run(t, adminEnv(srv), "rpmfleet", "cve", fixCVE); r.code != 1 || !strings.Contains(r.stderr, "unknown") {
+		t.Fatalf("rpmfleet cve %s before the import: exit %d, stderr %q; want exit 1 naming it unknown", fixCVE, r.code, r.stderr)
+	}
 
 	markC := c.log.Len()
 	start := time.Now()

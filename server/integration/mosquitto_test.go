@@ -19,7 +19,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/rpmfleet/rpmfleet/pkg/mqtttest"
+	"github.com/rpmfleet/rpmfleet/internal/mqtttest"
 	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
@@ -227,8 +227,12 @@ func TestDaemonMosquitto(t *testing.T) {
 	t.Run("replayed", func(t *testing.T) {
 		// The operator applies the fix on b; the broker keeps a copy.
 		before := len(sp.seen(protocol.DeviceCommandTopic(b.id)))
+		mark := b.log.Len()
 		must(t, adminEnv(srv), "rpmfleet", "command", b.name, "apply", fixAdvisory)
 		b.waitInstalled(t, pushDeadline, "demo-lib", newLib)
+		// The package shows in the rpm database before the cycle ends;
+		// the hand-run rpm below must not race the cycle's own.
+		b.waitLog(t, mark, 30*time.Second, "update cycle finished")
 		var captured []byte
 		waitFor(t, 10*time.Second, "the spy to capture the genuine command", func() (bool, string) {
 			got := sp.seen(protocol.DeviceCommandTopic(b.id))
@@ -257,9 +261,7 @@ func TestDaemonMosquitto(t *testing.T) {
 				return false, "no state published"
 			}
 			last = string(got[len(got)-1])
-			var st struct {
-				Notices notice.Stats `json:"notices"`
-			}
+			var st protocol.DeviceState
 			if err := json.Unmarshal(got[len(got)-1], &st); err != nil {
 				return false, fmt.Sprintf("state %s: %v", last, err)
 			}

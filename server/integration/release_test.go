@@ -4,8 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 )
 
 // TestConvertedRHELDeviceIsMatchedAsAlmaLinux: a device whose rpm database

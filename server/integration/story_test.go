@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 	"github.com/rpmfleet/rpmfleet/server/internal/store/postgres/pgtest"
 )
 

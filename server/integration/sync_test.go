@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 )
 
 // TestScheduledSync: a repository named in the server's TOML file is

@@ -9,14 +9,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rpmfleet/rpmfleet/pkg/logging"
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	fs := flag.NewFlagSet("rpmfleet-server", flag.ContinueOnError)
 	var f flags
 	fs.StringVar(&f.config, "config", "", "TOML configuration file")
@@ -34,18 +34,35 @@ func main() {
 	fs.StringVar(&f.mqttPasswordFile, "mqtt-password-file", "", "file whose first line is the password on --mqtt-broker")
 	fs.StringVar(&f.mqttCA, "mqtt-ca", "", "PEM roots to check --mqtt-broker's TLS certificate (default: the system's)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	logFormat := fs.String("log-format", os.Getenv("RPMFLEET_LOG_FORMAT"), "how to log: "+logging.Formats+" (auto: journald under systemd, else text); the level is RPMFLEET_LOG")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		os.Exit(2)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "rpmfleet-server: unexpected argument %q\n", fs.Arg(0))
+	switch {
+	case fs.NArg() == 1 && fs.Arg(0) == "version":
+		f.version = true // "rpmfleet-server version", as the other two programs take it
+	case fs.NArg() > 0:
+		fmt.Fprintf(os.Stderr, "rpmfleet-server: unexpected argument %q (it takes flags only, and \"version\"; see -h)\n", fs.Arg(0))
 		os.Exit(2)
 	}
+	format, err := logging.ParseFormat(*logFormat)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rpmfleet-server: --log-format: %v\n", err)
+		os.Exit(2)
+	}
+	level, lerr := logging.ParseLevel(os.Getenv(logging.LevelEnv))
+	log := logging.New(logging.Options{Format: format, Level: level, Identifier: "rpmfleet-server", Stderr: os.Stderr})
+	if lerr != nil {
+		log.Warn("log level ignored", "env", logging.LevelEnv, "err", lerr)
+	}
+	// Nothing the server makes is for other users (datadir.go makes its
+	// files 0600 whatever the umask; this covers what a library makes).
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, f, log)
+	err = run(ctx, f, log)
 	stop()
 	if err != nil {
 		log.Error("server stopped", "err", err)

@@ -55,6 +55,8 @@ type push struct {
 	pub   fleet.Publisher
 	url   string
 	close func()
+	// embedded is the embedded broker, nil with none or an external one.
+	embedded *broker.Broker
 }
 
 // startPush starts the embedded broker, or connects to the external one
@@ -105,7 +107,8 @@ func startPush(cfg config.MQTT, apiTLS *tls.Config, insecure bool, st store.Stor
 	if apiTLS == nil && !insecure && !loopbackAddr(listen) {
 		return push{}, fmt.Errorf("mqtt listen %s: devices would send their credentials in clear; serve the API with TLS (--tls auto or --tls-cert), whose certificate the broker then uses, or pass --allow-insecure-http", listen)
 	}
-	b, err := broker.New(broker.Options{Listen: listen, TLS: apiTLS, Auth: storeAuth{st: st, log: log}, Logger: log})
+	b, err := broker.New(broker.Options{Listen: listen, TLS: apiTLS, Auth: storeAuth{st: st, log: log}, Logger: log,
+		LoginTimeout: time.Duration(cfg.LoginTimeout), MaxPending: cfg.MaxPendingLogins})
 	if err != nil {
 		if cfg.Listen == "" {
 			log.Warn("the default MQTT address is taken; running without a broker (devices poll); set --mqtt-listen to choose another", "addr", listen, "err", err)
@@ -128,7 +131,7 @@ func startPush(cfg config.MQTT, apiTLS *tls.Config, insecure bool, st store.Stor
 		}
 	}
 	log.Info("serving MQTT", "addr", b.Addr(), "advertised", url)
-	return push{pub: b, url: url, close: func() { b.Close() }}, nil
+	return push{pub: b, url: url, close: func() { b.Close() }, embedded: b}, nil
 }
 
 // loopbackAddr reports whether a listen address (host:port) is on loopback

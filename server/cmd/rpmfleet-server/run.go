@@ -17,12 +17,15 @@ import (
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/source"
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
 	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/version"
 	"github.com/rpmfleet/rpmfleet/server/internal/api"
 	"github.com/rpmfleet/rpmfleet/server/internal/config"
+	"github.com/rpmfleet/rpmfleet/server/internal/dashboard"
 	"github.com/rpmfleet/rpmfleet/server/internal/fleet"
+	"github.com/rpmfleet/rpmfleet/server/internal/metrics"
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 	"github.com/rpmfleet/rpmfleet/server/internal/store/postgres"
 	"github.com/rpmfleet/rpmfleet/server/internal/store/sqlite"
@@ -95,8 +98,8 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err := cfg.Check(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("make data folder: %w", err)
+	if err := prepareDataDir(cfg.Data, log); err != nil {
+		return err
 	}
 
 	st, err := openStore(ctx, cfg)
@@ -109,10 +112,14 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The signer's sequence numbers come from the clock (notice's
-	// default), which is enough for one server; several replicas signing
-	// for the same device would need a shared counter (SignerOptions.Seq).
-	signer, err := notice.NewSigner(key, notice.SignerOptions{})
+	// On PostgreSQL the server is a replica (replica.go), alone or not:
+	// the signer's sequence numbers come from the database. Alone on
+	// SQLite they come from the clock (notice's default).
+	rep, err := startReplica(ctx, cfg.DB, log)
+	if err != nil {
+		return err
+	}
+	signer, err := notice.NewSigner(key, notice.SignerOptions{Seq: rep.seqFunc()})
 	if err != nil {
 		return err
 	}
@@ -140,14 +147,28 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 		return err
 	}
 	defer mq.close()
-	fopts := fleet.Options{NoticeKey: key.Public().(ed25519.PublicKey), Signer: signer, BrokerURL: mq.url, Log: log}
+	// The metrics read the fleet's gauges from the store when scraped, and
+	// are told of reports, imports and publications by the service.
+	mopts := metrics.Options{Fleet: st, Log: log}
+	checks := []metrics.Check{metrics.StoreCheck(st)}
+	if mq.embedded != nil {
+		mopts.Broker = mq.embedded
+		checks = append(checks, metrics.ListenerCheck("broker", mq.embedded.Addr()))
+	}
+	mets := metrics.New(mopts)
+	fopts := fleet.Options{NoticeKey: key.Public().(ed25519.PublicKey), Signer: signer, BrokerURL: mq.url, Log: log, Observer: mets}
 	if mq.pub != nil {
 		fopts.Publisher = mq.pub
 	}
+	if fopts.Webhooks, err = webhooks(cfg.Webhooks, log); err != nil {
+		return err
+	}
+	rep.join(&fopts, mq.embedded != nil)
 	svc, err := fleet.New(ctx, st, fopts)
 	if err != nil {
 		return err
 	}
+	defer rep.start(ctx, svc)()
 	if err := firstAdminToken(ctx, svc, filepath.Join(cfg.Data, adminTokenFile), log); err != nil {
 		return err
 	}
@@ -155,9 +176,19 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("make upload folder: %w", err)
 	}
+	dash, err := dashboard.New(dashboard.Options{Store: st, Revoker: svc, Rollouts: svc, Audit: svc, Secure: tlsCfg != nil, Log: log,
+		StoreError: func() { mets.StoreError("dashboard") }})
+	if err != nil {
+		return err
+	}
 	// Imports by repository URL read primary.xml too, so plans pin each
 	// package's location and SHA-256.
-	handler := api.New(svc, api.Options{TempDir: tmp, Source: source.Options{Locations: true}, Log: log})
+	handler := api.New(svc, api.Options{TempDir: tmp, Source: source.Options{Locations: true}, Log: log,
+		BodyTimeout: time.Duration(cfg.HTTP.BodyTimeout), MinBodyRate: cfg.HTTP.BodyMinRate,
+		WriteTimeout: time.Duration(cfg.HTTP.WriteTimeout), MaxEnrolling: cfg.HTTP.MaxEnrolling,
+		Dashboard: dash, Metrics: mets.Handler(), Healthz: metrics.Healthz(), Readyz: metrics.Readyz(mets, log, checks...),
+		FleetLock: api.FleetLockOptions{Auth: cfg.FleetLock.Auth, Slots: cfg.FleetLock.Slots, GroupSlots: cfg.FleetLock.Groups,
+			Timeout: time.Duration(cfg.FleetLock.Timeout)}})
 
 	// No TCP keepalive probes (Go's default sends one every 15 s on each
 	// idle connection): IdleTimeout closes idle connections anyway, and
@@ -171,6 +202,10 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 		scheme = "https"
 		ln = tls.NewListener(ln, tlsCfg)
 	}
+	// The headers are bounded here; bodies and answers per route by the
+	// API (server/internal/api/deadline.go), since one ReadTimeout for
+	// every route would either cut large imports or let a small body
+	// drip for as long.
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -194,9 +229,41 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 				repos[i].Interval = config.DefaultSyncInterval
 			}
 		}
-		fleet.NewSyncer(svc, nil, log).Run(syncCtx, repos)
+		rep.leader(syncCtx, "sync", func(ctx context.Context) { fleet.NewSyncer(svc, nil, log).Run(ctx, repos) })
 	}()
 	defer func() { cancelSync(); <-syncDone }()
+	// Rollouts move phase by phase on this ticker (fleet.Service.Step).
+	rolloutsDone := make(chan struct{})
+	go func() {
+		defer close(rolloutsDone)
+		t := time.NewTicker(cfg.Rollouts.TickOrDefault())
+		defer t.Stop()
+		rep.leader(syncCtx, "rollouts", func(ctx context.Context) { svc.RunRollouts(ctx, t.C) })
+	}()
+	defer func() { cancelSync(); <-rolloutsDone }()
+	// Webhook notifications: every server sends the outbox's due
+	// deliveries; the leader looks for silent devices once a minute.
+	if len(fopts.Webhooks) > 0 {
+		hooksDone := make(chan struct{}, 2)
+		go func() { svc.RunWebhooks(syncCtx); hooksDone <- struct{}{} }()
+		go func() {
+			t := time.NewTicker(silentLook)
+			defer t.Stop()
+			rep.leader(syncCtx, "webhooks", func(ctx context.Context) { svc.RunWebhookJobs(ctx, t.C, silentLook) })
+			hooksDone <- struct{}{}
+		}()
+		defer func() { cancelSync(); <-hooksDone; <-hooksDone }()
+	}
+	// The overview's exposure chart: today's figures, recorded every
+	// quarter of an hour (store.ExposureHistory, migration 0010).
+	if h, ok := st.(store.ExposureHistory); ok {
+		histDone := make(chan struct{})
+		go func() {
+			defer close(histDone)
+			rep.leader(syncCtx, "exposure", func(ctx context.Context) { dashboard.RecordExposure(ctx, st, h, 0, nil, log) })
+		}()
+		defer func() { cancelSync(); <-histDone }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -219,7 +286,13 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.Data, sqliteFile))
+	// Made 0600 before SQLite opens it: SQLite would make it 0644 less the
+	// umask, and gives the -wal and -shm files the database's mode.
+	path := filepath.Join(cfg.Data, sqliteFile)
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
@@ -267,19 +340,34 @@ func firstAdminToken(ctx context.Context, svc *fleet.Service, path string, log *
 // writeSecret writes a new file readable by its owner only, durably.
 func writeSecret(path string, b []byte) error { return writeFile(path, b, 0o600) }
 
-// writeFile writes a new file, durably; it refuses to overwrite one.
+// writeFile writes a new file through pkg/durable (a temporary file,
+// fsync, rename, fsync of the folder: a power cut leaves the whole file or
+// none, never an empty key); it refuses to replace one that exists.
 func writeFile(path string, b []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("write %s: %w", path, fs.ErrExist)
+	}
+	if err := durable.WriteFile(path, b, mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	return nil
+}
+
+// silentLook is how often the leader looks for devices gone silent.
+const silentLook = time.Minute
+
+// webhooks reads the configured webhooks' secrets. The log names each
+// webhook and never its URL or secret.
+func webhooks(ws []config.Webhook, log *slog.Logger) ([]fleet.Webhook, error) {
+	var out []fleet.Webhook
+	for i, w := range ws {
+		secret, err := w.ReadSecret()
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", w.NameOr(i), err)
+		}
+		out = append(out, fleet.Webhook{Name: w.NameOr(i), URL: w.URL, Secret: secret, Events: w.EventsOr(),
+			MinSeverity: w.Severity(), SilentAfter: w.SilentAfterOr()})
+		log.Info("webhook configured", "webhook", w.NameOr(i), "events", w.EventsOr(), "min_severity", w.Severity(), "silent_after", w.SilentAfterOr())
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
+	return out, nil
 }

@@ -124,19 +124,21 @@ func makeCerts(dir, listenHost string) error {
 		return err
 	}
 	// The CA certificate goes last: its presence marks a complete set.
+	// Every file is 0600, the certificates too: they are public, but the
+	// data folder is the server user's alone (datadir.go), and an admin
+	// copies ca.crt out of it as that user.
 	for _, f := range []struct {
 		name, typ string
 		der       []byte
-		mode      os.FileMode
 	}{
-		{caKeyFile, "PRIVATE KEY", caKeyDER, 0o600},
-		{serverKeyFile, "PRIVATE KEY", keyDER, 0o600},
-		{serverCertFile, "CERTIFICATE", leafDER, 0o644},
-		{caCertFile, "CERTIFICATE", caDER, 0o644},
+		{caKeyFile, "PRIVATE KEY", caKeyDER},
+		{serverKeyFile, "PRIVATE KEY", keyDER},
+		{serverCertFile, "CERTIFICATE", leafDER},
+		{caCertFile, "CERTIFICATE", caDER},
 	} {
 		path := filepath.Join(dir, f.name)
 		os.Remove(path) // a leftover of an interrupted first start
-		if err := writeFile(path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), f.mode); err != nil {
+		if err := writeSecret(path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})); err != nil {
 			return err
 		}
 	}

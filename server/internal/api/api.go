@@ -8,9 +8,14 @@
 // read only that device's own record. Enrolment is authorised by the
 // enrolment token in its body, spent by the store in the same transaction that
 // creates the device. An unknown, revoked or missing secret gets 401; a known
-// one asking beyond its rights gets 403. Bodies are bounded
-// (http.MaxBytesReader, 413 beyond), JSON is decoded strictly (unknown fields
-// refused, 400 naming the field), and an error answer never echoes a secret.
+// one asking beyond its rights gets 403. Bodies are bounded in size
+// (http.MaxBytesReader, 413 beyond) and in time (deadline.go: a small body
+// whole within seconds, a large one at a minimum rate; 408 beyond), JSON is
+// decoded strictly (unknown fields refused, 400 naming the field), and an
+// error answer never echoes a secret. What a device says about itself
+// (its name, its info) is held to pkg/protocol's limits, so nothing an
+// outsider enrols can play tricks on an admin's terminal. Enrolment, which
+// needs no login, takes at most MaxEnrolling slots at once.
 // The API serves plain HTTP only where the server's main allows it (loopback,
 // or explicitly allowed): over a network the transport must be TLS. An import
 // by URL makes the server fetch what an operator names; operators are trusted
@@ -46,6 +51,9 @@ const (
 	DefaultMaxBody   = 1 << 20
 	DefaultMaxReport = 16 << 20
 	DefaultMaxImport = 512 << 20
+	// maxEnrollBody bounds an enrolment: a token, a name and six info
+	// fields of at most protocol.MaxInfoLen bytes.
+	maxEnrollBody = 16 << 10
 )
 
 // Options configure a Server.
@@ -56,11 +64,30 @@ type Options struct {
 	// MaxBody, MaxReport and MaxImport bound request bodies; zero means
 	// the defaults above.
 	MaxBody, MaxReport, MaxImport int64
+	// BodyTimeout, MinBodyRate and WriteTimeout bound a request's body
+	// and answer in time (deadline.go); zero means the defaults there.
+	BodyTimeout  time.Duration
+	MinBodyRate  int64
+	WriteTimeout time.Duration
+	// MaxEnrolling bounds the enrolments handled at once; zero means
+	// DefaultMaxEnrolling.
+	MaxEnrolling int
 	// Source is passed to source.Load for imports by URL; a nil HTTPClient
 	// means one with a 5-minute timeout.
 	Source source.Options
+	// FleetLock configures the FleetLock endpoints (fleetlock.go).
+	FleetLock FleetLockOptions
 	// Log receives request errors; nil discards them.
 	Log *slog.Logger
+	// Dashboard, when set, serves every path no API route takes
+	// (server/internal/dashboard); nil leaves a placeholder page at "/".
+	Dashboard http.Handler
+	// Metrics, when set, is served at /metrics to an admin token of any
+	// role (server/internal/metrics).
+	Metrics http.Handler
+	// Healthz and Readyz, when set, are served at /healthz and /readyz
+	// with no login.
+	Healthz, Readyz http.Handler
 }
 
 // Server is the API's http.Handler.
@@ -70,6 +97,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// enrolling holds a token per enrolment being handled.
+	enrolling chan struct{}
 }
 
 // New returns the API over svc.
@@ -83,6 +112,18 @@ func New(svc *fleet.Service, opts Options) *Server {
 	if opts.MaxImport == 0 {
 		opts.MaxImport = DefaultMaxImport
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
+	if opts.MinBodyRate <= 0 {
+		opts.MinBodyRate = DefaultMinBodyRate
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.MaxEnrolling <= 0 {
+		opts.MaxEnrolling = DefaultMaxEnrolling
+	}
 	if opts.Source.HTTPClient == nil {
 		opts.Source.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
 	}
@@ -90,26 +131,45 @@ func New(svc *fleet.Service, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, st: svc.Store(), opts: opts, log: log.With("component", "api"), mux: http.NewServeMux()}
+	s := &Server{svc: svc, st: svc.Store(), opts: opts, log: log.With("component", "api"), mux: http.NewServeMux(),
+		enrolling: make(chan struct{}, opts.MaxEnrolling)}
 	ro := access{role: protocol.RoleReadOnly}
 	op := access{role: protocol.RoleOperator}
 	adm := access{role: protocol.RoleAdmin}
 	s.mux.HandleFunc("POST "+protocol.PathEnroll, s.enroll)
 	s.mux.HandleFunc("POST "+protocol.PathReport, s.guard(access{device: true}, s.report))
-	s.mux.HandleFunc("GET "+protocol.PathDevices, s.guard(ro, s.devices))
+	s.mux.HandleFunc("GET "+protocol.PathDevices, s.guard(ro, s.devicesSel))
 	s.mux.HandleFunc("GET "+protocol.PathDevice+"{name}", s.guard(access{role: protocol.RoleReadOnly, device: true}, s.device))
-	s.mux.HandleFunc("GET "+protocol.PathCVE+"{id}", s.guard(ro, s.cve))
+	s.mux.HandleFunc("POST "+protocol.PathDevice+"{name}"+protocol.PathRevokeSuffix, s.audited("device.revoke", s.guard(op, s.revokeDevice)))
+	s.mux.HandleFunc("DELETE "+protocol.PathDevice+"{name}", s.audited("device.delete", s.guard(adm, s.deleteDevice)))
+	s.mux.HandleFunc("GET "+protocol.PathCVE+"{id}", s.guard(ro, s.cveSel))
 	s.mux.HandleFunc("GET "+protocol.PathAdvisory+"{id}", s.guard(ro, s.advisory))
-	s.mux.HandleFunc("GET "+protocol.PathAdvisories, s.guard(ro, s.advisories))
-	s.mux.HandleFunc("GET "+protocol.PathSummary, s.guard(ro, s.summary))
-	s.mux.HandleFunc("POST "+protocol.PathImport, s.guard(op, s.importAdvisories))
-	s.mux.HandleFunc("POST "+protocol.PathEnrollTokens, s.guard(op, s.createEnrollToken))
+	s.mux.HandleFunc("GET "+protocol.PathAdvisories, s.guard(ro, s.advisoriesSel))
+	s.mux.HandleFunc("GET "+protocol.PathSummary, s.guard(ro, s.summarySel))
+	s.mux.HandleFunc("POST "+protocol.PathImport, s.audited("import", s.guard(op, s.importAdvisories)))
+	s.mux.HandleFunc("POST "+protocol.PathEnrollTokens, s.audited("enroll-token.create", s.guard(op, s.createEnrollToken)))
+	s.mux.HandleFunc("GET "+protocol.PathEnrollTokens, s.guard(adm, s.listEnrollTokens))
+	s.mux.HandleFunc("DELETE "+protocol.PathEnrollTokens+"/{id}", s.audited("enroll-token.revoke", s.guard(adm, s.revokeEnrollToken)))
 	s.mux.HandleFunc("GET "+protocol.PathTokens, s.guard(adm, s.listTokens))
-	s.mux.HandleFunc("POST "+protocol.PathTokens, s.guard(adm, s.createToken))
-	s.mux.HandleFunc("DELETE "+protocol.PathTokens+"/{id}", s.guard(adm, s.revokeToken))
+	s.mux.HandleFunc("POST "+protocol.PathTokens, s.audited("token.create", s.guard(adm, s.createToken)))
+	s.mux.HandleFunc("DELETE "+protocol.PathTokens+"/{id}", s.audited("token.revoke", s.guard(adm, s.revokeToken)))
 	s.mux.HandleFunc("GET "+protocol.PathPlan, s.guard(access{device: true}, s.plan))
-	s.mux.HandleFunc("POST "+protocol.PathCommand+"{name}", s.guard(op, s.command))
-	s.mux.HandleFunc("GET /{$}", dashboard)
+	s.mux.HandleFunc("POST "+protocol.PathCommand+"{name}", s.audited("command", s.guard(op, s.command)))
+	if opts.Metrics != nil {
+		s.mux.HandleFunc("GET /metrics", s.guard(ro, opts.Metrics.ServeHTTP))
+	}
+	if opts.Healthz != nil {
+		s.mux.Handle("GET /healthz", opts.Healthz)
+	}
+	if opts.Readyz != nil {
+		s.mux.Handle("GET /readyz", opts.Readyz)
+	}
+	if opts.Dashboard != nil {
+		s.mux.Handle("/", opts.Dashboard)
+	} else {
+		s.mux.HandleFunc("GET /{$}", dashboard)
+	}
+	s.registerFleetOps()
 	s.mux.HandleFunc(protocol.PathPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "")
 	})
@@ -118,6 +178,7 @@ func New(svc *fleet.Service, opts Options) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(protocol.VersionHeader, fmt.Sprint(protocol.Version))
+	s.limitTime(w, r)
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -129,13 +190,24 @@ func dashboard(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	var req protocol.EnrollRequest
-	if !s.decode(w, r, s.opts.MaxBody, &req) {
+	if !s.decode(w, r, min(s.opts.MaxBody, maxEnrollBody), &req) {
 		return
 	}
 	if req.Token == "" {
 		writeError(w, http.StatusBadRequest, "token: empty", "token")
 		return
 	}
+	if err := fleet.CheckEnroll(req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// The slot is taken once the body is in, so a slow sender holds a
+	// connection (until BodyTimeout) but not a slot.
+	release, ok := s.admitEnrolment(w)
+	if !ok {
+		return
+	}
+	defer release()
 	resp, err := s.svc.Enroll(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
@@ -154,33 +226,18 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "id: must be 1 to 128 bytes", "id")
 		return
 	}
-	resp, err := s.svc.Report(r.Context(), dev.ID, &rep)
+	if err := rep.Validate(); err != nil {
+		var fe *protocol.FieldError
+		errors.As(err, &fe)
+		writeError(w, http.StatusBadRequest, err.Error(), fe.Field)
+		return
+	}
+	resp, err := s.svc.ReportNamed(r.Context(), dev.ID, dev.Name, &rep)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
-	f := store.DeviceFilter{ExposedTo: r.URL.Query().Get("exposed_to")}
-	for _, l := range r.URL.Query()["label"] {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok || k == "" {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("label: %q is not key=value", l), "label")
-			return
-		}
-		if f.Labels == nil {
-			f.Labels = map[string]string{}
-		}
-		f.Labels[k] = v
-	}
-	ds, err := s.st.Devices(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(ds))
 }
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
@@ -221,6 +278,9 @@ func (s *Server) cve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if s.unknownCVE(w, r, &resp) {
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(appendCVE(make([]byte, 0, 64+140*len(resp.Exposed)+60*len(resp.Patched)), &resp))
@@ -228,6 +288,9 @@ func (s *Server) cve(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) advisory(w http.ResponseWriter, r *http.Request) {
 	a, err := s.st.Advisory(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = s.advisoryReleases(r.Context(), &a)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -236,35 +299,16 @@ func (s *Server) advisory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a)
 }
 
-func (s *Server) advisories(w http.ResponseWriter, r *http.Request) {
-	sev, err := advisory.ParseSeverity(r.URL.Query().Get("severity"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "severity: "+err.Error(), "severity")
-		return
-	}
-	as, err := s.st.Advisories(r.Context(), sev)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(as))
-}
-
-func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
-	sum, err := s.st.Summary(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, sum)
-}
-
 // importAdvisories takes either an ImportRequest (Content-Type
 // application/json) naming URLs, or the raw bytes of an advisory file of any
 // kind source.Load reads (any other Content-Type), streamed to a temporary
 // file first so a large upload is never held in memory.
 func (s *Server) importAdvisories(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// Reading a large upload or repository and storing what it holds may
+	// take minutes; the answer still must go out within WriteTimeout.
+	rearm := s.holdWrite(w)
+	defer rearm()
 	var advs []advisory.Advisory
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "application/json" {
@@ -281,7 +325,9 @@ func (s *Server) importAdvisories(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("urls[%d]: %q is not an http(s) URL", i, u), fmt.Sprintf("urls[%d]", i))
 				return
 			}
-			a, err := source.Load(ctx, u, s.opts.Source)
+			o := s.opts.Source
+			o.Descriptions = true // the server shows them (advisory detail)
+			a, err := source.Load(ctx, u, o)
 			if err != nil {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("urls[%d]: %v", i, err), fmt.Sprintf("urls[%d]", i))
 				return
@@ -317,6 +363,9 @@ func (s *Server) loadUpload(ctx context.Context, w http.ResponseWriter, r *http.
 		if errors.As(err, &mbe) {
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("upload larger than %d bytes", mbe.Limit)
 		}
+		if errors.Is(err, errBodyTooSlow) {
+			return nil, http.StatusRequestTimeout, fmt.Errorf("read upload: %w", err)
+		}
 		return nil, http.StatusBadRequest, fmt.Errorf("read upload: %w", err)
 	}
 	if n == 0 {
@@ -325,7 +374,7 @@ func (s *Server) loadUpload(ctx context.Context, w http.ResponseWriter, r *http.
 	if err := f.Close(); err != nil {
 		return nil, http.StatusInternalServerError, fmt.Errorf("store upload: %w", err)
 	}
-	advs, err := source.Load(ctx, f.Name(), source.Options{})
+	advs, err := source.Load(ctx, f.Name(), source.Options{Descriptions: true})
 	if err != nil {
 		// The temporary name means nothing to the client.
 		msg := strings.ReplaceAll(err.Error(), f.Name(), "upload")
@@ -337,6 +386,10 @@ func (s *Server) loadUpload(ctx context.Context, w http.ResponseWriter, r *http.
 func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) {
 	var req protocol.EnrollTokenCreateRequest
 	if !s.decode(w, r, s.opts.MaxBody, &req) {
+		return
+	}
+	if err := s.svc.CheckEnrollToken(req); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	resp, err := s.svc.CreateEnrollToken(r.Context(), req)
@@ -396,12 +449,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, err.Error(), badField(err.Error()))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error(), "")
-	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):
+	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrTokenRevoked), errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):
 		writeError(w, http.StatusUnauthorized, err.Error(), "token")
 	case errors.Is(err, store.ErrNameTaken):
 		writeError(w, http.StatusConflict, err.Error(), "name")
 	case errors.Is(err, context.Canceled):
 		writeError(w, http.StatusServiceUnavailable, "request cancelled", "")
+	case errors.Is(err, store.ErrStorageFull):
+		// 507, a 5xx: an agent keeps the report queued and sends it
+		// again, as for any failure on the server's side.
+		s.log.Error("request refused: storage full", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInsufficientStorage, "the server's storage is full: nothing was stored; send it again later", "")
 	default:
 		s.internal(w, r, err)
 	}

@@ -37,6 +37,8 @@ func describeJSONError(err error) (status int, msg, field string) {
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", mbe.Limit), ""
+	case errors.Is(err, errBodyTooSlow):
+		return http.StatusRequestTimeout, "body: " + strings.TrimPrefix(err.Error(), "api: "), ""
 	case errors.As(err, &syn):
 		return http.StatusBadRequest, fmt.Sprintf("malformed JSON at offset %d: %v", syn.Offset, syn), ""
 	case errors.As(err, &typ):

@@ -23,9 +23,16 @@
 // (Options.TLS, the API's certificate); the server refuses to run it in
 // clear there.
 //
+// Before a connection logs in it is an outsider's: it must send its
+// CONNECT within a deadline, that CONNECT is held to a few kilobytes, only
+// so many connections may wait to log in at once, and running out of file
+// descriptors pauses the accept loop instead of ending it (listener.go). A
+// device that is revoked or deleted is disconnected at once and refused
+// from then on (DisconnectDevice), whatever its credential.
+//
 // mochi-mqtt's large Hook interface is met by one adapter (hook.go) that
-// speaks this package's small Authenticator; no mochi type leaves this
-// package.
+// speaks this package's small Authenticator, and its Listener by one
+// listener (listener.go); no mochi type leaves this package.
 package broker
 
 import (
@@ -38,9 +45,9 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -93,6 +100,12 @@ type Options struct {
 	TLS *tls.Config
 	// Auth authenticates every connection; required.
 	Auth Authenticator
+	// LoginTimeout is how long a new connection has to send its whole
+	// CONNECT; zero means DefaultLoginTimeout.
+	LoginTimeout time.Duration
+	// MaxPending is how many connections may wait to log in at once;
+	// more are closed as they arrive. Zero means DefaultMaxPending.
+	MaxPending int
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -100,7 +113,8 @@ type Options struct {
 // Broker is a running embedded MQTT broker.
 type Broker struct {
 	srv    *mqtt.Server
-	tcp    *listeners.Net // nil when Listen is ListenOff
+	tcp    *listener // nil when Listen is ListenOff
+	hook   *aclHook
 	log    *slog.Logger
 	nextID atomic.Int64 // inline subscription ids
 }
@@ -139,16 +153,21 @@ func New(opts Options) (*Broker, error) {
 	// Notices, commands and states are small; a device cannot make the
 	// broker hold a huge retained state.
 	caps.MaximumPacketSize = MaxPacketSize
+	// mochi gives every connection, logged in or not, a queue of this
+	// many pending writes (8192 pointers by default, 64 KB); a device is
+	// sent a few notices and commands.
+	caps.MaximumClientWritesPending = 256
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
 		// mochi logs every connection at Info; keep only its warnings.
 		Logger: slog.New(levelFilter{min: slog.LevelWarn, h: log.Handler()}),
 	})
-	if err := srv.AddHook(&aclHook{auth: opts.Auth, log: log}, nil); err != nil {
+	hook := &aclHook{auth: opts.Auth, log: log}
+	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("add acl hook: %w", err)
 	}
-	b := &Broker{srv: srv, log: log}
+	b := &Broker{srv: srv, hook: hook, log: log}
 	if listen != ListenOff {
 		// No TCP keepalive probes: MQTT's own keepalive finds dead
 		// clients, and Go's default (a probe every 15 s on every idle
@@ -162,7 +181,14 @@ func New(opts Options) (*Broker, error) {
 		if opts.TLS != nil {
 			ln = tls.NewListener(ln, opts.TLS)
 		}
-		b.tcp = listeners.NewNet("tcp", ln)
+		timeout, maxPending := opts.LoginTimeout, opts.MaxPending
+		if timeout <= 0 {
+			timeout = DefaultLoginTimeout
+		}
+		if maxPending <= 0 {
+			maxPending = DefaultMaxPending
+		}
+		b.tcp = newListener("tcp", ln, timeout, maxPending, log)
 		if err := srv.AddListener(b.tcp); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("listen on %s: %w", listen, err)
@@ -178,6 +204,36 @@ func (b *Broker) Addr() string {
 		return ""
 	}
 	return b.tcp.Address()
+}
+
+// Counters returns what the listener counted: connections waiting to log
+// in, refused for too many waiting, timed out before logging in, and failed
+// accepts. Zero without a listener.
+func (b *Broker) Counters() Counters {
+	if b.tcp == nil {
+		return Counters{}
+	}
+	return b.tcp.counters()
+}
+
+// Connections returns how many clients are logged in now (devices and
+// the server's own), for the server's metrics.
+func (b *Broker) Connections() int {
+	b.hook.mu.Lock()
+	defer b.hook.mu.Unlock()
+	return len(b.hook.principals)
+}
+
+// DisconnectDevice closes every connection of the device with id deviceID
+// and refuses its logins from then on, whatever credential they carry: the
+// fleet service calls it when the device is revoked or deleted, after the
+// store no longer knows its credential. A login whose credential check
+// began before the revocation and ends after this call is refused too.
+// Device ids are never reused, so the refusal is kept for the life of the
+// process (a restart forgets it; the store refuses the credential anyway).
+func (b *Broker) DisconnectDevice(deviceID string) {
+	n := b.hook.endDevice(deviceID)
+	b.log.Info("mqtt device disconnected for good", "device", deviceID, "connections", n)
 }
 
 // Start begins serving connections; it does not block.

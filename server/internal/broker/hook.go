@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -21,8 +22,9 @@ type aclHook struct {
 	auth Authenticator
 	log  *slog.Logger
 
-	mu         sync.Mutex                 // guards principals
+	mu         sync.Mutex                 // guards principals and ended
 	principals map[*mqtt.Client]Principal // connected, authenticated clients
+	ended      map[string]bool            // device ids revoked or deleted
 }
 
 func (h *aclHook) ID() string { return "rpmfleet-acl" }
@@ -64,12 +66,46 @@ func (h *aclHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool
 		return refuse("last will on a topic the principal may not publish to")
 	}
 	h.mu.Lock()
+	if !p.Server && h.ended[p.DeviceID] {
+		h.mu.Unlock()
+		return refuse("device revoked or deleted")
+	}
 	if h.principals == nil {
 		h.principals = make(map[*mqtt.Client]Principal)
 	}
 	h.principals[cl] = p
 	h.mu.Unlock()
+	if g, ok := cl.Net.Conn.(*gateConn); ok {
+		g.loggedIn()
+	}
 	return true
+}
+
+// errDeviceEnded is the stop cause of a revoked or deleted device's
+// connections.
+var errDeviceEnded = errors.New("broker: device revoked or deleted")
+
+// endDevice refuses the device's logins from now on and stops its
+// connections; it returns how many it stopped.
+func (h *aclHook) endDevice(deviceID string) int {
+	h.mu.Lock()
+	if h.ended == nil {
+		h.ended = make(map[string]bool)
+	}
+	h.ended[deviceID] = true
+	var stop []*mqtt.Client
+	for cl, p := range h.principals {
+		if !p.Server && p.DeviceID == deviceID {
+			stop = append(stop, cl)
+		}
+	}
+	h.mu.Unlock()
+	// Stop closes the connection; mochi's read loop then ends the
+	// session, publishing the device's last will ("offline").
+	for _, cl := range stop {
+		cl.Stop(errDeviceEnded)
+	}
+	return len(stop)
 }
 
 // OnDisconnect forgets the client, so a stale session can do nothing.

@@ -19,15 +19,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/pkg/cmdline"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/version"
 )
@@ -37,12 +40,20 @@ const (
 	ExitOK    = 0
 	ExitError = 1
 	ExitUsage = 2
+	// ExitExposed says devices are exposed (cve) or advisories are
+	// pending (device), as dnf check-update's 100 says updates are
+	// available.
+	ExitExposed = 100
 )
 
 // env is what every command gets.
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// utc is --utc: times in UTC rather than the local zone; local
+	// stands in for time.Local when set (tests).
+	utc   bool
+	local *time.Location
 }
 
 type command struct {
@@ -72,10 +83,38 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "rpmfleet: unknown command %q; run 'rpmfleet help'\n", args[0])
+		cmdline.Unknown(stderr, "rpmfleet", args[0], append(slices.Collect(maps.Keys(commands)), "version", "help"))
 		return ExitUsage
 	}
 	return c.run(ctx, e, args[1:])
+}
+
+// subcommands are the words that may follow a command, for completion.
+var subcommands = map[string][]string{
+	"device":       {"revoke", "delete"},
+	"enroll-token": {"create", "list", "revoke"},
+	"token":        {"create", "list", "revoke"},
+	"group":        {"list", "show", "set", "delete", "policy"},
+	"rollout":      {"create", "list", "show", "pause", "resume", "abort", "approve"},
+	"completion":   {"bash", "zsh", "fish"},
+}
+
+// runCompletion writes the shell completion script.
+func runCompletion(_ context.Context, e *env, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintf(e.stderr, "Usage: rpmfleet completion SHELL (%s)\n  bash: source <(rpmfleet completion bash)\n", cmdline.Shells)
+		return ExitUsage
+	}
+	names := append(slices.Collect(maps.Keys(commands)), "version", "help")
+	if err := cmdline.Completion(e.stdout, args[0], "rpmfleet", names, subcommands); err != nil {
+		fmt.Fprintf(e.stderr, "rpmfleet: %v\n", err)
+		return ExitUsage
+	}
+	return ExitOK
+}
+
+func init() {
+	register("completion", "print the shell completion script (bash, zsh, fish)", runCompletion)
 }
 
 func usage(w io.Writer) {
@@ -104,6 +143,7 @@ func newFlagSet(e *env, name, usageLine string, c *conn) *flag.FlagSet {
 		fmt.Fprintf(e.stderr, "Usage: rpmfleet %s\n\nFlags:\n", usageLine)
 		fs.PrintDefaults()
 	}
+	fs.BoolVar(&e.utc, "utc", false, "show times in UTC rather than the local time zone")
 	if c != nil {
 		fs.StringVar(&c.server, "server", "", "fleet server URL (or RPMFLEET_SERVER, or the saved login)")
 		fs.StringVar(&c.token, "token", "", "admin token (or RPMFLEET_TOKEN, or the saved login)")
@@ -133,7 +173,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 }
 
 func fail(e *env, cmd string, err error) int {
-	fmt.Fprintf(e.stderr, "rpmfleet %s: %v\n", cmd, err)
+	// The error may quote what the server said, which may quote what a
+	// device sent.
+	fmt.Fprintf(e.stderr, "rpmfleet %s: %s\n", cmd, show(err.Error()))
 	return ExitError
 }
 
@@ -275,7 +317,7 @@ func (a *apiClient) get(ctx context.Context, path string, out any) error {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(jsonEscaper{w})
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -301,11 +343,20 @@ func (l labelFlag) Set(s string) error {
 	return nil
 }
 
-func fmtTime(t time.Time) string {
+// fmtTime shows a time in the local time zone (TZ, else /etc/localtime)
+// with the zone named, or in UTC with --utc.
+func (e *env) fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04")
+	loc := time.Local
+	if e.local != nil {
+		loc = e.local
+	}
+	if e.utc {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01-02 15:04 MST")
 }
 
 func esc(s string) string { return url.PathEscape(s) }

@@ -72,3 +72,50 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("unknown command: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+func TestDeviceAction(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		sub, what string
+		ok        bool
+	}{
+		{"show", []string{"pi"}, "", "", false},
+		{"show with --json", []string{"pi", "--json"}, "", "", false},
+		{"revoke", []string{"revoke", "pi"}, "revoke", "pi", true},
+		{"delete with flags around", []string{"--server", "http://x", "delete", "pi", "--json"}, "delete", "pi", true},
+		{"a device named revoke is shown", []string{"revoke"}, "", "", false},
+		{"unknown action", []string{"rename", "pi"}, "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub, what, ok := deviceAction(tt.args)
+			if sub != tt.sub || what != tt.what || ok != tt.ok {
+				t.Errorf("deviceAction(%q) = %q %q %v, want %q %q %v", tt.args, sub, what, ok, tt.sub, tt.what, tt.ok)
+			}
+		})
+	}
+}
+
+func TestEnrollTokenFlagsChecked(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		words string
+	}{
+		{"too many uses", []string{"create", "--uses", "20000"}, "--uses 20000"},
+		{"two years", []string{"create", "--expires", "17520h"}, "--expires"},
+		{"label with an escape", []string{"create", "--label", "site=\x1b[2J"}, "labels.site"},
+		{"revoke with no id", []string{"revoke"}, "Usage"},
+		{"unknown subcommand", []string{"rotate"}, "Usage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), append([]string{"enroll-token"}, tt.args...), &out, &errb)
+			if code != ExitUsage || !strings.Contains(errb.String(), tt.words) {
+				t.Errorf("exit %d, stderr %q; want a usage error saying %q", code, errb.String(), tt.words)
+			}
+		})
+	}
+}

@@ -62,6 +62,6 @@ func runCommand(ctx context.Context, e *env, args []string) int {
 	if len(advs) > 0 {
 		what += " " + strings.Join(advs, ", ")
 	}
-	fmt.Fprintf(e.stdout, "%s sent to %s (id %s) on %s\n", what, name, resp.DeviceID, resp.Topic)
+	fmt.Fprintf(e.stdout, "%s sent to %s (id %s) on %s\n", show(what), show(name), show(resp.DeviceID), show(resp.Topic))
 	return ExitOK
 }

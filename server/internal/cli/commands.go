@@ -10,24 +10,27 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
+	"unicode/utf8"
 
+	"github.com/rpmfleet/rpmfleet/pkg/durable"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
 func init() {
 	register("login", "save the server URL and token for later commands", runLogin)
-	register("enroll-token", "create an enrolment token for devices (create)", runEnrollToken)
+	register("enroll-token", "create, list or revoke enrolment tokens for devices", runEnrollToken)
 	register("import", "import advisories from files, folders or repository URLs", runImport)
 	register("devices", "list devices", runDevices)
-	register("device", "show one device and the advisories that apply to it", runDevice)
+	register("device", "show one device and the advisories that apply to it; revoke or delete it", runDevice)
 	register("cve", "list the devices exposed to a CVE and those patched", runCVE)
 	register("advisory", "show an advisory's status across the fleet", runAdvisory)
 	register("advisories", "list advisories with fleet counts", runAdvisories)
 	register("summary", "the fleet at a glance", runSummary)
 	register("token", "create, list or revoke admin tokens", runToken)
+	register("bundle", "write a signed air-gap bundle (plan and repository) for an agent's spool from RPM files and an updateinfo", runBundle)
 }
 
 func runLogin(ctx context.Context, e *env, args []string) int {
@@ -62,58 +65,10 @@ func runLogin(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	b, _ := json.MarshalIndent(login{Server: c.server, Token: c.token, CA: ca}, "", "  ")
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fail(e, "login", err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fail(e, "login", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := durable.WriteFile(p, append(b, '\n'), 0o600); err != nil {
 		return fail(e, "login", err)
 	}
 	fmt.Fprintf(e.stderr, "login saved to %s\n", p)
-	return ExitOK
-}
-
-func runEnrollToken(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(e.stderr, "Usage: rpmfleet enroll-token create [--label k=v ...] [--expires DURATION] [--uses N]")
-		return ExitUsage
-	}
-	var c conn
-	fs := newFlagSet(e, "enroll-token create", "enroll-token create [--label k=v ...] [--expires DURATION] [--uses N] [--json]", &c)
-	labels := labelFlag{}
-	fs.Var(labels, "label", "label given to devices enrolled with the token, key=value (repeatable)")
-	expires := fs.Duration("expires", 24*time.Hour, "how long the token works")
-	uses := fs.Int("uses", 1, "how many devices may enrol with it")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseFlags(fs, args[1:]); !ok {
-		return code
-	}
-	if fs.NArg() != 0 || *uses < 1 || *expires <= 0 {
-		fs.Usage()
-		return ExitUsage
-	}
-	api, err := c.client(e)
-	if err != nil {
-		return fail(e, "enroll-token", err)
-	}
-	req := protocol.EnrollTokenCreateRequest{Expires: time.Now().Add(*expires).UTC(), Uses: *uses}
-	if len(labels) > 0 {
-		req.Labels = labels
-	}
-	var resp protocol.EnrollTokenCreateResponse
-	if err := api.do(ctx, http.MethodPost, protocol.PathEnrollTokens, req, "", &resp); err != nil {
-		return fail(e, "enroll-token", err)
-	}
-	if *asJSON {
-		writeJSON(e.stdout, resp)
-		return ExitOK
-	}
-	// The token alone on stdout, so scripts can take it.
-	fmt.Fprintln(e.stdout, resp.Token)
-	fmt.Fprintf(e.stderr, "enrolment token %s: %d use(s), expires %s\n", resp.ID, resp.Uses, resp.Expires.Format(time.RFC3339))
 	return ExitOK
 }
 
@@ -258,10 +213,11 @@ func (p *progress) done() {
 
 func runDevices(ctx context.Context, e *env, args []string) int {
 	var c conn
-	fs := newFlagSet(e, "devices", "devices [--label k=v ...] [--exposed-to CVE] [--json]", &c)
+	fs := newFlagSet(e, "devices", "devices [--label k=v ...] [--group NAME] [--exposed-to CVE] [--json]", &c)
 	labels := labelFlag{}
 	fs.Var(labels, "label", "only devices with this label, key=value (repeatable)")
 	exposed := fs.String("exposed-to", "", "only devices exposed to this CVE")
+	group := fs.String("group", "", "only the devices of this group")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -277,6 +233,9 @@ func runDevices(ctx context.Context, e *env, args []string) int {
 	if *exposed != "" {
 		q.Set("exposed_to", *exposed)
 	}
+	if *group != "" {
+		q.Set(protocol.QueryGroup, *group)
+	}
 	path := protocol.PathDevices
 	if len(q) > 0 {
 		path += "?" + q.Encode()
@@ -290,10 +249,10 @@ func runDevices(ctx context.Context, e *env, args []string) int {
 		return ExitOK
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tOS\tARCH\tPACKAGES\tEXPOSED\tWORST\tLAST SEEN")
+	fmt.Fprintln(tw, "NAME\tOS\tARCH\tPACKAGES\tEXPOSED\tWORST\tLAST SEEN\tSTATE")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%d\t%d\t%s\t%s\n", d.Name, d.Info.OSID, d.Info.OSVersionID, d.Info.Arch,
-			d.Packages, d.Affected, dash(d.WorstSeverity), fmtTime(d.LastSeen))
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%d\t%d\t%s\t%s\t%s\n", show(d.Name), show(d.Info.OSID), show(d.Info.OSVersionID), show(d.Info.Arch),
+			d.Packages, d.Affected, show(dash(d.WorstSeverity)), e.fmtTime(d.LastSeen), state(d))
 	}
 	tw.Flush()
 	return ExitOK
@@ -329,11 +288,20 @@ func getNamed(ctx context.Context, e *env, args []string, cmd, usage, path strin
 }
 
 func runDevice(ctx context.Context, e *env, args []string) int {
+	if sub, name, ok := deviceAction(args); ok {
+		return runDeviceAction(ctx, e, sub, name, args)
+	}
 	var d protocol.Device
-	return getNamed(ctx, e, args, "device", "device NAME [--json]", protocol.PathDevice, &d, func() {
-		fmt.Fprintf(e.stdout, "%s (id %s)\n  os %s %s, %s, kernel %s, agent %s\n  enrolled %s, last seen %s, %d packages\n",
-			d.Name, d.ID, d.Info.OSID, d.Info.OSVersionID, d.Info.Arch, dash(d.Info.Kernel), dash(d.Info.AgentVersion),
-			fmtTime(d.Enrolled), fmtTime(d.LastSeen), d.Packages)
+	code := getNamed(ctx, e, args, "device", "device NAME [--json] | device revoke NAME | device delete NAME", protocol.PathDevice, &d, func() {
+		fmt.Fprintf(e.stdout, "%s (id %s)\n  os %s %s, %s, kernel %s, agent %s, host name %s\n  enrolled %s, last seen %s, %d packages\n",
+			show(d.Name), show(d.ID), show(d.Info.OSID), show(d.Info.OSVersionID), show(d.Info.Arch), show(dash(d.Info.Kernel)),
+			show(dash(d.Info.AgentVersion)), show(dash(d.Info.Hostname)), e.fmtTime(d.Enrolled), e.fmtTime(d.LastSeen), d.Packages)
+		if len(d.Labels) > 0 {
+			fmt.Fprintf(e.stdout, "  labels %s\n", show(labelFlag(d.Labels).String()))
+		}
+		if d.Revoked != nil {
+			fmt.Fprintf(e.stdout, "  revoked %s: its credential no longer works\n", e.fmtTime(*d.Revoked))
+		}
 		if len(d.Advisories) == 0 {
 			fmt.Fprintln(e.stdout, "  no advisory applies")
 			return
@@ -341,31 +309,50 @@ func runDevice(ctx context.Context, e *env, args []string) int {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nADVISORY\tSEVERITY\tSTATUS\tSINCE")
 		for _, a := range d.Advisories {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Advisory, a.Severity, a.Status, fmtTime(a.Since))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", show(a.Advisory), show(a.Severity), show(string(a.Status)), e.fmtTime(a.Since))
 		}
 		tw.Flush()
 	})
+	if code == ExitOK && pendingAdvisories(d) {
+		return ExitExposed
+	}
+	return code
+}
+
+// pendingAdvisories says whether a device lacks the fix of an advisory
+// that applies to it (affected, or its update failed).
+func pendingAdvisories(d protocol.Device) bool {
+	for _, a := range d.Advisories {
+		if a.Status == protocol.StatusAffected || a.Status == protocol.StatusFailed {
+			return true
+		}
+	}
+	return false
 }
 
 func runCVE(ctx context.Context, e *env, args []string) int {
 	var r protocol.CVEResponse
-	return getNamed(ctx, e, args, "cve", "cve CVE-ID [--json]", protocol.PathCVE, &r, func() {
+	code := getNamedSel(ctx, e, args, "cve", "cve CVE-ID [--label k=v ...] [--group NAME] [--json]", protocol.PathCVE, &r, func() {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "%s: %d exposed, %d patched\n", r.CVE, countDevices(r.Exposed), len(r.Patched))
+		fmt.Fprintf(tw, "%s: %d exposed, %d patched\n", show(r.CVE), countDevices(r.Exposed), len(r.Patched))
 		if len(r.Exposed) > 0 {
 			fmt.Fprintln(tw, "\nEXPOSED\tADVISORY\tPACKAGE\tINSTALLED\tFIXED IN")
 			for _, x := range r.Exposed {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.Device, x.Advisory, x.Package, x.Installed, x.Fixed)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", show(x.Device), show(x.Advisory), show(x.Package), show(x.Installed), show(x.Fixed))
 			}
 		}
 		if len(r.Patched) > 0 {
 			fmt.Fprintln(tw, "\nPATCHED\tADVISORY")
 			for _, p := range r.Patched {
-				fmt.Fprintf(tw, "%s\t%s\n", p.Device, p.Advisory)
+				fmt.Fprintf(tw, "%s\t%s\n", show(p.Device), show(p.Advisory))
 			}
 		}
 		tw.Flush()
 	})
+	if code == ExitOK && len(r.Exposed) > 0 {
+		return ExitExposed
+	}
+	return code
 }
 
 func countDevices(xs []protocol.CVEExposure) int {
@@ -380,12 +367,13 @@ func runAdvisory(ctx context.Context, e *env, args []string) int {
 	var a protocol.AdvisoryStatus
 	return getNamed(ctx, e, args, "advisory", "advisory ID [--json]", protocol.PathAdvisory, &a, func() {
 		fmt.Fprintf(e.stdout, "%s (%s, %s, issued %s): %s\n  CVEs: %s\n  affected %d, patched %d, pending reboot %d, failed %d\n",
-			a.ID, a.Type, a.Severity, fmtTime(a.Issued), a.Title, dash(strings.Join(a.CVEs, " ")), a.Affected, a.Patched, a.PendingReboot, a.Failed)
+			show(a.ID), show(a.Type), show(a.Severity), e.fmtTime(a.Issued), show(a.Title), show(dash(strings.Join(a.CVEs, " "))), a.Affected, a.Patched, a.PendingReboot, a.Failed)
+		showReleases(e, a.Releases)
 		if len(a.Devices) > 0 {
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "\nDEVICE\tSTATUS")
 			for _, d := range a.Devices {
-				fmt.Fprintf(tw, "%s\t%s\n", d.Device, d.Status)
+				fmt.Fprintf(tw, "%s\t%s\n", show(d.Device), show(string(d.Status)))
 			}
 			tw.Flush()
 		}
@@ -394,7 +382,8 @@ func runAdvisory(ctx context.Context, e *env, args []string) int {
 
 func runAdvisories(ctx context.Context, e *env, args []string) int {
 	var c conn
-	fs := newFlagSet(e, "advisories", "advisories [--severity LEVEL] [--json]", &c)
+	fs := newFlagSet(e, "advisories", "advisories [--severity LEVEL] [--label k=v ...] [--group NAME] [--json]", &c)
+	sel := addSelection(fs)
 	sev := fs.String("severity", "", "only advisories at least this severe (Low, Moderate, Important, Critical)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -408,6 +397,7 @@ func runAdvisories(ctx context.Context, e *env, args []string) int {
 	if *sev != "" {
 		path += "?severity=" + url.QueryEscape(*sev)
 	}
+	path = sel.apply(path)
 	var as []protocol.AdvisorySummary
 	if err := api.get(ctx, path, &as); err != nil {
 		return fail(e, "advisories", err)
@@ -416,10 +406,26 @@ func runAdvisories(ctx context.Context, e *env, args []string) int {
 		writeJSON(e.stdout, as)
 		return ExitOK
 	}
+	// The release column shows when an id names advisories of several
+	// releases (ALSA-2024:4568 for AlmaLinux 8 and 9), so the rows say
+	// which releases the counts cover.
+	releases := slices.ContainsFunc(as, func(a protocol.AdvisorySummary) bool { return len(a.Ecosystems) > 1 })
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADVISORY\tSEVERITY\tISSUED\tAFFECTED\tPATCHED\tPENDING REBOOT\tFAILED\tTITLE")
+	if releases {
+		fmt.Fprintln(tw, "ADVISORY\tRELEASE\tSEVERITY\tISSUED\tAFFECTED\tPATCHED\tPENDING REBOOT\tFAILED\tTITLE")
+	} else {
+		fmt.Fprintln(tw, "ADVISORY\tSEVERITY\tISSUED\tAFFECTED\tPATCHED\tPENDING REBOOT\tFAILED\tTITLE")
+	}
 	for _, a := range as {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", a.ID, a.Severity, fmtTime(a.Issued), a.Affected, a.Patched, a.PendingReboot, a.Failed, a.Title)
+		fmt.Fprintf(tw, "%s\t", show(a.ID))
+		if releases {
+			rel := make([]string, len(a.Ecosystems))
+			for i, r := range a.Ecosystems {
+				rel[i] = dash(r)
+			}
+			fmt.Fprintf(tw, "%s\t", show(dash(strings.Join(rel, ","))))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", show(a.Severity), e.fmtTime(a.Issued), a.Affected, a.Patched, a.PendingReboot, a.Failed, show(a.Title))
 	}
 	tw.Flush()
 	return ExitOK
@@ -427,7 +433,8 @@ func runAdvisories(ctx context.Context, e *env, args []string) int {
 
 func runSummary(ctx context.Context, e *env, args []string) int {
 	var c conn
-	fs := newFlagSet(e, "summary", "summary [--json]", &c)
+	fs := newFlagSet(e, "summary", "summary [--label k=v ...] [--group NAME] [--json]", &c)
+	sel := addSelection(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -437,7 +444,7 @@ func runSummary(ctx context.Context, e *env, args []string) int {
 		return fail(e, "summary", err)
 	}
 	var s protocol.Summary
-	if err := api.get(ctx, protocol.PathSummary, &s); err != nil {
+	if err := api.get(ctx, sel.apply(protocol.PathSummary), &s); err != nil {
 		return fail(e, "summary", err)
 	}
 	if *asJSON {
@@ -447,11 +454,11 @@ func runSummary(ctx context.Context, e *env, args []string) int {
 	fmt.Fprintf(e.stdout, "devices: %d, fully patched: %d (%.0f%%)\n", s.Devices, s.FullyPatched, 100*s.FullyPatchedShare)
 	for _, sev := range []string{"Critical", "Important", "Moderate", "Low", "None"} {
 		if n := s.ExposedBySeverity[sev]; n > 0 {
-			fmt.Fprintf(e.stdout, "  worst exposure %s: %d devices\n", sev, n)
+			fmt.Fprintf(e.stdout, "  worst exposure %s: %d devices\n", show(sev), n)
 		}
 	}
 	if o := s.OldestUnpatchedCritical; o != nil {
-		fmt.Fprintf(e.stdout, "oldest unpatched critical: %s (issued %s, %d devices affected)\n", o.ID, fmtTime(o.Issued), o.Affected)
+		fmt.Fprintf(e.stdout, "oldest unpatched critical: %s (issued %s, %d devices affected)\n", show(o.ID), e.fmtTime(o.Issued), o.Affected)
 	}
 	return ExitOK
 }
@@ -504,9 +511,9 @@ func runToken(ctx context.Context, e *env, args []string) int {
 		for _, t := range ts {
 			rv := "-"
 			if t.Revoked != nil {
-				rv = fmtTime(*t.Revoked)
+				rv = e.fmtTime(*t.Revoked)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, fmtTime(t.Created), rv)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", show(t.ID), show(t.Name), show(string(t.Role)), e.fmtTime(t.Created), rv)
 		}
 		tw.Flush()
 	case "revoke":
@@ -529,4 +536,97 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// showReleases prints each release's description, fixed packages and
+// references, as "dnf updateinfo info" does; the release is named when
+// there are several (the same id imported for AlmaLinux 8 and 9) or the
+// source named one.
+func showReleases(e *env, rs []protocol.AdvisoryRelease) {
+	for _, r := range rs {
+		if len(rs) > 1 || r.Release != "" {
+			fmt.Fprintf(e.stdout, "\n  Release %s", show(dash(r.Release)))
+			if r.RebootSuggested {
+				fmt.Fprint(e.stdout, " (reboot suggested)")
+			}
+			fmt.Fprintln(e.stdout)
+		}
+		if r.Description != "" {
+			fmt.Fprintln(e.stdout, "  Description:")
+			for _, l := range describe(r.Description, descriptionWidth) {
+				if l == "" {
+					fmt.Fprintln(e.stdout)
+					continue
+				}
+				fmt.Fprintf(e.stdout, "    %s\n", l)
+			}
+		}
+		if len(r.Packages) > 0 {
+			fmt.Fprintln(e.stdout, "  Packages:")
+			for _, p := range r.Packages {
+				name := p.Name
+				if p.Arch != "" {
+					name += "." + p.Arch
+				}
+				fmt.Fprintf(e.stdout, "    %s %s\n", show(name), show(p.Fixed))
+			}
+		}
+		if len(r.References) > 0 {
+			fmt.Fprintln(e.stdout, "  References:")
+			for _, ref := range r.References {
+				fmt.Fprintf(e.stdout, "    %s\n", show(ref.URL))
+			}
+		}
+	}
+}
+
+// descriptionWidth is the width descriptions are wrapped to, after their
+// four columns of indent: 80 columns in all.
+const descriptionWidth = 76
+
+// describe returns an advisory description's lines as they may be printed:
+// its own line breaks kept, tabs made spaces, every line escaped as show
+// escapes text from the server (an escape sequence in the imported data
+// shows as \x1b, never acts), and lines longer than width characters
+// wrapped at spaces, a bullet's continuation lines under its text. A word
+// longer than width (a URL) keeps a line of its own, unbroken. Empty lines
+// stay, as paragraph breaks.
+func describe(s string, width int) []string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		line = show(strings.TrimRight(strings.ReplaceAll(line, "\t", "    "), " "))
+		if line == "" {
+			out = append(out, "")
+			continue
+		}
+		indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
+		// A wrapped line keeps the indent of the line it came from, and a
+		// bullet's ("* ", "- ") continuation lines go under its text.
+		hang := indent
+		if rest := line[len(indent):]; strings.HasPrefix(rest, "* ") || strings.HasPrefix(rest, "- ") {
+			hang += "  "
+		}
+		var cur strings.Builder
+		n := 0
+		for _, w := range strings.Fields(line) {
+			wn := utf8.RuneCountInString(w)
+			if n > 0 && n+1+wn > width {
+				out = append(out, cur.String())
+				cur.Reset()
+				n = 0
+				indent = hang
+			}
+			if n == 0 {
+				cur.WriteString(indent)
+				n = len(indent)
+			} else {
+				cur.WriteByte(' ')
+				n++
+			}
+			cur.WriteString(w)
+			n += wn
+		}
+		out = append(out, cur.String())
+	}
+	return out
 }

@@ -8,8 +8,16 @@
 //	db = "postgres://rpmfleet@db/rpmfleet"   # empty: SQLite in data
 //	allow_insecure_http = false
 //
+//	[http]
+//	body_timeout = "10s"         # a small body (enrolment, tokens) whole within this
+//	body_min_rate = 1024         # then a report or import keeps up this many bytes a second
+//	write_timeout = "2m"         # an answer written within this
+//	max_enrolling = 32           # enrolments handled at once (503 beyond)
+//
 //	[mqtt]
 //	listen = "127.0.0.1:1883"    # the embedded broker; "off" for none
+//	login_timeout = "10s"        # a new connection sends its CONNECT within this
+//	max_pending_logins = 1024    # connections waiting to log in at once
 //	advertise = "mqtts://fleet.example.org:8883"  # the URL devices are told
 //	broker = "mqtts://mqtt.example.org:8883"      # an external broker instead
 //	username = "rpmfleet-server" # on the external broker
@@ -19,6 +27,13 @@
 //	[[repository]]
 //	url = "https://repo.almalinux.org/almalinux/9/BaseOS/aarch64/os/"
 //	interval = "6h"
+//
+//	[[webhook]]                  # signed notifications (webhooks.go)
+//	name = "ops"
+//	url = "https://hooks.example.org/rpmfleet"
+//	secret_file = "/etc/rpmfleet/webhook-ops.secret"
+//	min_severity = "Important"
+//	silent_after = "24h"
 //
 // Unknown keys are an error, so a misspelt setting is never ignored.
 package config
@@ -30,8 +45,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // ErrInsecure is returned by Check for plain HTTP on an address other
@@ -63,6 +76,32 @@ type Config struct {
 	Repositories []Repository `toml:"repository"`
 	// MQTT is where the server pushes feed notices and commands ([mqtt]).
 	MQTT MQTT `toml:"mqtt"`
+	// HTTP bounds the API's requests in time and enrolments in number
+	// ([http]).
+	HTTP HTTP `toml:"http"`
+	// FleetLock is the reboot lock ([fleetlock], fleetops.go).
+	FleetLock FleetLock `toml:"fleetlock"`
+	// Rollouts sets how often rollouts are judged ([rollouts]).
+	Rollouts Rollouts `toml:"rollouts"`
+	// Webhooks receive signed notifications ([[webhook]] tables,
+	// webhooks.go).
+	Webhooks []Webhook `toml:"webhook"`
+}
+
+// HTTP holds the API's limits; zero values mean the API's defaults
+// (server/internal/api: 10 s, 1024 bytes a second, 2 min, 32).
+type HTTP struct {
+	// BodyTimeout is how long a small request body may take, and how
+	// long a large one (a report, an import) has before MinBodyRate
+	// applies.
+	BodyTimeout Duration `toml:"body_timeout"`
+	// BodyMinRate is the least average rate, in bytes a second, a report
+	// or import body must keep up after BodyTimeout.
+	BodyMinRate int64 `toml:"body_min_rate"`
+	// WriteTimeout bounds writing an answer.
+	WriteTimeout Duration `toml:"write_timeout"`
+	// MaxEnrolling bounds the enrolments handled at once.
+	MaxEnrolling int `toml:"max_enrolling"`
 }
 
 // MQTT configures push. With no Broker the server runs its embedded
@@ -86,6 +125,12 @@ type MQTT struct {
 	// CA is a PEM file of the roots Broker's TLS certificate is checked
 	// against; empty means the system's.
 	CA string `toml:"ca"`
+	// LoginTimeout is how long a connection to the embedded broker has
+	// to send its CONNECT; zero means the broker's default (10 s).
+	LoginTimeout Duration `toml:"login_timeout"`
+	// MaxPendingLogins bounds the connections to the embedded broker
+	// waiting to log in; zero means the broker's default (1024).
+	MaxPendingLogins int `toml:"max_pending_logins"`
 }
 
 // DefaultSyncInterval is how often a repository is checked when its
@@ -122,20 +167,26 @@ func Default() Config {
 	return Config{Data: "rpmfleet-data", Listen: "127.0.0.1:8080"}
 }
 
-// Load reads path over the defaults. Keys it does not know are an error
-// naming them, so a misspelt setting is never silently ignored.
+// Load reads path over the defaults, then the drop-ins of its folder
+// (DropIns: server.d/*.toml beside server.toml) in name order, each over
+// what came before: a key a drop-in sets replaces the value before it (a
+// [[repository]] or [[webhook]] list in a drop-in replaces the whole
+// list). Keys it does
+// not know are an error naming the file and line, so a misspelt setting
+// is never silently ignored.
 func Load(path string) (Config, error) {
 	c := Default()
-	md, err := toml.DecodeFile(path, &c)
-	if err != nil {
-		return Config{}, fmt.Errorf("read config %s: %w", path, err)
+	if err := decodeFile(&c, path); err != nil {
+		return Config{}, err
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
+	dropins, err := DropIns(path)
+	if err != nil {
+		return Config{}, err
+	}
+	for _, d := range dropins {
+		if err := decodeFile(&c, d); err != nil {
+			return Config{}, err
 		}
-		return Config{}, fmt.Errorf("read config %s: unknown key %s", path, strings.Join(keys, ", "))
 	}
 	return c, nil
 }
@@ -171,6 +222,18 @@ func (c Config) Check() error {
 		}
 	}
 	if err := c.MQTT.check(); err != nil {
+		return err
+	}
+	if err := c.HTTP.check(); err != nil {
+		return err
+	}
+	if err := c.FleetLock.check(); err != nil {
+		return err
+	}
+	if err := c.Rollouts.check(); err != nil {
+		return err
+	}
+	if err := checkWebhooks(c.Webhooks); err != nil {
 		return err
 	}
 	if !c.HTTPS() && !c.AllowInsecureHTTP && !Loopback(host) {
@@ -231,6 +294,34 @@ func (m MQTT) check() error {
 	}
 	if (m.Username == "") != (m.PasswordFile == "") {
 		return errors.New("config: mqtt.username and mqtt.password_file go together")
+	}
+	if m.LoginTimeout < 0 || (m.LoginTimeout > 0 && time.Duration(m.LoginTimeout) < 100*time.Millisecond) || time.Duration(m.LoginTimeout) > 5*time.Minute {
+		return fmt.Errorf("config: mqtt.login_timeout: %v is not from 100ms to 5m", time.Duration(m.LoginTimeout))
+	}
+	if m.MaxPendingLogins < 0 {
+		return fmt.Errorf("config: mqtt.max_pending_logins: %d is negative", m.MaxPendingLogins)
+	}
+	if m.Broker != "" && (m.LoginTimeout != 0 || m.MaxPendingLogins != 0) {
+		return errors.New("config: mqtt.login_timeout and mqtt.max_pending_logins are for the embedded broker, not mqtt.broker")
+	}
+	return nil
+}
+
+// check reports HTTP limits that cannot work: a body timeout under 100 ms
+// or over an hour, a negative rate or count, a write timeout under a
+// second.
+func (h HTTP) check() error {
+	if h.BodyTimeout < 0 || (h.BodyTimeout > 0 && time.Duration(h.BodyTimeout) < 100*time.Millisecond) || time.Duration(h.BodyTimeout) > time.Hour {
+		return fmt.Errorf("config: http.body_timeout: %v is not from 100ms to 1h", time.Duration(h.BodyTimeout))
+	}
+	if h.BodyMinRate < 0 {
+		return fmt.Errorf("config: http.body_min_rate: %d is negative", h.BodyMinRate)
+	}
+	if h.WriteTimeout < 0 || (h.WriteTimeout > 0 && time.Duration(h.WriteTimeout) < 100*time.Millisecond) {
+		return fmt.Errorf("config: http.write_timeout: %v is shorter than 100ms", time.Duration(h.WriteTimeout))
+	}
+	if h.MaxEnrolling < 0 {
+		return fmt.Errorf("config: http.max_enrolling: %d is negative", h.MaxEnrolling)
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,11 +36,12 @@ var ErrBadRequest = errors.New("fleet: bad request")
 // creator gives no expiry.
 const DefaultEnrollTokenTTL = 24 * time.Hour
 
-// AdvisoryLoader reads back every stored advisory. Both store
+// AdvisoryLoader reads back every stored variant of every advisory
+// (store.Variant), with the digest it was stored with. Both store
 // implementations (sqlstore) have it; the service rebuilds its matching
 // index from it at start.
 type AdvisoryLoader interface {
-	LoadAdvisories(ctx context.Context) ([]advisory.Advisory, error)
+	LoadAdvisories(ctx context.Context) ([]store.Variant, error)
 }
 
 // Options configure a Service.
@@ -59,6 +62,17 @@ type Options struct {
 	Now func() time.Time
 	// Log receives the service's logs; nil discards them.
 	Log *slog.Logger
+	// Observer is told how long reports, imports and publications took
+	// (observe.go); nil tells nobody.
+	Observer Observer
+	// Replicas is told when an import changed advisories, for the other
+	// replicas on the same store (replica.go); nil for a lone server.
+	Replicas Replicas
+	// Webhooks are notified of exposures, rollbacks, silent devices and
+	// paused rollouts (notify.go); none when empty.
+	Webhooks []Webhook
+	// WebhookOptions tune their delivery.
+	WebhookOptions WebhookOptions
 }
 
 // Service is the fleet's operations over a store.
@@ -71,9 +85,17 @@ type Service struct {
 	// advisories and swaps the index; reports hold it for reading while
 	// they are matched and stored, so a report never misses an advisory
 	// whose import already returned.
-	mu   sync.RWMutex
-	advs map[string]advisory.Advisory
-	m    *matcher
+	mu sync.RWMutex
+	// advs holds every advisory's variants by id, one per ecosystem, as
+	// the store keeps them (store.Variants.With decides for both).
+	advs map[string]store.Variants
+	// m indexes every variant of advs.
+	m *matcher
+	// gc caches the groups for the plans' gate (groups.go).
+	gc groupCache
+	// notes sends webhook notifications (notify.go); nil with no
+	// webhook.
+	notes *notifier
 }
 
 // New returns a Service over st. When st is an AdvisoryLoader, the advisories
@@ -86,25 +108,38 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{st: st, opts: opts, log: log.With("component", "fleet"), advs: map[string]advisory.Advisory{}}
+	s := &Service{st: st, opts: opts, log: log.With("component", "fleet"), advs: map[string]store.Variants{}}
+	if len(opts.Webhooks) > 0 {
+		s.notes = newNotifier(opts.Webhooks, opts.WebhookOptions)
+	}
 	if l, ok := st.(AdvisoryLoader); ok {
-		advs, err := l.LoadAdvisories(ctx)
+		vs, err := l.LoadAdvisories(ctx)
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range advs {
-			s.advs[a.ID] = a
+		for _, v := range vs {
+			s.advs[v.ID], _ = s.advs[v.ID].With(v)
 		}
-		s.log.Info("advisories loaded", "count", len(advs))
+		s.log.Info("advisories loaded", "count", len(s.advs), "variants", len(vs))
 	}
-	s.m = newMatcher(s.all())
+	s.m = newMatcher(variantsOf(s.advs, nil))
 	return s, nil
 }
 
-func (s *Service) all() []advisory.Advisory {
-	out := make([]advisory.Advisory, 0, len(s.advs))
-	for _, a := range s.advs {
-		out = append(out, a)
+// variantsOf returns the variants of the ids in advs (of every id when ids
+// is nil), by id and then ecosystem, as the matcher takes them.
+func variantsOf(advs map[string]store.Variants, ids map[string]bool) []advisory.Advisory {
+	var keys []string
+	if ids == nil {
+		keys = slices.Sorted(maps.Keys(advs))
+	} else {
+		keys = slices.Sorted(maps.Keys(ids))
+	}
+	var out []advisory.Advisory
+	for _, id := range keys {
+		for _, v := range advs[id] {
+			out = append(out, v.Advisory)
+		}
 	}
 	return out
 }
@@ -114,34 +149,99 @@ func (s *Service) Store() store.Store { return s.st }
 
 // Import stores advisories, brings the status of every device they touch
 // up to date and adds them to the index later reports are matched against.
-func (s *Service) Import(ctx context.Context, advs []advisory.Advisory) (protocol.ImportResponse, error) {
+//
+// Each advisory is its id's variant for its ecosystem, taken in as the
+// store takes it (store.Variants.With): an import of one release's file
+// never takes another release's entries away, and unchanged data changes
+// nothing. The store matches the package sets in use against the changed
+// ids, so it is given a matcher over every variant of the imported ids as
+// they stand after the import, not over the imported advisories alone: an
+// AlmaLinux 9 file's ALSA-2024:4568 must not wipe what its AlmaLinux 8
+// variant finds.
+func (s *Service) Import(ctx context.Context, advs []advisory.Advisory) (resp protocol.ImportResponse, err error) {
+	start := time.Now()
+	defer func() {
+		s.observe(Event{Op: OpImport, Took: time.Since(start), Err: err, Read: len(advs), Changed: resp.Changed})
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed, err := s.st.PutAdvisories(ctx, advs, s.opts.Now().UTC(), newMatcher(advs).match)
+	next := maps.Clone(s.advs)
+	imported := map[string]bool{}
+	changedIDs := map[string]bool{}
+	for i := range advs {
+		if advs[i].ID == "" {
+			return protocol.ImportResponse{}, fmt.Errorf("%w: advisory %d of %d: empty id", ErrBadRequest, i+1, len(advs))
+		}
+		v, _, err := store.NewVariant(advs[i])
+		if err != nil {
+			return protocol.ImportResponse{}, fmt.Errorf("import: %w", err)
+		}
+		imported[v.ID] = true
+		if vs, ok := next[v.ID].With(v); ok {
+			next[v.ID] = vs
+			changedIDs[v.ID] = true
+		}
+	}
+	// The devices exposed to the changed advisories a webhook would be
+	// told of, before: the exposure event names those exposed after and
+	// not before.
+	var exposedBefore map[string]map[string]bool
+	if s.notes != nil && s.notes.wants(protocol.WebhookExposure) {
+		least := s.notes.minSeverity()
+		var ids []string
+		for id := range changedIDs {
+			if slices.ContainsFunc(next[id], func(v store.Variant) bool { return v.Severity >= least }) {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		exposedBefore = s.exposedTo(ctx, ids, least)
+	}
+	// Every imported id, not only those changed here: the store decides
+	// what changed against what it holds, which another server sharing
+	// its database may have added to.
+	m := newMatcher(variantsOf(next, imported))
+	changed, err := s.st.PutAdvisories(ctx, advs, s.opts.Now().UTC(), m.match)
 	if err != nil {
 		return protocol.ImportResponse{}, fmt.Errorf("import: %w", err)
 	}
-	s.publishFeed(changed, s.changedIDs(advs))
-	for _, a := range advs {
-		s.advs[a.ID] = a
+	s.publishFeed(changed, slices.Sorted(maps.Keys(changedIDs)))
+	s.announceImport(ctx, start, changed)
+	s.advs = next
+	if len(changedIDs) > 0 {
+		s.m = newMatcher(variantsOf(s.advs, nil))
 	}
 	if changed > 0 {
-		s.m = newMatcher(s.all())
+		s.notifyImport(ctx, exposedBefore, "exposure:import:"+newID()+newID())
 	}
 	s.log.Info("advisories imported", "read", len(advs), "changed", changed)
 	return protocol.ImportResponse{Advisories: len(advs), Changed: changed}, nil
 }
 
 // Report applies a device's report.
-func (s *Service) Report(ctx context.Context, deviceID string, r *protocol.Report) (protocol.ReportResponse, error) {
+func (s *Service) Report(ctx context.Context, deviceID string, r *protocol.Report) (resp protocol.ReportResponse, err error) {
+	return s.ReportNamed(ctx, deviceID, "", r)
+}
+
+// ReportNamed is Report from the device called name, the name its
+// notifications carry.
+func (s *Service) ReportNamed(ctx context.Context, deviceID, name string, r *protocol.Report) (resp protocol.ReportResponse, err error) {
+	start := time.Now()
+	defer func() {
+		s.observe(Event{Op: OpReport, Took: time.Since(start), Err: err, Duplicate: resp.Duplicate})
+	}()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	resp, err := s.st.Report(ctx, deviceID, r, s.opts.Now().UTC(), s.m.match)
+	before := s.exposedBefore(ctx, deviceID, r)
+	resp, err = s.st.Report(ctx, deviceID, r, s.opts.Now().UTC(), s.m.match)
 	if err != nil {
 		if errors.Is(err, store.ErrBadReport) {
 			return resp, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		return resp, fmt.Errorf("report: %w", err)
+	}
+	if !resp.Duplicate {
+		s.notifyReport(ctx, deviceID, name, r, before)
 	}
 	return resp, nil
 }

@@ -2,8 +2,10 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +39,7 @@ var (
 )
 
 func TestMatch(t *testing.T) {
+	t.Parallel()
 	m := newMatcher(loadTestdata(t))
 	tests := []struct {
 		name    string
@@ -119,6 +122,7 @@ func TestMatch(t *testing.T) {
 }
 
 func TestReleaseAdmits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		rel  release
@@ -146,6 +150,7 @@ func TestReleaseAdmits(t *testing.T) {
 // TestServiceRestart: advisories imported before a restart still match
 // reports after it, because New rebuilds the index from the store.
 func TestServiceRestart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fleet.db")
 	st, err := sqlite.Open(ctx, path)
@@ -200,6 +205,7 @@ func TestServiceRestart(t *testing.T) {
 }
 
 func TestCreateTokenRefusesUnknownRole(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {
@@ -210,16 +216,31 @@ func TestCreateTokenRefusesUnknownRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, req := range []protocol.TokenCreateRequest{{Name: "x", Role: "root"}, {Name: "", Role: protocol.RoleAdmin}} {
-		if _, err := svc.CreateToken(ctx, req); err == nil {
-			t.Errorf("CreateToken(%+v) succeeded, want a bad request", req)
-		}
+	for _, tt := range []struct {
+		name string
+		req  protocol.TokenCreateRequest
+		// field is the start of the message after "fleet: bad request: ".
+		field string
+	}{
+		{"unknown role", protocol.TokenCreateRequest{Name: "x", Role: "root"}, `role: "root" is not`},
+		{"no name", protocol.TokenCreateRequest{Name: "", Role: protocol.RoleAdmin}, "name: empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := svc.CreateToken(ctx, tt.req)
+			if !errors.Is(err, ErrBadRequest) || !strings.HasPrefix(err.Error(), "fleet: bad request: "+tt.field) {
+				t.Errorf("CreateToken(%+v): err = %v, want ErrBadRequest naming %q", tt.req, err, tt.field)
+			}
+		})
+	}
+	if toks, err := st.ListTokens(ctx); err != nil || len(toks) != 0 {
+		t.Errorf("tokens after refused requests = %+v, %v; want none", toks, err)
 	}
 }
 
 // TestAdvisoryAfterReport: a device that reported before the advisory
 // arrived is marked exposed by the import itself.
 func TestAdvisoryAfterReport(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {
@@ -268,6 +289,7 @@ func TestAdvisoryAfterReport(t *testing.T) {
 // AlmaLinux 9 is exposed to an AlmaLinux advisory. The server used to read
 // the release from the set alone and showed it exposed to nothing.
 func TestReportMatchesTheDevicesRelease(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {

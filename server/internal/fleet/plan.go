@@ -37,7 +37,10 @@ func (s *Service) Plan(ctx context.Context, deviceID string) (signed []byte, eta
 	if advs == nil {
 		advs = []protocol.PlanAdvisory{}
 	}
-	plan := protocol.Plan{Advisories: advs}
+	plan, err := s.gatePlan(ctx, deviceID, advs)
+	if err != nil {
+		return nil, "", fmt.Errorf("plan: %w", err)
+	}
 	etag, err = PlanETag(plan)
 	if err != nil {
 		return nil, "", fmt.Errorf("plan of device %s: %w", deviceID, err)
@@ -51,7 +54,7 @@ func (s *Service) Plan(ctx context.Context, deviceID string) (signed []byte, eta
 
 // PlanETag returns the strong ETag of a plan: the quoted SHA-256 of its
 // JSON encoding, which is deterministic for a protocol.Plan (struct fields
-// in order, no maps).
+// in order; a map's keys are sorted).
 func PlanETag(p protocol.Plan) (string, error) {
 	b, err := json.Marshal(p)
 	if err != nil {

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 )
 

@@ -1,15 +1,12 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/notice"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
@@ -62,6 +59,11 @@ func (s *Service) Command(ctx context.Context, name string, cmd protocol.Command
 	if err != nil {
 		return protocol.CommandResponse{}, fmt.Errorf("command: %w", err)
 	}
+	if d.Revoked != nil {
+		// Its credential no longer logs in: a command would wait on the
+		// broker for a device that can never take it.
+		return protocol.CommandResponse{}, fmt.Errorf("%w: device %s was revoked at %s", ErrBadRequest, name, d.Revoked.Format(time.RFC3339))
+	}
 	if s.opts.Publisher == nil {
 		return protocol.CommandResponse{}, ErrNoBroker
 	}
@@ -73,7 +75,10 @@ func (s *Service) Command(ctx context.Context, name string, cmd protocol.Command
 		return protocol.CommandResponse{}, fmt.Errorf("command to %s: %w", name, err)
 	}
 	topic := protocol.DeviceCommandTopic(d.ID)
-	if err := s.opts.Publisher.Publish(topic, msg, false); err != nil {
+	start := time.Now()
+	err = s.opts.Publisher.Publish(topic, msg, false)
+	s.observe(Event{Op: OpPublish, Kind: "command", Took: time.Since(start), Err: err})
+	if err != nil {
 		return protocol.CommandResponse{}, fmt.Errorf("command to %s: publish on %s: %w", name, topic, err)
 	}
 	s.log.Info("command sent", "device", name, "id", d.ID, "verb", cmd.Verb, "advisories", len(cmd.Advisories))
@@ -94,36 +99,13 @@ func (s *Service) publishFeed(changed int, ids []string) {
 	}
 	msg, err := s.opts.Signer.Sign(notice.KindFeedNotice, "", n, FeedNoticeTTL)
 	if err == nil {
+		start := time.Now()
 		err = s.opts.Publisher.Publish(protocol.TopicAdvisoryFeed, msg, true)
+		s.observe(Event{Op: OpPublish, Kind: "feed", Took: time.Since(start), Err: err})
 	}
 	if err != nil {
 		s.log.Warn("feed notice not published; agents will find the change when they poll", "changed", changed, "err", err)
 		return
 	}
 	s.log.Info("feed notice published", "topic", protocol.TopicAdvisoryFeed, "changed", changed)
-}
-
-// changedIDs returns the ids of the advisories of advs that are new or
-// differ from those the service holds, compared as the store compares
-// them (their JSON encoding). Import calls it before it takes them in.
-func (s *Service) changedIDs(advs []advisory.Advisory) []string {
-	seen := map[string]bool{}
-	var ids []string
-	for i := range advs {
-		a := &advs[i]
-		if seen[a.ID] {
-			continue
-		}
-		old, ok := s.advs[a.ID]
-		if ok {
-			ob, err1 := json.Marshal(old)
-			nb, err2 := json.Marshal(a)
-			if err1 == nil && err2 == nil && bytes.Equal(ob, nb) {
-				continue
-			}
-		}
-		seen[a.ID] = true
-		ids = append(ids, a.ID)
-	}
-	return ids
 }

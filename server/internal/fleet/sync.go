@@ -109,7 +109,7 @@ func (s *Syncer) Sync(ctx context.Context, url string, last [sha256.Size]byte) (
 	if sum == last {
 		return last, SyncResult{}, nil
 	}
-	advs, err := source.Load(ctx, base+"/", source.Options{HTTPClient: s.hc, Locations: true})
+	advs, err := source.Load(ctx, base+"/", source.Options{HTTPClient: s.hc, Locations: true, Descriptions: true})
 	if err != nil {
 		return last, SyncResult{}, fmt.Errorf("sync %s: %w", url, err)
 	}

@@ -6,9 +6,10 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
-	"github.com/rpmfleet/rpmfleet/pkg/rpmtest"
+	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/server/internal/store/sqlite"
 )
 
@@ -70,7 +71,7 @@ func TestSync(t *testing.T) {
 	}
 
 	srv.SetDown(true)
-	if _, _, err := s.Sync(ctx, srv.URL, sum); err == nil {
-		t.Errorf("sync of a repository that is down succeeded")
+	if _, _, err := s.Sync(ctx, srv.URL, sum); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("sync of a repository that is down: %v, want the 503 named", err)
 	}
 }

@@ -7,7 +7,7 @@
 //
 // Threat model. The server logs in with a username and password of its
 // own, which the broker's ACL must allow to publish on every rpmfleet
-// topic (see pkg/mqtttest's FleetACL); the password is read from a file
+// topic (see internal/mqtttest's FleetACL); the password is read from a file
 // and never logged. Over mqtts:// the broker's certificate is checked
 // against the given roots (or the system's). The broker is not trusted for
 // what it carries: everything the server publishes is signed with its
@@ -25,6 +25,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -92,13 +94,9 @@ func Dial(opts Options) (*Publisher, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("%w: url %q: not a broker URL", ErrBadOptions, opts.URL)
 	}
-	tlsOn := false
-	switch u.Scheme {
-	case "mqtt", "tcp":
-	case "mqtts", "ssl", "tls":
-		tlsOn = true
-	default:
-		return nil, fmt.Errorf("%w: url %q: scheme %q is not mqtt, tcp, mqtts, ssl or tls", ErrBadOptions, opts.URL, u.Scheme)
+	tlsOn, err := protocol.BrokerTLS(u.Scheme)
+	if err != nil {
+		return nil, fmt.Errorf("%w: url %q: %w", ErrBadOptions, opts.URL, err)
 	}
 	if u.Port() == "" {
 		port := "1883"

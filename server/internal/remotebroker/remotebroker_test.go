@@ -12,7 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/rpmfleet/rpmfleet/pkg/mqtttest"
+	"github.com/rpmfleet/rpmfleet/internal/mqtttest"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 

@@ -59,8 +59,13 @@ var (
 	ErrTokenInvalid = errors.New("store: enrolment token unknown")
 	ErrTokenExpired = errors.New("store: enrolment token expired")
 	ErrTokenUsedUp  = errors.New("store: enrolment token used up")
+	ErrTokenRevoked = errors.New("store: enrolment token revoked")
 	ErrNameTaken    = errors.New("store: device name taken")
 	ErrBadReport    = errors.New("store: bad report")
+	// ErrStorageFull: the database's disk (or its quota) is full, so a
+	// write was refused and nothing of it was stored. The caller may try
+	// again once space returns.
+	ErrStorageFull = errors.New("store: storage full")
 )
 
 // Hash is the SHA-256 of a secret: what the store keeps of credentials and
@@ -90,6 +95,9 @@ type EnrollToken struct {
 	// UsesLeft is how many more devices may enrol with it.
 	UsesLeft int
 	Created  time.Time
+	// Revoked is zero unless the token was revoked (its UsesLeft is then
+	// 0).
+	Revoked time.Time
 }
 
 // Device is an enrolled device.
@@ -130,8 +138,11 @@ type Finding struct {
 
 // MatchFunc computes the findings for a package set of a release (see
 // Release; "" when the devices on the set did not say). For a report it is
-// asked about every advisory the server knows; for PutAdvisories only about
-// the advisories being put. It is called once per distinct package set
+// asked about every advisory the server knows; for PutAdvisories about
+// every variant (Variant) of the ids being put, as they stand once put:
+// the store keeps of a changed id's findings only what match gives, so a
+// MatchFunc over the put advisories alone would drop what the id's other
+// releases find. It is called once per distinct package set
 // (or a few times, when reports bringing one new set arrive together: a
 // report's new set is matched in its caller's goroutine, before the store
 // knows whether another report is storing it).
@@ -171,7 +182,7 @@ type Enrollment interface {
 	CreateEnrollToken(ctx context.Context, t EnrollToken) error
 	// Enroll spends one use of the enrolment token whose hash is given and
 	// creates the device with the token's labels, in one transaction. It
-	// fails with ErrTokenInvalid, ErrTokenExpired, ErrTokenUsedUp or
+	// fails with ErrTokenInvalid, ErrTokenRevoked, ErrTokenExpired, ErrTokenUsedUp or
 	// ErrNameTaken and then changes nothing.
 	Enroll(ctx context.Context, token Hash, d NewDevice) (Device, error)
 	// DeviceByCredential returns the device holding the credential, or
@@ -191,10 +202,11 @@ type Reports interface {
 
 // Advisories stores advisories and brings statuses up to date with them.
 type Advisories interface {
-	// PutAdvisories inserts or replaces advisories. For those new or
-	// changed, match is run once per package set in use and the sets'
-	// applicability, and so every device's status, is updated, in one
-	// transaction. It returns how many advisories were new or changed.
+	// PutAdvisories takes in advisories, each as its id's variant for
+	// its ecosystem (Variants.With: new, or superseding the stored one).
+	// For the ids that changed, match is run once per package set in use
+	// and the sets' applicability, and so every device's status, is
+	// updated, in one transaction. It returns how many ids changed.
 	PutAdvisories(ctx context.Context, advs []advisory.Advisory, now time.Time, match MatchFunc) (changed int, err error)
 }
 
@@ -228,6 +240,31 @@ type DeviceFilter struct {
 	ExposedTo string
 }
 
+// Lifecycle takes back what enrolment gave: a device's credential, a
+// device, an enrolment token.
+type Lifecycle interface {
+	// RevokeDevice revokes the device called name at at: its credential
+	// hash is replaced by one of no known secret, in the same transaction,
+	// so DeviceByCredential no longer finds it by its credential; it stays
+	// listed, with its history. Revoking a revoked device changes nothing
+	// and returns its first revocation time. ErrNotFound for an unknown
+	// name.
+	RevokeDevice(ctx context.Context, name string, at time.Time) (deviceID string, revoked time.Time, err error)
+	// DeleteDevice deletes the device called name and every row kept
+	// about it (labels, status overrides, report ids, cycles); its name
+	// may then be enrolled again, as a new device. Its package set stays
+	// for other devices (or, unused, is matched no more). ErrNotFound for
+	// an unknown name.
+	DeleteDevice(ctx context.Context, name string) (deviceID string, err error)
+	// ListEnrollTokens lists every enrolment token, used up, expired and
+	// revoked ones included, oldest first. Hash is left zero.
+	ListEnrollTokens(ctx context.Context) ([]EnrollToken, error)
+	// RevokeEnrollToken revokes the enrolment token with the given id at
+	// at: no device may enrol with it from then on. ErrNotFound for an
+	// unknown or already revoked id.
+	RevokeEnrollToken(ctx context.Context, id string, at time.Time) error
+}
+
 // Store is everything the server keeps.
 type Store interface {
 	Tokens
@@ -235,5 +272,8 @@ type Store interface {
 	Reports
 	Advisories
 	Queries
+	Lifecycle
+	FleetOps
+	Deliveries
 	Close() error
 }

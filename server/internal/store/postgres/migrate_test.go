@@ -45,6 +45,7 @@ func TestMigrateKeepsSetsAndDevices(t *testing.T) {
 	}
 	digest := protocol.InventoryDigest(ubi)
 	cred := store.HashSecret("cred")
+	hash, body := storetest.LegacyAdvisory(storetest.Advisories()[0]) // ALSA-2023:3722, as stored before 0006
 	err = d.Write(ctx, func(c sqlstore.Conn) error {
 		stmts := []struct {
 			q    string
@@ -53,7 +54,7 @@ func TestMigrateKeepsSetsAndDevices(t *testing.T) {
 			{`INSERT INTO package_sets (release, digest, packages, count, created) VALUES ('almalinux:9', ?, ?, ?, 1)`, []any{digest, []byte("openssl-libs\t1\t3.0.1\t23.el9_0\taarch64\t\n"), 1}},
 			{`INSERT INTO devices (id, name, labels, credential_hash, enrolled, package_set, inventory_stale) VALUES ('d1', 'pi', '{}', ?, 1, 1, 0)`, []any{cred[:]}},
 			{`INSERT INTO advisories (id, ecosystem, type, severity, issued, updated, title, reboot_suggested, content_hash, body)
-				VALUES ('ALSA-2023:3722', 'AlmaLinux:9', 'security', 2, 1, 1, 'openssl', 0, '\x00', '{}')`, nil},
+				VALUES ('ALSA-2023:3722', 'AlmaLinux:9', 'security', 2, 1, 1, 'openssl', 0, ?, ?)`, []any{hash, body}},
 			{`INSERT INTO set_status (set_id, advisory_id, affected) VALUES (1, 'ALSA-2023:3722', 1)`, nil},
 			{`INSERT INTO set_findings (set_id, advisory_id, package, arch, installed, fixed, affected)
 				VALUES (1, 'ALSA-2023:3722', 'openssl-libs', 'aarch64', '1:3.0.1-23.el9_0', '1:3.0.7-16.el9_2', 1)`, nil},

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
 	"github.com/rpmfleet/rpmfleet/server/internal/store/sqlstore"
 )
 
@@ -108,13 +109,31 @@ func (d *db) run(ctx context.Context, opts pgx.TxOptions, fn func(sqlstore.Conn)
 		return fmt.Errorf("begin: %w", err)
 	}
 	if err := fn(conn{tx}); err != nil {
-		return errors.Join(err, ignoreClosed(tx.Rollback(context.WithoutCancel(ctx))))
+		return full(errors.Join(err, ignoreClosed(tx.Rollback(context.WithoutCancel(ctx)))))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return full(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
+
+// full marks PostgreSQL's disk_full (53100) with store.ErrStorageFull,
+// so the API refuses the request as such (507); the transaction was
+// rolled back.
+func full(err error) error {
+	if isFull(err) && !errors.Is(err, store.ErrStorageFull) {
+		return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+	}
+	return err
+}
+
+func isFull(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "53100"
+}
+
+// Full reports whether err is PostgreSQL's disk_full (sqlstore.Fuller).
+func (d *db) Full(err error) bool { return isFull(err) }
 
 func ignoreClosed(err error) error {
 	if errors.Is(err, pgx.ErrTxClosed) {

@@ -26,8 +26,11 @@ import (
 	"runtime"
 	"strings"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"syscall"
 
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+
+	"github.com/rpmfleet/rpmfleet/server/internal/store"
 	"github.com/rpmfleet/rpmfleet/server/internal/store/sqlstore"
 )
 
@@ -196,8 +199,32 @@ func (d *db) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
 	if err == nil {
 		d.ck.wrote()
 	}
+	return full(err)
+}
+
+// sqliteFull is SQLite's primary result code SQLITE_FULL: a write found
+// the disk full (ENOSPC). A file size limit (EFBIG) is a disk I/O error to
+// SQLite, not this.
+const sqliteFull = 13
+
+// full marks an error of a disk that is full with store.ErrStorageFull,
+// so the API can refuse the request as such (507) instead of failing as
+// an unknown error; SQLite rolled the transaction back, nothing of it is
+// stored.
+func full(err error) error {
+	if err != nil && !errors.Is(err, store.ErrStorageFull) && isFull(err) {
+		return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+	}
 	return err
 }
+
+func isFull(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqliteFull || errors.Is(err, syscall.ENOSPC)
+}
+
+// Full reports whether err is SQLite's SQLITE_FULL (sqlstore.Fuller).
+func (d *db) Full(err error) bool { return isFull(err) }
 
 // prepareWanted prepares the statements the last transaction ran
 // unprepared, while the writer is idle. A statement that fails to prepare

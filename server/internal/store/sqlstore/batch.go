@@ -47,6 +47,13 @@ type Conflicter interface {
 	Conflict(err error) bool
 }
 
+// Fuller is implemented by a DB that can tell an error of a full disk. A
+// report refused for one is answered wrapping store.ErrStorageFull,
+// whether it failed alone, in a batch behind a savepoint, or at commit.
+type Fuller interface {
+	Full(err error) bool
+}
+
 // reportReq is one report waiting for a writer.
 type reportReq struct {
 	ctx      context.Context

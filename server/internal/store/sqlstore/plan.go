@@ -1,9 +1,9 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -87,12 +87,7 @@ func (s *Store) DevicePlan(ctx context.Context, deviceID string) ([]protocol.Pla
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for i := range plan {
-			if err := locate(ctx, c, &plan[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return locate(ctx, c, plan)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plan of device %s: %w", deviceID, err)
@@ -100,34 +95,76 @@ func (s *Store) DevicePlan(ctx context.Context, deviceID string) ([]protocol.Pla
 	return plan, nil
 }
 
-// locate fills the Location and SHA256 of a's packages from the stored
-// advisory, when it carries them (an import from a repository). A package
-// of the advisory fits a planned one when name and EVR agree and its arch
-// is the same or not given.
-func locate(ctx context.Context, c Conn, a *protocol.PlanAdvisory) error {
-	var body []byte
-	if err := c.QueryRow(ctx, `SELECT body FROM advisories WHERE id = ?`, a.ID).Scan(&body); err != nil {
-		return fmt.Errorf("advisory %s: %w", a.ID, err)
+// locate fills the Location and SHA256 of the plan's packages from the
+// stored variants of their advisories, where those carry them (an import
+// from a repository). A package of a variant fits a planned one when name
+// and EVR agree and its arch is the same or not given; one of the same
+// arch wins, and otherwise the first found, variants taken in ecosystem
+// order. A variant that names no file is not decoded: most come from OSV,
+// which gives none, and a plan is built on every poll.
+func locate(ctx context.Context, c Conn, plan []protocol.PlanAdvisory) error {
+	index := make(map[string]int, len(plan))
+	ids := make([]string, len(plan))
+	for i, a := range plan {
+		index[a.ID], ids[i] = i, a.ID
 	}
-	var adv advisory.Advisory
-	if err := json.Unmarshal(body, &adv); err != nil {
-		return fmt.Errorf("advisory %s: stored body: %w", a.ID, err)
-	}
-	for i := range a.Packages {
-		p := &a.Packages[i]
-		fixed, err := rpmver.ParseEVR(p.Fixed)
+	variants := map[string]store.Variants{}
+	err := eachChunk(ids, func(chunk []string) error {
+		filter, args := inClause("advisory_id", chunk)
+		rows, err := c.Query(ctx, `SELECT advisory_id, ecosystem, digest, body FROM advisory_variants WHERE 1 = 1`+filter, args...)
 		if err != nil {
-			return fmt.Errorf("advisory %s: package %s: fixed %q: %w", a.ID, p.Name, p.Fixed, err)
+			return err
 		}
-		for _, ap := range adv.Packages {
-			if ap.Name != p.Name || (ap.Arch != "" && ap.Arch != p.Arch) || ap.Filename == "" || rpmver.Compare(ap.EVR, fixed) != 0 {
+		defer rows.Close()
+		for rows.Next() {
+			var id, eco string
+			var digest, body []byte
+			if err := rows.Scan(&id, &eco, &digest, &body); err != nil {
+				return err
+			}
+			if !namesFile(body) {
 				continue
 			}
-			p.Location, p.SHA256 = ap.Filename, ap.SHA256
-			if ap.Arch == p.Arch {
-				break // an exact arch wins over a package without one
+			v, err := decodeVariant(id, eco, digest, body)
+			if err != nil {
+				return err
+			}
+			variants[id], _ = variants[id].With(v)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("locate packages: %w", err)
+	}
+	for id, vs := range variants {
+		a := &plan[index[id]]
+		for i := range a.Packages {
+			p := &a.Packages[i]
+			fixed, err := rpmver.ParseEVR(p.Fixed)
+			if err != nil {
+				return fmt.Errorf("advisory %s: package %s: fixed %q: %w", a.ID, p.Name, p.Fixed, err)
+			}
+			exact := false
+			for _, v := range vs {
+				for _, ap := range v.Packages {
+					if exact || ap.Name != p.Name || (ap.Arch != "" && ap.Arch != p.Arch) || ap.Filename == "" || rpmver.Compare(ap.EVR, fixed) != 0 {
+						continue
+					}
+					if p.Location == "" || ap.Arch == p.Arch {
+						p.Location, p.SHA256 = ap.Filename, ap.SHA256
+					}
+					exact = ap.Arch == p.Arch // an exact arch wins over a package without one
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// namesFile reports whether an advisory's JSON encoding (store.NewVariant)
+// gives some package a file name. encoding/json writes every package's
+// "Filename" key, empty ones as "Filename":"", and escapes a quote inside
+// a string, so the keys are counted exactly.
+func namesFile(body []byte) bool {
+	return bytes.Count(body, []byte(`"Filename":"`)) != bytes.Count(body, []byte(`"Filename":""`))
 }

@@ -247,7 +247,7 @@ func (s *Store) cve(ctx context.Context, cve, after string, limit int) (protocol
 }
 
 // summaryColumns read a device row and its counts for a DeviceSummary.
-const summaryColumns = `d.id, d.name, d.labels, d.enrolled, d.last_seen,
+const summaryColumns = `d.id, d.name, d.labels, d.enrolled, d.last_seen, d.revoked,
 	d.os_id, d.os_version_id, d.arch, d.kernel, d.hostname, d.agent_version, COALESCE(p.count, 0),
 	(SELECT COUNT(*) FROM set_status s WHERE s.status_set = p.status_set AND s.affected = 1),
 	(SELECT COUNT(*) FROM device_status o WHERE o.device_id = d.id AND o.status = 'pending-reboot'),
@@ -257,9 +257,9 @@ const summaryColumns = `d.id, d.name, d.labels, d.enrolled, d.last_seen,
 func scanSummary(r Row) (protocol.DeviceSummary, error) {
 	var d protocol.DeviceSummary
 	var labels string
-	var enrolled, seen int64
+	var enrolled, seen, revoked int64
 	var worst int
-	err := r.Scan(&d.ID, &d.Name, &labels, &enrolled, &seen,
+	err := r.Scan(&d.ID, &d.Name, &labels, &enrolled, &seen, &revoked,
 		&d.Info.OSID, &d.Info.OSVersionID, &d.Info.Arch, &d.Info.Kernel, &d.Info.Hostname, &d.Info.AgentVersion,
 		&d.Packages, &d.Affected, &d.PendingReboot, &worst)
 	if err != nil {
@@ -272,6 +272,10 @@ func scanSummary(r Row) (protocol.DeviceSummary, error) {
 		d.Labels = nil
 	}
 	d.Enrolled, d.LastSeen = fromMicros(enrolled), fromMicros(seen)
+	if revoked != 0 {
+		at := fromMicros(revoked)
+		d.Revoked = &at
+	}
 	if worst >= 0 {
 		d.WorstSeverity = advisory.Severity(worst).String()
 	}
@@ -294,22 +298,7 @@ func (s *Store) Devices(ctx context.Context, f store.DeviceFilter) ([]protocol.D
 		args = append(args, strings.ToUpper(strings.TrimSpace(f.ExposedTo)))
 	}
 	q += ` ORDER BY d.name`
-	ds := []protocol.DeviceSummary{}
-	err := s.db.Read(ctx, func(c Conn) error {
-		rows, err := c.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanSummary(rows)
-			if err != nil {
-				return err
-			}
-			ds = append(ds, d)
-		}
-		return rows.Err()
-	})
+	ds, err := s.summaries(ctx, q, args)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}

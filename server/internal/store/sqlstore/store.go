@@ -184,14 +184,16 @@ func (s *Store) Enroll(ctx context.Context, token store.Hash, nd store.NewDevice
 	d := store.Device{ID: nd.ID, Name: nd.Name, CredentialHash: nd.CredentialHash, Enrolled: nd.Enrolled, Info: nd.Info}
 	err := s.db.Write(ctx, func(c Conn) error {
 		var labels string
-		var expires int64
+		var expires, revoked int64
 		var uses int
-		err := c.QueryRow(ctx, `SELECT labels, expires, uses_left FROM enroll_tokens WHERE hash = ?`, token[:]).Scan(&labels, &expires, &uses)
+		err := c.QueryRow(ctx, `SELECT labels, expires, uses_left, revoked FROM enroll_tokens WHERE hash = ?`, token[:]).Scan(&labels, &expires, &uses, &revoked)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return store.ErrTokenInvalid
 		case err != nil:
 			return err
+		case revoked != 0:
+			return store.ErrTokenRevoked
 		case micros(nd.Enrolled) >= expires:
 			return store.ErrTokenExpired
 		case uses < 1:

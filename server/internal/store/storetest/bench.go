@@ -14,15 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory/osv"
-	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
-// FixturesDir returns the shared fixture folder beside the module root
+// FixturesDir returns the fixture folder, testdata/ at the module root
 // (package fixtures).
 func FixturesDir() (string, error) { return fixtures.Dir() }
 

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
@@ -16,7 +16,7 @@ import (
 )
 
 // Advisories returns four real AlmaLinux 9 advisories, as the AlmaLinux
-// OSV database (../shared/fixtures/almalinux-osv/almalinux9.jsonl.gz)
+// OSV database (testdata/almalinux-osv/almalinux9.jsonl.gz)
 // gives them, cut to the packages the tests use. The UBI 9.0 image of
 // UBIInventory is affected by all four.
 func Advisories() []advisory.Advisory {
@@ -49,11 +49,16 @@ func Advisories() []advisory.Advisory {
 }
 
 // UBIInventory returns the 179 packages installed in Red Hat's ubi9/ubi
-// aarch64 image of 2022-05-03 (testdata/ubi9_ubi-aarch64-rpm-manifest.tsv,
-// from ../shared/fixtures/installed-inventory). The catalog gives no binary
-// epoch, so the source package's epoch stands in for it.
+// aarch64 image of 2022-05-03 (the module's
+// testdata/installed-inventory/claircore-ubi9/ubi9_ubi-aarch64-rpm-manifest.tsv).
+// The catalog gives no binary epoch, so the source package's epoch stands
+// in for it.
 func UBIInventory() ([]protocol.Package, error) {
-	path := filepath.Join(dir(), "testdata", "ubi9_ubi-aarch64-rpm-manifest.tsv")
+	fx, err := fixtures.Dir()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(fx, "installed-inventory", "claircore-ubi9", "ubi9_ubi-aarch64-rpm-manifest.tsv")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -80,11 +85,6 @@ func UBIInventory() ([]protocol.Package, error) {
 		ps = append(ps, protocol.Package{Name: f[0], Epoch: epoch, Version: f[1], Release: f[2], Arch: f[3]})
 	}
 	return ps, sc.Err()
-}
-
-func dir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(file)
 }
 
 // Match returns a MatchFunc over advs with the plain rule the conformance

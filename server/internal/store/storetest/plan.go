@@ -111,6 +111,7 @@ func testDevicePlan(t *testing.T, b Backend) {
 			Filename: "Packages/zlib-1.2.11-32.el9_0." + arch + ".rpm", SHA256: sum[:len(sum)-len(arch)] + arch})
 	}
 	located.Title += " (from a repository)"
+	located.Updated = t0
 	if _, err := f.s.PutAdvisories(ctx, []advisory.Advisory{located}, t0.Add(2*time.Minute), Match([]advisory.Advisory{located})); err != nil {
 		t.Fatalf("PutAdvisories: %v", err)
 	}

@@ -98,7 +98,7 @@ func testStatusSetsShared(t *testing.T, b Backend) {
 
 	// The bash fix is revised to a build every bash has: the image and
 	// oldzlib are now patched like newbash, and join its status set.
-	bash.Packages[0].EVR = rpmver.MustParseEVR("5.1.8-1.el9")
+	bash.Packages[0].EVR, bash.Updated = rpmver.MustParseEVR("5.1.8-1.el9"), t0
 	put(bash)
 	check("the bash fix revised", 2, 4)
 

@@ -148,11 +148,14 @@ func freePort() (int, error) {
 }
 
 func (s *Server) start(bin, data string, cred *syscall.Credential) error {
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("pgtest: free port: %w", err)
+	if s.port == 0 { // a restart keeps its port
+		port, err := freePort()
+		if err != nil {
+			return fmt.Errorf("pgtest: free port: %w", err)
+		}
+		s.port = port
 	}
-	s.port = port
+	port := s.port
 	var log bytes.Buffer
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", s.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
