@@ -34,6 +34,10 @@ deps: ## Install the system tools the tests use (rpm, createrepo_c, dnf, ...) wh
 test: deps ## Install what the tests need, then run every test.
 	go test -count=1 -timeout 20m ./...
 
+.PHONY: test-faults
+test-faults: deps ## Run the fault tests (server/integration TestFault*: replica killed in a rollout, broker restarts, partition, full disk on SQLite and PostgreSQL, clock skew); the full-disk ones mount a tmpfs, so run as root.
+	go test -count=1 -timeout 15m -v -run '^TestFault' ./server/integration/
+
 .PHONY: check
 check: ## vet, staticcheck, and cross-compile for linux/arm64, linux/arm (GOARM=7), linux/amd64.
 	go vet ./...
@@ -53,6 +57,23 @@ bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md by hand).
 .PHONY: bench-check
 bench-check: deps ## rpmfleet-agent check beside dnf on the same devices and advisories (prints a table).
 	@./agent/demo/bench.sh
+
+FUZZTIME     ?= 30s
+FUZZPKGS     ?= ./...
+.PHONY: fuzz
+fuzz: ## Run every Fuzz target in the module for FUZZTIME each (default 30s); fails on a crasher, which go test saves under testdata/fuzz/.
+	@set -u; fail=0; n=0; \
+	for pkg in $$(go list $(FUZZPKGS)); do \
+		dir=$$(go list -f '{{.Dir}}' $$pkg); \
+		ls $$dir/*_test.go >/dev/null 2>&1 || continue; \
+		for name in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			n=$$((n+1)); echo "== $$pkg $$name ($(FUZZTIME))"; \
+			if ! go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg; then \
+				echo "FAIL: $$pkg $$name"; fail=1; \
+			fi; \
+		done; \
+	done; \
+	echo "fuzz: $$n targets run"; [ $$n -gt 0 ] && [ $$fail -eq 0 ]
 
 .PHONY: clean
 clean: ## Remove build output.

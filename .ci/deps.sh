@@ -24,6 +24,8 @@ need=(
   "/usr/bin/time:time:time"
   "mosquitto:mosquitto:mosquitto"
   "qemu-aarch64-static:qemu-user-static:qemu-user-static"
+  "chromium:chromium:chromium"
+  "promtool:prometheus:golang-github-prometheus"
 )
 
 pg_ok() {

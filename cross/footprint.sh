@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 modroot=$PWD
-fixtures=$(cd "$modroot/.." && pwd)/shared/fixtures
+fixtures=$modroot/testdata
 for tool in /usr/bin/time rpm dnf createrepo_c modifyrepo_c; do
   command -v "$tool" >/dev/null || { echo "footprint: $tool not found: run make deps" >&2; exit 1; }
 done
@@ -92,8 +92,8 @@ go build -o "$work/osvrepo" ./cross/cmd/osvrepo
 n=${FOOTPRINT_PACKAGES:-1000}
 root=$work/device
 advisories=$fixtures/almalinux-osv/almalinux9.jsonl.gz
-go run ./pkg/rpmtest/cmd/devroot -manifest agent/demo/ubi9_ubi-aarch64-rpm-manifest.tsv \
-  -os-release agent/demo/almalinux-9.2-host.os-release -size "$n" -out "$root" 2>"$work/devroot.log" ||
+go run ./internal/rpmtest/cmd/devroot -manifest testdata/installed-inventory/claircore-ubi9/ubi9_ubi-aarch64-rpm-manifest.tsv \
+  -os-release testdata/os-release/almalinux-9.2-host.os-release -size "$n" -out "$root" 2>"$work/devroot.log" ||
   { cat "$work/devroot.log" >&2; exit 1; }
 installed=$(rpm --root "$root" --dbpath /var/lib/rpm -qa | wc -l)
 nadv=$(gzip -dc "$advisories" | wc -l)
@@ -138,7 +138,7 @@ today: $linked
 ### Peak memory: check against all AlmaLinux 9 advisories
 
 Device root: $installed packages in an rpm database (sqlite) written by rpm
-$(rpm --version | awk '{print $3}') (\`go run ./pkg/rpmtest/cmd/devroot -manifest agent/demo/ubi9_ubi-aarch64-rpm-manifest.tsv -size $n\`);
+$(rpm --version | awk '{print $3}') (\`go run ./internal/rpmtest/cmd/devroot -manifest testdata/installed-inventory/claircore-ubi9/ubi9_ubi-aarch64-rpm-manifest.tsv -size $n\`);
 advisories: all $nadv AlmaLinux 9 OSV advisories (almalinux9.jsonl.gz). dnf
 reads the same advisories as updateinfo.xml (each fixed package listed for
 aarch64 and noarch) from a local repository made with createrepo_c and

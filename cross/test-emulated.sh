@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 modroot=$PWD
-fixtures=$(cd "$modroot/.." && pwd)/shared/fixtures
+fixtures=$modroot/testdata
 
 for tool in qemu-aarch64-static qemu-arm-static rpm; do
   command -v "$tool" >/dev/null || { echo "test-emulated: $tool not found: run make deps" >&2; exit 1; }
@@ -52,8 +52,8 @@ for arch in $arches; do
 done
 
 root=$work/device
-go run ./pkg/rpmtest/cmd/devroot -manifest agent/demo/ubi9_ubi-aarch64-rpm-manifest.tsv \
-  -os-release agent/demo/almalinux-9.2-host.os-release -out "$root" 2>"$work/devroot.log" ||
+go run ./internal/rpmtest/cmd/devroot -manifest testdata/installed-inventory/claircore-ubi9/ubi9_ubi-aarch64-rpm-manifest.tsv \
+  -os-release testdata/os-release/almalinux-9.2-host.os-release -out "$root" 2>"$work/devroot.log" ||
   { cat "$work/devroot.log" >&2; exit 1; }
 advisories=$fixtures/almalinux-osv/almalinux9.jsonl.gz
 pairs=$work/pairs

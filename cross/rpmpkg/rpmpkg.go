@@ -81,6 +81,7 @@ var specs = map[string]pkgSpec{
 		summary: "rpmfleet fleet server: advisories, device inventories and update plans",
 		description: "rpmfleet-server imports security advisories, keeps every device's\n" +
 			"inventory and exposure, and pushes signed update plans to rpmfleet agents.",
+		docs: []string{"server.toml.example"},
 	},
 }
 

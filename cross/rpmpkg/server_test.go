@@ -31,7 +31,8 @@ func TestServerPackage(t *testing.T) {
 	root := t.TempDir()
 	rpmIn(t, root, "-i", "--noscripts", "--nodeps", pkg)
 	got := strings.Fields(rpmIn(t, root, "-q", "--qf", "[%{FILENAMES}:%{FILEMODES:octal}\n]", "rpmfleet-server"))
-	want := []string{"/usr/bin/rpmfleet:100755", "/usr/bin/rpmfleet-server:100755", "/usr/lib/systemd/system/rpmfleet-server.service:100644"}
+	want := []string{"/usr/bin/rpmfleet:100755", "/usr/bin/rpmfleet-server:100755", "/usr/lib/systemd/system/rpmfleet-server.service:100644",
+		"/usr/share/doc/rpmfleet-server:40755", "/usr/share/doc/rpmfleet-server/server.toml.example:100644"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("package holds %v, want %v", got, want)
 	}

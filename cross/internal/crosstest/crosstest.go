@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rpmfleet/rpmfleet/pkg/fixtures"
+	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 )
 
 // ModRoot returns the directory holding go.mod, found by walking up from the
@@ -33,7 +33,7 @@ func ModRoot(t testing.TB) string {
 	}
 }
 
-// Fixtures returns the shared fixture folder beside the module root.
+// Fixtures returns the fixture folder, testdata/ at the module root.
 func Fixtures(t testing.TB) string {
 	t.Helper()
 	return fixtures.Path(t, ".")
