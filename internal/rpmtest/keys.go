@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // KeyKind is the algorithm of a throwaway signing key.
@@ -133,17 +133,15 @@ func newKey(kind KeyKind, name string) (*Key, error) {
 	cacheKey := algo + "/" + name
 	secret, ok := cachedKey(cacheKey)
 	if ok {
-		cmd := k.gpg("--import")
-		cmd.Stdin = bytes.NewReader(secret)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := k.gpg(secret, true, "--import"); err != nil {
 			return k, fmt.Errorf("gpg --import: %w: %s", err, out)
 		}
 	} else {
-		if out, err := k.gpg("--quick-gen-key", k.UserID, algo, "sign", "never").CombinedOutput(); err != nil {
+		if out, err := k.gpg(nil, true, "--quick-gen-key", k.UserID, algo, "sign", "never"); err != nil {
 			return k, fmt.Errorf("gpg --quick-gen-key: %w: %s", err, out)
 		}
 	}
-	out, err := k.gpg("--with-colons", "--list-secret-keys").Output()
+	out, err := k.gpg(nil, false, "--with-colons", "--list-secret-keys")
 	if err != nil {
 		return k, fmt.Errorf("gpg --list-secret-keys: %w", err)
 	}
@@ -158,13 +156,13 @@ func newKey(kind KeyKind, name string) (*Key, error) {
 	}
 	k.KeyID = k.Fingerprint[24:]
 	if !ok {
-		sec, err := k.gpg("--armor", "--export-secret-keys", k.Fingerprint).Output()
+		sec, err := k.gpg(nil, false, "--armor", "--export-secret-keys", k.Fingerprint)
 		if err != nil {
 			return k, fmt.Errorf("gpg --export-secret-keys: %w", err)
 		}
 		storeKey(cacheKey, sec)
 	}
-	pub, err := k.gpg("--armor", "--export", k.Fingerprint).Output()
+	pub, err := k.gpg(nil, false, "--armor", "--export", k.Fingerprint)
 	if err != nil {
 		return k, fmt.Errorf("gpg --export: %w", err)
 	}
@@ -175,16 +173,17 @@ func newKey(kind KeyKind, name string) (*Key, error) {
 	return k, k.stopAgent()
 }
 
-// gpg runs gpg non-interactively in the key's home.
-func (k *Key) gpg(args ...string) *exec.Cmd {
-	return exec.Command("gpg", append([]string{"--homedir", k.Home, "--batch", "--no-tty",
+// gpg runs gpg non-interactively in the key's home, bounded by
+// toolTimeout, with stdin on its standard input (see runTool).
+func (k *Key) gpg(stdin []byte, combined bool, args ...string) ([]byte, error) {
+	return runTool(toolTimeout, stdin, combined, "gpg", append([]string{"--homedir", k.Home, "--batch", "--no-tty",
 		"--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
 }
 
 // stopAgent stops the gpg-agent that gpg starts on demand for the home, so
 // no agent outlives the test.
 func (k *Key) stopAgent() error {
-	if out, err := exec.Command("gpgconf", "--homedir", k.Home, "--kill", "gpg-agent").CombinedOutput(); err != nil {
+	if out, err := runTool(30*time.Second, nil, true, "gpgconf", "--homedir", k.Home, "--kill", "gpg-agent"); err != nil {
 		return fmt.Errorf("gpgconf --kill gpg-agent: %w: %s", err, out)
 	}
 	return nil

@@ -3,7 +3,6 @@ package rpmtest
 import (
 	"bytes"
 	"fmt"
-	"os/exec"
 )
 
 // Sign signs rpm files in place with rpmsign --addsign, as a distribution
@@ -36,7 +35,7 @@ func sign(key *Key, extra, rpmPaths []string) error {
 	var out []byte
 	var err error
 	for try := 1; ; try++ {
-		out, err = exec.Command("rpmsign", args...).CombinedOutput()
+		out, err = runTool(toolTimeout, nil, true, "rpmsign", args...)
 		// gpg starts its agent on demand and gives up when the agent's
 		// socket is not up in time, which a loaded 2-core machine can
 		// make happen; rpmsign then signed nothing, and a new try
