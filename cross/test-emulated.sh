@@ -36,8 +36,12 @@ start=$SECONDS
 for arch in $arches; do
   echo "==> go test ($arch under ${qemu[$arch]})"
   t0=$SECONDS
+  # -timeout: under emulation on a loaded machine the slowest package
+  # (pkg/advisory/updateinfo) has taken 278 s; go test's default 10 min
+  # per package leaves too little room. A wedged tool cannot hold it:
+  # internal/rpmtest bounds every gpg and rpmsign run.
   # shellcheck disable=SC2086
-  env ${goenv[$arch]} CGO_ENABLED=0 go test -count=1 -exec "${qemu[$arch]}" $EMU_PKGS
+  env ${goenv[$arch]} CGO_ENABLED=0 go test -count=1 -timeout 25m -exec "${qemu[$arch]}" $EMU_PKGS
   echo "    $arch tests took $((SECONDS - t0)) s"
 done
 
