@@ -47,7 +47,9 @@ func basearch() string {
 }
 
 // mirrorSite serves a repository folder at a path prefix over HTTP, or
-// answers 500, or serves a tampered repomd.xml; it counts requests.
+// answers 500, or serves a tampered repomd.xml, or (lagging) good metadata
+// but no packages, or (corrupt) other bytes for each package; it counts
+// requests.
 type mirrorSite struct {
 	srv  *httptest.Server
 	base string
@@ -66,6 +68,17 @@ func newMirrorSite(t *testing.T, dir, prefix, mode string) *mirrorSite {
 		switch {
 		case mode == "500":
 			http.Error(w, "mirror broken on purpose", http.StatusInternalServerError)
+		case mode == "lagging" && strings.Contains(r.URL.Path, "/Packages/"):
+			// Metadata synced, packages not yet: a mirror mid-sync.
+			http.NotFound(w, r)
+		case mode == "corrupt" && strings.HasSuffix(r.URL.Path, ".rpm"):
+			// Another file under the package's name, of the same size.
+			fi, err := os.Stat(filepath.Join(dir, strings.TrimPrefix(r.URL.Path, prefix)))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Write(bytes.Repeat([]byte{0xed}, int(fi.Size())))
 		case mode == "tampered" && strings.HasSuffix(r.URL.Path, "/repodata/repomd.xml"):
 			raw, err := os.ReadFile(filepath.Join(dir, "repodata", "repomd.xml"))
 			if err != nil {
@@ -275,6 +288,63 @@ func TestStockAlmaLinuxMirrorList(t *testing.T) {
 	for _, p := range []string{"Packages/demo-lib-1.1-1.x86_64.rpm", "Packages/demo-app-2.1-1.x86_64.rpm"} {
 		if good.count(p) == 0 {
 			t.Errorf("%s not downloaded from the good mirror: %v", p, good.hits)
+		}
+	}
+}
+
+// TestApplyPackageMirrorFailover: the mirror whose metadata is taken can
+// still fail to serve a package: one mid-sync answers 404 for it, another
+// serves other bytes under its name. apply goes on to the next mirror for
+// each package, as dnf does, and installs what the good one serves; the
+// corrupt bytes never reach rpm (they do not match primary.xml's digest).
+func TestApplyPackageMirrorFailover(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	arch := basearch()
+	prefix := "/almalinux/9/BaseOS/" + arch + "/os/"
+	lagging := newMirrorSite(t, w.repoDir, prefix, "lagging")
+	corrupt := newMirrorSite(t, w.repoDir, prefix, "corrupt")
+	good := newMirrorSite(t, w.repoDir, prefix, "good")
+	list := newListSite(t, "/mirrorlist/9/baseos", func(*http.Request) (string, int) {
+		return lagging.base + "\n" + corrupt.base + "\n" + good.base + "\n", http.StatusOK
+	})
+	deviceRepos(t, w, "almalinux-baseos.repo", stockRepoFile(t, "almalinux-9-baseos.repo", "mirrors.almalinux.org", list.host),
+		[]string{"RPM-GPG-KEY-AlmaLinux-9"}, nil)
+
+	r := runWithCA(t, list.certFile, "apply", "--root", w.root, "--state-dir", w.stateDir, "--security")
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertDB(t, w, after, "apply through mirrors that fail to serve the packages")
+	if n := lagging.count("repodata/repomd.xml"); n != 1 {
+		t.Errorf("the lagging mirror's repomd.xml was asked %d times, want once (its metadata is taken)", n)
+	}
+	if n := good.count("repodata/repomd.xml"); n != 0 {
+		t.Errorf("the good mirror's repomd.xml was asked %d times, want none (the first mirror served it)", n)
+	}
+	for _, p := range []string{"Packages/demo-lib-1.1-1.x86_64.rpm", "Packages/demo-app-2.1-1.x86_64.rpm"} {
+		for _, m := range []*mirrorSite{lagging, corrupt, good} {
+			if m.count(p) == 0 {
+				t.Errorf("%s not asked of %s: %v", p, m.base, m.hits)
+			}
+		}
+	}
+	var failedOver []string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "mirror failed to serve the package") {
+			failedOver = append(failedOver, l)
+		}
+	}
+	// Each new package and each rollback package (old versions, also on
+	// the mirrors): two failures apiece, one per bad mirror.
+	if len(failedOver) < 4 {
+		t.Fatalf("%d failover lines, want 2 per package:\n%s", len(failedOver), r.stderr)
+	}
+	for _, l := range failedOver {
+		switch {
+		case strings.Contains(l, "url="+lagging.base) && strings.Contains(l, "404 Not Found"):
+		case strings.Contains(l, "url="+corrupt.base) && strings.Contains(l, "the repository metadata says"):
+		default:
+			t.Errorf("failover for another reason than expected:\n%s", l)
 		}
 	}
 }

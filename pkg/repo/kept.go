@@ -193,7 +193,7 @@ func (r *Repo) UseKept(maxAge time.Duration, now time.Time) (time.Duration, erro
 		return age, fmt.Errorf("%s: %w", name, err)
 	}
 	r.mu.Lock()
-	r.repomd, r.base, r.cacheDir, r.offline = m, base, dir, true
+	r.repomd, r.base, r.spares, r.cacheDir, r.offline = m, base, nil, dir, true
 	r.mu.Unlock()
 	return age, nil
 }

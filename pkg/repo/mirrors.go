@@ -15,7 +15,9 @@ import (
 // does: the baseurl= bases first, in order; then the mirrors of the
 // metalink= document, by preference, or else those of the mirrorlist=
 // list, in order. A mirrorlist= URL that answers a metalink document is
-// read as one (dnf does the same). Metadata tries them one by one.
+// read as one (dnf does the same). Metadata tries them one by one; a
+// package's download goes from the mirror in use on to the ones after it
+// (PackageURLs).
 //
 // Outside input and what it can do. The mirror list and the metalink come
 // from the network: each is fetched within the fetch timeout, capped at

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -500,5 +501,57 @@ func TestNewFromConfigErrors(t *testing.T) {
 				t.Fatalf("got %v, want ErrRepoConfig containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPackageURLsFollowMirrors: a package's URLs are the mirror in use
+// first, then the ones the list gives after it; mirrors refused for their
+// repomd.xml are not among them, and a lone baseurl gives one URL.
+func TestPackageURLsFollowMirrors(t *testing.T) {
+	t.Parallel()
+	dir := makeRepo(t, "gz", false)
+	const prefix = "/almalinux/9/BaseOS/x86_64/os/"
+	dead := deadURL(t) + prefix
+	first := newMirror(t, dir, prefix)
+	second := newMirror(t, dir, prefix)
+	list := dead + "\n" + first.base + "\n" + second.base + "\n"
+	firstPackage := func(r *Repo) *Package {
+		t.Helper()
+		if _, err := r.Metadata(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.Primary(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		pkg, err := p.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pkg
+	}
+
+	r, err := NewFromConfig(Config{ID: "baseos", Enabled: true, MirrorList: listServer(t, func() string { return list })}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg := firstPackage(r)
+	got, err := r.PackageURLs(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{first.base + pkg.Location, second.base + pkg.Location}
+	if !slices.Equal(got, want) {
+		t.Errorf("PackageURLs = %q, want %q (the dead mirror left out)", got, want)
+	}
+
+	one, err := NewFromConfig(Config{ID: "one", Enabled: true, BaseURLs: []string{second.base}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg = firstPackage(one)
+	if got, err := one.PackageURLs(pkg); err != nil || !slices.Equal(got, []string{second.base + pkg.Location}) {
+		t.Errorf("one baseurl: PackageURLs = %q, %v", got, err)
 	}
 }

@@ -117,6 +117,10 @@ type Repo struct {
 	// under mu; Open and PackageURL read it, so Metadata must not run
 	// concurrently with them.
 	base *url.URL
+	// spares are the mirrors after base in the order Metadata tries them,
+	// not yet found wanting: where a package that base fails to serve is
+	// looked for next (PackageURLs).
+	spares []*url.URL
 
 	// offline: the metadata is a kept copy (UseKept), read from the
 	// cache dir only, never downloaded.
@@ -234,14 +238,14 @@ func (r *Repo) Metadata(ctx context.Context) (*Repomd, error) {
 	if len(src.bases) == 1 && len(src.skipped) == 0 && src.metalink == nil {
 		m, err := r.metadataFrom(ctx, src.bases[0], nil)
 		if err == nil {
-			r.setBase(src.bases[0])
+			r.setBase(src.bases[0], nil)
 		}
 		return r.use(m, err)
 	}
-	for _, b := range src.bases {
+	for i, b := range src.bases {
 		m, err := r.metadataFrom(ctx, b, src.metalink)
 		if err == nil {
-			r.setBase(b)
+			r.setBase(b, src.bases[i+1:])
 			for _, s := range src.skipped {
 				r.log.Warn("mirror skipped", "repo", r.id, "mirror", s.mirror, "err", s.err)
 			}
@@ -256,9 +260,9 @@ func (r *Repo) Metadata(ctx context.Context) (*Repomd, error) {
 	return nil, &mirrorsError{repo: r.String(), skipped: src.skipped}
 }
 
-func (r *Repo) setBase(b *url.URL) {
+func (r *Repo) setBase(b *url.URL, spares []*url.URL) {
 	r.mu.Lock()
-	r.base = b
+	r.base, r.spares = b, spares
 	r.mu.Unlock()
 }
 
@@ -435,6 +439,27 @@ func (r *Repo) PackageURL(p *Package) (string, error) {
 		return r.base.ResolveReference(&url.URL{Path: rel}).String(), nil
 	}
 	return filepath.Join(r.dir, filepath.FromSlash(rel)), nil
+}
+
+// PackageURLs is PackageURL followed by the same package on the mirrors
+// Metadata would have tried after the one in use, in that order: where a
+// download goes next when a mirror fails to serve the file or serves one
+// that does not match primary.xml's digest.
+// Mirrors whose repomd.xml was refused are not among them. Whichever
+// mirror serves it, a package is checked against the digest and size the
+// verified metadata gives, so a spare mirror can delay an update, never
+// change it.
+func (r *Repo) PackageURLs(p *Package) ([]string, error) {
+	first, err := r.PackageURL(p)
+	if err != nil {
+		return nil, err
+	}
+	urls := []string{first}
+	rel, _ := cleanLocation(p.Location) // PackageURL checked it
+	for _, b := range r.spares {
+		urls = append(urls, b.ResolveReference(&url.URL{Path: rel}).String())
+	}
+	return urls, nil
 }
 
 // cleanLocation checks that a location href is a relative path that stays

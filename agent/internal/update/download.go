@@ -42,6 +42,26 @@ type fetcher struct {
 	window  time.Duration
 }
 
+// fetchAny is fetch from the first of srcs (the same file on a
+// repository's mirrors, in order) that serves it whole and matching its
+// digest: a mirror that cannot be reached after its tries, answers an
+// error, or serves another file is given up for the next, as dnf does.
+// The last mirror's error is the answer when none serves it.
+func (f *fetcher) fetchAny(ctx context.Context, srcs []string, dst, checksum string, size int64) (resumedAt int64, err error) {
+	if _, err := repo.ParseChecksum(checksum); err != nil {
+		return f.fetch(ctx, srcs[0], dst, checksum, size) // no mirror can help
+	}
+	for i, src := range srcs {
+		resumedAt, err = f.fetch(ctx, src, dst, checksum, size)
+		if err == nil || stopping(ctx) || i == len(srcs)-1 ||
+			!errors.Is(err, ErrDownload) && !errors.Is(err, ErrChecksum) {
+			return resumedAt, err
+		}
+		f.log("mirror failed to serve the package; trying the next", "url", src, "next", srcs[i+1], "err", err)
+	}
+	return resumedAt, err
+}
+
 // fetch makes dst a copy of src (an http(s) URL or a local path) whose size
 // and digest are those of the repository metadata. An existing dst that
 // matches is kept. A download goes to dst.part and resumes from its end with

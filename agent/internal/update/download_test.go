@@ -1,6 +1,7 @@
 package update
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,5 +158,61 @@ func TestFetchLocalFIFO(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("fetch of a FIFO blocked")
+	}
+}
+
+// TestFetchAnyMirror: the file comes from the first mirror that serves it
+// matching its digest; when none does, the last mirror's error is the
+// answer; a cancelled cycle tries no further mirror.
+func TestFetchAnyMirror(t *testing.T) {
+	t.Parallel()
+	body := []byte(strings.Repeat("rpmfleet package bytes\n", 100))
+	sum := fmt.Sprintf("sha256:%x", sha256.Sum256(body))
+	var asked []string
+	var mu sync.Mutex
+	serve := func(name string, h func(w http.ResponseWriter)) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			asked = append(asked, name)
+			mu.Unlock()
+			h(w)
+		}))
+		t.Cleanup(s.Close)
+		return s.URL + "/p.rpm"
+	}
+	missing := serve("missing", func(w http.ResponseWriter) { http.Error(w, "not yet", http.StatusNotFound) })
+	other := serve("other", func(w http.ResponseWriter) { w.Write(bytes.ToUpper(body)) })
+	good := serve("good", func(w http.ResponseWriter) { w.Write(body) })
+	var logged []string
+	f := &fetcher{client: http.DefaultClient, log: func(msg string, args ...any) { logged = append(logged, fmt.Sprint(msg, args)) }}
+
+	dst := filepath.Join(t.TempDir(), "p.rpm")
+	if _, err := f.fetchAny(context.Background(), []string{missing, other, good}, dst, sum, int64(len(body))); err != nil {
+		t.Fatalf("fetchAny: %v", err)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, body) {
+		t.Fatal("the file is not the good mirror's")
+	}
+	if n := strings.Count(strings.Join(logged, "\n"), "trying the next"); n != 2 {
+		t.Errorf("%d failovers logged, want 2:\n%s", n, strings.Join(logged, "\n"))
+	}
+
+	_, err := f.fetchAny(context.Background(), []string{other, missing}, filepath.Join(t.TempDir(), "p.rpm"), sum, int64(len(body)))
+	if !errors.Is(err, ErrDownload) || !strings.Contains(err.Error(), "404") {
+		t.Errorf("no mirror serves it: %v, want the last mirror's ErrDownload (404)", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	if _, err := f.fetchAny(ctx, []string{missing, good}, filepath.Join(t.TempDir(), "p.rpm"), sum, int64(len(body))); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v, want context.Canceled", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(asked, "good") {
+		t.Errorf("a cancelled cycle went on to the next mirror: %v", asked)
 	}
 }

@@ -137,6 +137,9 @@ type Artifact struct {
 	InstalledSize int64  `json:"installed_size,omitempty"`
 	// File is the downloaded file in the state dir.
 	File string `json:"file"`
+	// Mirrors are the same file on the repository's other mirrors, tried
+	// in order when URL fails to serve it or serves another file.
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 // Dropped is a package the plan did not take, and why.

@@ -282,13 +282,13 @@ func scanPrimary(ctx context.Context, r *repo.Repo, want map[string]*wanted) err
 }
 
 func artifact(r *repo.Repo, p *repo.Package) (Artifact, error) {
-	u, err := r.PackageURL(p)
+	urls, err := r.PackageURLs(p)
 	if err != nil {
 		return Artifact{}, stepErr(ErrPlan, false, "locate %s in %s: %w", p.NEVRA(), r, err)
 	}
 	n := rpmver.NEVRA{Name: p.Name, EVR: p.EVR, Arch: p.Arch}
-	return Artifact{NEVRA: n.Short(), URL: u, Checksum: p.Checksum.String(), Size: p.Size, InstalledSize: p.InstalledSize,
-		File: path.Join("packages", path.Base(p.Location))}, nil
+	return Artifact{NEVRA: n.Short(), URL: urls[0], Mirrors: urls[1:], Checksum: p.Checksum.String(), Size: p.Size,
+		InstalledSize: p.InstalledSize, File: path.Join("packages", path.Base(p.Location))}, nil
 }
 
 func repoList(repos []*repo.Repo) string {

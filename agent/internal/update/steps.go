@@ -28,7 +28,7 @@ func (r *runner) download(ctx context.Context) error {
 	}
 	f := &fetcher{client: r.o.HTTPClient, log: r.log.Warn}
 	for _, a := range r.artifacts() {
-		at, err := f.fetch(ctx, a.URL, a.File, a.Checksum, a.Size)
+		at, err := f.fetchAny(ctx, append([]string{a.URL}, a.Mirrors...), a.File, a.Checksum, a.Size)
 		if at > 0 {
 			r.note(fmt.Sprintf("%s resumed at byte %d", filepath.Base(a.File), at))
 		}
