@@ -294,6 +294,9 @@ func TestReplicasSurvivePostgresRestart(t *testing.T) {
 	wcancel()
 	if got != 200 {
 		t.Errorf("%d of 200 devices accepted the import's feed notice within 10 s", got)
+		for i, r := range rs.servers {
+			t.Logf("replica %d log:\n%s", i, r.log)
+		}
 	}
 
 	conn, err := pgx.Connect(ctx, rs.db)

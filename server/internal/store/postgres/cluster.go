@@ -98,7 +98,8 @@ func (c *Cluster) Close() { c.pool.Close() }
 // twice.
 func (c *Cluster) NextSeq(ctx context.Context) (uint64, error) {
 	var n int64
-	if err := c.pool.QueryRow(ctx, `SELECT nextval('notice_seq')`).Scan(&n); err != nil {
+	err := c.again(func() error { return c.pool.QueryRow(ctx, `SELECT nextval('notice_seq')`).Scan(&n) })
+	if err != nil {
 		return 0, fmt.Errorf("postgres: notice sequence: %w", err)
 	}
 	return uint64(n), nil
@@ -109,13 +110,18 @@ func (c *Cluster) NextSeq(ctx context.Context) (uint64, error) {
 // so a listener always finds the row.
 func (c *Cluster) Publish(ctx context.Context, topic string, payload []byte, retained bool, now time.Time) (int64, error) {
 	var id int64
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO replica_messages (origin, topic, payload, retained, created)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, c.id, topic, payload, retained, now.UnixMicro()).Scan(&id); err != nil {
+	// Run again on a lost connection: when the first commit did land
+	// after all, the others publish the message twice, and a device
+	// drops the second copy of a signed notice as a replay.
+	err := c.again(func() error {
+		return pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, `INSERT INTO replica_messages (origin, topic, payload, retained, created)
+				VALUES ($1, $2, $3, $4, $5) RETURNING id`, c.id, topic, payload, retained, now.UnixMicro()).Scan(&id); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, c.channel, "m:"+strconv.FormatInt(id, 10)+":"+c.id)
 			return err
-		}
-		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, c.channel, "m:"+strconv.FormatInt(id, 10)+":"+c.id)
-		return err
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: tell the replicas of %s: %w", topic, err)
@@ -123,11 +129,27 @@ func (c *Cluster) Publish(ctx context.Context, topic string, payload []byte, ret
 	return id, nil
 }
 
+// again runs fn, and once more on a new connection when the first failed
+// because PostgreSQL ended the pool's connection (a restart): fn must be
+// safe to run twice.
+func (c *Cluster) again(fn func() error) error {
+	err := fn()
+	if err != nil && connectionLost(err) {
+		c.pool.Reset()
+		err = fn()
+	}
+	return err
+}
+
 // AdvisoriesChanged tells the other replicas to reload their advisories:
 // an import that started at started changed them.
 func (c *Cluster) AdvisoriesChanged(ctx context.Context, started time.Time) error {
 	payload := "a:" + c.id + ":" + strconv.FormatInt(started.UnixMicro(), 10)
-	if _, err := c.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, c.channel, payload); err != nil {
+	err := c.again(func() error {
+		_, err := c.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, c.channel, payload)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: tell the replicas advisories changed: %w", err)
 	}
 	return nil

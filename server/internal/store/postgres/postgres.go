@@ -105,6 +105,11 @@ func (d *db) Read(ctx context.Context, fn func(sqlstore.Conn) error) error {
 
 func (d *db) run(ctx context.Context, opts pgx.TxOptions, fn func(sqlstore.Conn) error) error {
 	tx, err := d.pool.BeginTx(ctx, opts)
+	if err != nil && connectionLost(err) {
+		// Nothing was done: begin again on a new connection.
+		d.pool.Reset()
+		tx, err = d.pool.BeginTx(ctx, opts)
+	}
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -140,6 +145,21 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// connectionLost reports whether err says the pool's connection is gone:
+// the server ended it (admin_shutdown, crash_shutdown or
+// cannot_connect_now, as a restart or failover does to every session), or
+// it broke before the request was sent. The pool finds its other
+// connections dead only one use at a time, each failing a request, so a
+// caller that sees this resets the pool (pgxpool.Pool.Reset) before it
+// tries again.
+func connectionLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 // retryable reports whether PostgreSQL aborted the transaction for a
