@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Held MQTT connections before login, as an outsider would hold them, on
 # rpmfleet-server's embedded broker now, on the broker before issue 11
-# (OLD, default 8ed6301^, mochi's own listener), and on Mosquitto, in one
+# (OLD, default 3d2e5f6, the main before issue 11; mochi's own listener), and on Mosquitto, in one
 # run. Prints each broker's resident set before and while 1,000 sockets are
 # held, and how many it closed. Measures only; the limits are asserted by
 # server/internal/broker and server/integration tests.
 #
-#   bash cross/bench-outsiders.sh            # N=1000 BYTES="0 200000" HOLD=15s
+#   bash cross/bench-outsiders.sh            # N=1000 BYTES="0 200000" HOLD=15s SOURCES=1
+#   SOURCES=1000 bash cross/bench-outsiders.sh   # each socket from its own loopback address
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
 HOLD=${HOLD:-15s}
-OLD=${OLD:-8ed6301^}
+OLD=${OLD:-3d2e5f6}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -58,7 +59,7 @@ for bytes in ${BYTES:-0 200000}; do
       mosquitto) read -r pid port < <(mosquitto_start) ;;
     esac
     echo "== $which: $N connections, each sending ${bytes} bytes of an unfinished CONNECT, held $HOLD"
-    "$work/holdconns" -addr "127.0.0.1:$port" -n "$N" -bytes "$bytes" -hold "$HOLD" -pid "$pid"
+    "$work/holdconns" -addr "127.0.0.1:$port" -n "$N" -bytes "$bytes" -hold "$HOLD" -pid "$pid" -sources "${SOURCES:-1}"
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done
 done

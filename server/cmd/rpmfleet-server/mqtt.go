@@ -108,7 +108,8 @@ func startPush(cfg config.MQTT, apiTLS *tls.Config, insecure bool, st store.Stor
 		return push{}, fmt.Errorf("mqtt listen %s: devices would send their credentials in clear; serve the API with TLS (--tls auto or --tls-cert), whose certificate the broker then uses, or pass --allow-insecure-http", listen)
 	}
 	b, err := broker.New(broker.Options{Listen: listen, TLS: apiTLS, Auth: storeAuth{st: st, log: log}, Logger: log,
-		LoginTimeout: time.Duration(cfg.LoginTimeout), MaxPending: cfg.MaxPendingLogins})
+		LoginTimeout: time.Duration(cfg.LoginTimeout), MaxPending: cfg.MaxPendingLogins,
+		MaxPendingPerAddress: cfg.MaxPendingLoginsPerAddress})
 	if err != nil {
 		if cfg.Listen == "" {
 			log.Warn("the default MQTT address is taken; running without a broker (devices poll); set --mqtt-listen to choose another", "addr", listen, "err", err)

@@ -106,6 +106,9 @@ type Options struct {
 	// MaxPending is how many connections may wait to log in at once;
 	// more are closed as they arrive. Zero means DefaultMaxPending.
 	MaxPending int
+	// MaxPendingPerAddress is how many of those may come from one IPv4
+	// address or IPv6 /64; zero means DefaultMaxPendingPerAddress.
+	MaxPendingPerAddress int
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -188,7 +191,11 @@ func New(opts Options) (*Broker, error) {
 		if maxPending <= 0 {
 			maxPending = DefaultMaxPending
 		}
-		b.tcp = newListener("tcp", ln, timeout, maxPending, log)
+		perAddress := opts.MaxPendingPerAddress
+		if perAddress <= 0 {
+			perAddress = DefaultMaxPendingPerAddress
+		}
+		b.tcp = newListener("tcp", ln, timeout, maxPending, min(perAddress, maxPending), log)
 		if err := srv.AddListener(b.tcp); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("listen on %s: %w", listen, err)

@@ -69,6 +69,9 @@ type conn struct {
 type connOpts struct {
 	clientID, user, pass string
 	willTopic            string
+	// from is the loopback address to connect from ("127.0.0.2"); empty
+	// means the system's choice.
+	from string
 }
 
 // dial connects a paho client without auto-reconnect; every message that
@@ -83,7 +86,11 @@ func dial(t testing.TB, b *Broker, o connOpts) (*conn, error) {
 		SetConnectTimeout(waitFor).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { c.msgs <- m }).
 		SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-			nc, err := net.Dial("tcp", u.Host)
+			var d net.Dialer
+			if o.from != "" {
+				d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.from)}
+			}
+			nc, err := d.Dial("tcp", u.Host)
 			if err == nil {
 				select { // paho may dial twice (3.1.1, then 3.1)
 				case <-c.raw:

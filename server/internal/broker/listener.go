@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -26,9 +27,12 @@ import (
 //     closed, whatever it sends meanwhile, one byte at a time or none;
 //   - a CONNECT longer than MaxConnectSize is refused as soon as its
 //     header says so, before mochi allocates room for it;
-//   - at most MaxPending connections may be waiting to log in; beyond that
-//     a new one is closed at once, counted and logged (at most once every
-//     logEvery, with the count);
+//   - at most MaxPending connections may be waiting to log in, and at most
+//     MaxPendingPerAddress of them from one address (one IPv4 address, or
+//     one IPv6 /64, what one host or one site behind a router gets); beyond
+//     that a new one is closed at once, counted and logged (at most once
+//     every logEvery, with the count), so one address cannot take every
+//     slot and hold the other devices out until the login deadline;
 //   - an Accept error other than the listener's closing is logged (again
 //     at most once every logEvery) and the loop backs off, from 5 ms
 //     doubling to a second, and goes on: connections wait in the kernel's
@@ -42,6 +46,11 @@ const (
 	// DefaultMaxPending is how many connections may wait to log in at
 	// once.
 	DefaultMaxPending = 1024
+	// DefaultMaxPendingPerAddress is how many of those may come from one
+	// address (an IPv6 /64 counts as one). A device logs in within a
+	// round trip or two, so even a site of hundreds behind one router
+	// reconnecting at once after a broker restart passes, retrying.
+	DefaultMaxPendingPerAddress = 64
 	// MaxConnectSize bounds the CONNECT packet (its remaining length).
 	// A device's CONNECT (client id, user name, credential, last will)
 	// is under 300 bytes.
@@ -63,7 +72,7 @@ type Counters struct {
 	// Pending is how many connections are waiting to log in now.
 	Pending int64
 	// Refused counts connections closed at once because MaxPending were
-	// already waiting.
+	// already waiting, or MaxPendingPerAddress from their address.
 	Refused int64
 	// TimedOut counts connections closed because they had not sent their
 	// CONNECT within the login timeout.
@@ -80,8 +89,12 @@ type listener struct {
 	log        *slog.Logger
 	timeout    time.Duration
 	maxPending int64
+	perAddress int
 
 	pending, refused, timedOut, acceptErrors atomic.Int64
+
+	mu     sync.Mutex
+	byAddr map[netip.Prefix]int // connections waiting to log in, by address
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -91,8 +104,53 @@ type listener struct {
 
 var _ listeners.Listener = (*listener)(nil)
 
-func newListener(id string, ln net.Listener, timeout time.Duration, maxPending int, log *slog.Logger) *listener {
-	return &listener{id: id, ln: ln, log: log, timeout: timeout, maxPending: int64(maxPending), done: make(chan struct{})}
+func newListener(id string, ln net.Listener, timeout time.Duration, maxPending, perAddress int, log *slog.Logger) *listener {
+	return &listener{id: id, ln: ln, log: log, timeout: timeout, maxPending: int64(maxPending), perAddress: perAddress,
+		byAddr: map[netip.Prefix]int{}, done: make(chan struct{})}
+}
+
+// addressOf is what the per-address cap counts a connection under: its
+// IPv4 address, or the /64 of its IPv6 one (a host may use all of its
+// /64); the zero prefix when the address is not an IP one.
+func addressOf(a net.Addr) netip.Prefix {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap()
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// admit counts a new connection as waiting to log in, or says why it may
+// not wait: the whole cap or its address's is reached.
+func (l *listener) admit(addr netip.Prefix) (why string, ok bool) {
+	if l.pending.Add(1) > l.maxPending {
+		l.pending.Add(-1)
+		return "too many waiting to log in", false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[addr] >= l.perAddress {
+		l.pending.Add(-1)
+		return "too many from one address waiting to log in", false
+	}
+	l.byAddr[addr]++
+	return "", true
+}
+
+// release ends a connection's wait (logged in or closed).
+func (l *listener) release(addr netip.Prefix) {
+	l.pending.Add(-1)
+	l.mu.Lock()
+	if l.byAddr[addr]--; l.byAddr[addr] <= 0 {
+		delete(l.byAddr, addr)
+	}
+	l.mu.Unlock()
 }
 
 func (l *listener) ID() string       { return l.id }
@@ -131,17 +189,17 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		delay = 0
-		if l.pending.Add(1) > l.maxPending {
-			l.pending.Add(-1)
+		addr := addressOf(c.RemoteAddr())
+		if why, ok := l.admit(addr); !ok {
 			l.refused.Add(1) // counted before the peer can see the close
 			c.Close()
 			if n, ok := l.refusedLog.allow(time.Now()); ok {
-				l.log.Warn("mqtt connections refused: too many waiting to log in",
-					"limit", l.maxPending, "refused", n, "remote", c.RemoteAddr().String())
+				l.log.Warn("mqtt connections refused: "+why,
+					"limit", l.maxPending, "limit_per_address", l.perAddress, "refused", n, "remote", c.RemoteAddr().String())
 			}
 			continue
 		}
-		gc := &gateConn{Conn: c, l: l}
+		gc := &gateConn{Conn: c, l: l, addr: addr}
 		// The deadline also bounds a TLS handshake, which happens on the
 		// first Read. mochi replaces it with the keepalive's once the
 		// CONNECT is read.
@@ -185,6 +243,7 @@ const (
 type gateConn struct {
 	net.Conn
 	l     *listener
+	addr  netip.Prefix // for the per-address count
 	state atomic.Int32
 
 	// Read is called by mochi's one reading goroutine only.
@@ -207,7 +266,7 @@ func (c *gateConn) Read(b []byte) (int, error) {
 // it when the connection's credentials are accepted.
 func (c *gateConn) loggedIn() {
 	if c.state.CompareAndSwap(connWaiting, connLoggedIn) {
-		c.l.pending.Add(-1)
+		c.l.release(c.addr)
 	}
 }
 
@@ -216,7 +275,7 @@ func (c *gateConn) waiting() bool { return c.state.Load() != connLoggedIn }
 
 func (c *gateConn) Close() error {
 	if c.state.Swap(connClosed) == connWaiting {
-		c.l.pending.Add(-1)
+		c.l.release(c.addr)
 	}
 	return c.Conn.Close()
 }

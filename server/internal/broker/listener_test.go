@@ -245,6 +245,84 @@ func TestPendingConnectionsCapped(t *testing.T) {
 	}
 }
 
+// TestPendingConnectionsCappedPerAddress: one address holding its share
+// of waiting connections is refused more at once, while devices from other
+// addresses still log in; the whole cap is far away.
+func TestPendingConnectionsCappedPerAddress(t *testing.T) {
+	logs := &syncLog{}
+	b, err := New(Options{Listen: "127.0.0.1:0", Auth: testAccounts, LoginTimeout: time.Minute, MaxPending: 100,
+		MaxPendingPerAddress: 4, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	rawFrom := func(ip string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var held []net.Conn
+	for range 4 {
+		held = append(held, rawFrom("127.0.0.1"))
+	}
+	waitCounters(t, b, "4 connections waiting", func(c Counters) bool { return c.Pending == 4 })
+	for i := range 3 {
+		if c := rawFrom("127.0.0.1"); !closedBy(c, time.Now().Add(waitFor)) {
+			t.Fatalf("connection %d beyond the address's share still open after %v", i, waitFor)
+		}
+	}
+	waitCounters(t, b, "3 refused", func(c Counters) bool { return c.Refused == 3 && c.Pending == 4 })
+	if !strings.Contains(logs.String(), "too many from one address waiting to log in") {
+		t.Errorf("the refusals were not logged as per address:\n%s", logs)
+	}
+	if _, err := dial(t, b, connOpts{clientID: "dev-a", user: "dev-a", pass: "secret-a"}); err == nil {
+		t.Errorf("a device logged in from the address whose share is taken")
+	}
+	// Other addresses are not held out, silent ones included.
+	other := rawFrom("127.0.0.2")
+	waitCounters(t, b, "the other address's connection waiting", func(c Counters) bool { return c.Pending == 5 })
+	if _, err := dial(t, b, connOpts{clientID: "dev-b", user: "dev-b", pass: "secret-b", from: "127.0.0.3"}); err != nil {
+		t.Fatalf("a device from another address: %v", err)
+	}
+	// A login frees its address's slot, as a close does.
+	other.Close()
+	held[0].Close()
+	waitCounters(t, b, "two waiting connections gone", func(c Counters) bool { return c.Pending == 3 })
+	mustDial(t, b, "dev-a", "secret-a")
+	if got := b.Counters().Pending; got != 3 {
+		t.Errorf("%d waiting after a login, want 3", got)
+	}
+}
+
+func TestAddressOf(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"192.0.2.7:1883", "192.0.2.7/32"},
+		{"[::ffff:192.0.2.7]:1883", "192.0.2.7/32"},
+		{"[2001:db8:1:2:aaaa::1]:1883", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::9]:443", "2001:db8:1:2::/64"},
+		{"[fe80::1%eth0]:1883", "fe80::/64"},
+	} {
+		a, err := net.ResolveTCPAddr("tcp", tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := addressOf(a).String(); got != tt.want {
+			t.Errorf("addressOf(%s) = %s, want %s", tt.addr, got, tt.want)
+		}
+	}
+	if got := addressOf(&net.UnixAddr{Name: "/run/x", Net: "unix"}); got.IsValid() {
+		t.Errorf("a unix address counted as %v", got)
+	}
+}
+
 func TestDisconnectDevice(t *testing.T) {
 	b := startBroker(t)
 	lost := make(chan error, 1)

@@ -131,6 +131,9 @@ type MQTT struct {
 	// MaxPendingLogins bounds the connections to the embedded broker
 	// waiting to log in; zero means the broker's default (1024).
 	MaxPendingLogins int `toml:"max_pending_logins"`
+	// MaxPendingLoginsPerAddress bounds how many of those may come from
+	// one IPv4 address or IPv6 /64; zero means the broker's default (64).
+	MaxPendingLoginsPerAddress int `toml:"max_pending_logins_per_address"`
 }
 
 // DefaultSyncInterval is how often a repository is checked when its
@@ -301,8 +304,11 @@ func (m MQTT) check() error {
 	if m.MaxPendingLogins < 0 {
 		return fmt.Errorf("config: mqtt.max_pending_logins: %d is negative", m.MaxPendingLogins)
 	}
-	if m.Broker != "" && (m.LoginTimeout != 0 || m.MaxPendingLogins != 0) {
-		return errors.New("config: mqtt.login_timeout and mqtt.max_pending_logins are for the embedded broker, not mqtt.broker")
+	if m.MaxPendingLoginsPerAddress < 0 {
+		return fmt.Errorf("config: mqtt.max_pending_logins_per_address: %d is negative", m.MaxPendingLoginsPerAddress)
+	}
+	if m.Broker != "" && (m.LoginTimeout != 0 || m.MaxPendingLogins != 0 || m.MaxPendingLoginsPerAddress != 0) {
+		return errors.New("config: mqtt.login_timeout, mqtt.max_pending_logins and mqtt.max_pending_logins_per_address are for the embedded broker, not mqtt.broker")
 	}
 	return nil
 }

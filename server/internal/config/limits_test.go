@@ -19,13 +19,14 @@ max_enrolling = 8
 [mqtt]
 login_timeout = "2s"
 max_pending_logins = 64
+max_pending_logins_per_address = 16
 `), 0o600)
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := HTTP{BodyTimeout: Duration(3 * time.Second), BodyMinRate: 4096, WriteTimeout: Duration(30 * time.Second), MaxEnrolling: 8}
-	if c.HTTP != want || c.MQTT.LoginTimeout != Duration(2*time.Second) || c.MQTT.MaxPendingLogins != 64 {
+	if c.HTTP != want || c.MQTT.LoginTimeout != Duration(2*time.Second) || c.MQTT.MaxPendingLogins != 64 || c.MQTT.MaxPendingLoginsPerAddress != 16 {
 		t.Errorf("Load = http %+v, mqtt %+v", c.HTTP, c.MQTT)
 	}
 	if err := c.Check(); err != nil {
@@ -44,6 +45,7 @@ max_pending_logins = 64
 		{"negative enrolments", func(c *Config) { c.HTTP.MaxEnrolling = -1 }, "http.max_enrolling"},
 		{"login timeout of an hour", func(c *Config) { c.MQTT.LoginTimeout = Duration(time.Hour) }, "mqtt.login_timeout"},
 		{"negative pending logins", func(c *Config) { c.MQTT.MaxPendingLogins = -5 }, "mqtt.max_pending_logins"},
+		{"negative pending logins per address", func(c *Config) { c.MQTT.MaxPendingLoginsPerAddress = -1 }, "mqtt.max_pending_logins_per_address"},
 		{"login limits with an external broker", func(c *Config) { c.MQTT.Broker = "mqtts://mqtt.example.org:8883" }, "embedded broker"},
 	}
 	for _, tt := range tests {

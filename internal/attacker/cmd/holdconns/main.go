@@ -6,6 +6,9 @@
 // nothing (the tests in server/integration and server/internal/broker do).
 //
 //	holdconns -addr 127.0.0.1:1883 -n 1000 -bytes 200000 -hold 15s -pid 1234
+//
+// With -sources N the connections come from N loopback addresses in turn,
+// as from N hosts (the embedded broker caps those waiting per address).
 package main
 
 import (
@@ -28,14 +31,15 @@ func main() {
 	size := flag.Int("bytes", 0, "bytes of a never-finished CONNECT to send on each (0: send nothing)")
 	hold := flag.Duration("hold", 15*time.Second, "how long to hold them")
 	pid := flag.Int("pid", 0, "the broker's process id, to read its resident set")
+	sources := flag.Int("sources", 1, "loopback addresses to connect from, in turn (127.2.x.y); 1: the system's choice")
 	flag.Parse()
-	if err := run(*addr, *n, *size, *hold, *pid); err != nil {
+	if err := run(*addr, *n, *size, *hold, *pid, *sources); err != nil {
 		fmt.Fprintln(os.Stderr, "holdconns:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, n, size int, hold time.Duration, pid int) error {
+func run(addr string, n, size int, hold time.Duration, pid, sources int) error {
 	before, err := rss(pid)
 	if err != nil {
 		return err
@@ -49,8 +53,13 @@ func run(addr string, n, size int, hold time.Duration, pid int) error {
 		wg      sync.WaitGroup
 	)
 	conns := make([]net.Conn, 0, n)
-	for range n {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	for i := range n {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		if sources > 1 {
+			j := i % sources
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 2, byte(j>>8), byte(j))}
+		}
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			refused++
 			continue
