@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rpmfleet/rpmfleet/agent/internal/config"
+	"github.com/rpmfleet/rpmfleet/agent/internal/policy"
+	"github.com/rpmfleet/rpmfleet/agent/internal/update"
 )
 
 // TestStandaloneAllowListed: standalone, the device's own allow_updates
@@ -72,5 +76,25 @@ func TestAllowListedDownloadMode(t *testing.T) {
 	}
 	if strings.Contains(r.log.String(), "update cycle starting") {
 		t.Errorf("download mode started a cycle")
+	}
+}
+
+// TestEveryCycleKeepsTheDevicesInstallonlyLimit: the install-only limit of
+// the device's [policy] reaches every cycle's options (all pass through
+// updateOptions): an apply's, a spool bundle's (its own repository), and
+// the settle's of a cycle a crash cut (no selection at all); 0, keep every
+// kernel, is update's -1.
+func TestEveryCycleKeepsTheDevicesInstallonlyLimit(t *testing.T) {
+	for _, tt := range []struct{ limit, want int }{{2, 2}, {5, 5}, {0, -1}} {
+		d := &daemon{cfg: &config.Config{Policy: policy.Policy{InstallonlyLimit: tt.limit}}}
+		for name, o := range map[string]update.Options{
+			"apply":  {Select: update.Selection{IDs: []string{testAdvisory}}},
+			"bundle": {Repos: []string{"/var/lib/rpmfleet/spool/b/repo"}, Select: update.Selection{IDs: []string{testAdvisory}}},
+			"settle": {},
+		} {
+			if got := d.updateOptions(o).InstallonlyLimit; got != tt.want {
+				t.Errorf("installonly_limit %d: the %s cycle's limit is %d, want %d", tt.limit, name, got, tt.want)
+			}
+		}
 	}
 }

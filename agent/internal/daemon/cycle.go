@@ -47,6 +47,10 @@ func (d *daemon) updateOptions(o update.Options) update.Options {
 	c := d.cfg
 	o.StateDir, o.Root = c.StateDir, c.Root
 	o.HealthChecks = c.Policy.HealthChecks
+	// The device's own, whatever the server's policy says
+	// (policy.Narrow): every cycle (an apply, a bundle, the settle of a
+	// cycle a crash cut) prunes kernels to the same limit.
+	o.InstallonlyLimit = installonlyLimit(&c.Policy)
 	o.Log = d.o.Log
 	keys := map[string]bool{}
 	for _, r := range c.Repos {

@@ -56,7 +56,7 @@ func (d *daemon) act() {
 		return
 	}
 	d.startCycle(cycleJob{kind: cycleApply, label: cycleLabel(strings.Join(dec.Apply, ","), plain), ids: dec.Apply}, update.Options{
-		Select: update.Selection{IDs: dec.Apply, Packages: plain}, Pins: dec.Pins, InstallonlyLimit: installonlyLimit(pol),
+		Select: update.Selection{IDs: dec.Apply, Packages: plain}, Pins: dec.Pins,
 	})
 }
 
