@@ -63,6 +63,9 @@ type DeviceState struct {
 	LastCycle *CycleSummary `json:"last_cycle,omitempty"`
 	// RebootAt is when a needed reboot is scheduled; zero when none is.
 	RebootAt time.Time `json:"reboot_at,omitzero"`
+	// RebootWait is what a needed reboot waits for; empty when it waits
+	// for nothing, or none is needed.
+	RebootWait RebootWait `json:"reboot_wait,omitempty"`
 	// Reloads and ReloadErrors count configuration reloads, and refusals.
 	Reloads      int `json:"config_reloads"`
 	ReloadErrors int `json:"config_reload_errors"`
@@ -72,6 +75,22 @@ type DeviceState struct {
 	// MQTT says whether the agent's MQTT link is up.
 	MQTT bool `json:"mqtt_connected"`
 }
+
+// RebootWait is what a needed reboot waits for, DeviceState.RebootWait.
+type RebootWait string
+
+// What a reboot waits for.
+const (
+	// RebootWaitWindow: the maintenance window that allows it (RebootAt
+	// says when it opens).
+	RebootWaitWindow RebootWait = "window"
+	// RebootWaitSlot: a reboot slot from the FleetLock server, held by
+	// other devices of the group (or the server is not reachable).
+	RebootWaitSlot RebootWait = "slot"
+	// RebootWaitSessions: logged-in users to log out, at most the
+	// configured session_wait (RebootAt says until when).
+	RebootWaitSessions RebootWait = "sessions"
+)
 
 // Pending actions beyond the policy's verbs ("notify", "download",
 // "skip"), PendingAdvisory.Action.

@@ -22,7 +22,7 @@ func fullState() DeviceState {
 		Queued:    2,
 		Notices:   NoticeStats{Accepted: 7, Malformed: 1, UnknownKey: 2, BadSignature: 3, WrongKind: 4, WrongDevice: 5, Expired: 6, NotYetValid: 8, Replayed: 9, Repeated: 10, Other: 11},
 		LastCycle: &CycleSummary{ID: 3, Phase: "committed", Advisories: []string{"ALSA-2023:3722"}, Reboot: true},
-		RebootAt:  when.Add(2 * time.Hour), Reloads: 1, ReloadErrors: 1, SpoolDone: 1, SpoolFailed: 1, MQTT: true,
+		RebootAt:  when.Add(2 * time.Hour), RebootWait: RebootWaitSessions, Reloads: 1, ReloadErrors: 1, SpoolDone: 1, SpoolFailed: 1, MQTT: true,
 	}
 }
 

@@ -110,8 +110,11 @@ type rebootCoord struct {
 	// FleetLock).
 	held     *fleetlock.Client
 	lockless bool
-	// warnedAt is when the users were warned.
+	// warnedAt is when the users were warned; sessions how many
+	// logged-in users the reboot found when its grace ran out (it waits
+	// for them).
 	warnedAt time.Time
+	sessions int
 }
 
 type lockDone struct {
@@ -314,7 +317,7 @@ func (d *daemon) warnReboot() {
 			d.command(d.o.WallCommand, msg)
 		}
 	}
-	d.rb.warnedAt = now
+	d.rb.warnedAt, d.rb.sessions = now, 0
 	d.rebootStage = rebootWarned
 	d.status.RebootAt = now.Add(d.o.RebootGrace)
 	d.rebootT.Stop()
@@ -342,7 +345,7 @@ func (d *daemon) rebootNow() {
 				poll = 30 * time.Second
 			}
 			d.log.Info("reboot waits for interactive sessions to end", "sessions", len(ss), "users", sessionUsers(ss), "until", until)
-			d.status.RebootAt = until
+			d.status.RebootAt, d.rb.sessions = until, len(ss)
 			d.rebootT.Reset(min(poll, until.Sub(now)))
 			return
 		}
@@ -353,6 +356,20 @@ func (d *daemon) rebootNow() {
 	d.status.State = protocol.StateRebooting
 	d.log.Warn("rebooting to finish the update", "command", d.o.RebootCommand)
 	d.command(d.o.RebootCommand)
+}
+
+// rebootWait says what a needed reboot waits for now (DeviceState's
+// RebootWait).
+func (d *daemon) rebootWait() protocol.RebootWait {
+	switch {
+	case d.rebootStage == rebootWaitWindow:
+		return protocol.RebootWaitWindow
+	case d.rebootStage == rebootAskSlot:
+		return protocol.RebootWaitSlot
+	case d.rebootStage == rebootWarned && d.rb.sessions > 0:
+		return protocol.RebootWaitSessions
+	}
+	return ""
 }
 
 // rebootCancel stops a lock attempt and frees a held slot: the reboot is

@@ -4,16 +4,22 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/config"
+	"github.com/rpmfleet/rpmfleet/agent/internal/fleetlock"
 	"github.com/rpmfleet/rpmfleet/agent/internal/update"
+	"github.com/rpmfleet/rpmfleet/agent/internal/utmp"
+	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
 
 // TestExpectedKernel: the kernel a reboot must come back on is the newest
@@ -159,4 +165,79 @@ func TestRebootWindowClosesFirst(t *testing.T) {
 		next = next.AddDate(0, 0, 1)
 	}
 	waitFor(t, 10*time.Second, "the reboot at the next window", func() bool { return r.Status().RebootAt.Equal(next) })
+}
+
+// TestRebootWaitInState: what a needed reboot waits for is in the device's
+// state and systemd's STATUS: a FleetLock slot while the group's slots are
+// all held (the lock server answers 409), then, with the slot taken,
+// logged-in users (a utmp record of a live process) until session_wait;
+// once they log out it reboots and waits for nothing. The lock server is
+// a loopback stand-in; the reboot and wall commands are FAKES that write
+// files.
+func TestRebootWaitInState(t *testing.T) {
+	w := newWorld(t, worldOpts{rebootSuggested: true})
+	w.srv.setPlan(t, advisoryPlan(""))
+	var free atomic.Bool // false: the group's slots are all held by others
+	var asked atomic.Int32
+	lock := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		if r.URL.Path == protocol.PathPreReboot && !free.Load() {
+			rw.Header().Set("Content-Type", "application/json")
+			rw.WriteHeader(http.StatusConflict)
+			fmt.Fprintf(rw, `{"kind":%q,"value":"all 1 slots held"}`, protocol.FleetLockFull)
+			return
+		}
+		rw.WriteHeader(http.StatusOK)
+	}))
+	defer lock.Close()
+	utmpFile := filepath.Join(w.dir, "utmp")
+	if err := os.WriteFile(utmpFile, utmp.Record(utmp.Session{PID: os.Getpid(), Line: "pts/0", User: "alice"}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.writeConfig(t, policyTOML("apply", "open", `reboot = "when-needed"`)+
+		fmt.Sprintf("[reboot]\nfleetlock_url = %q\nsession_wait = \"10m\"\n", lock.URL))
+	rebooted := filepath.Join(w.dir, "rebooted")
+	var statusMu sync.Mutex
+	var lines []string
+	r := w.start(t, func(o *Options) {
+		o.WallCommand = []string{"true"}
+		o.RebootCommand = []string{"touch", rebooted}
+		o.RebootGrace = 100 * time.Millisecond
+		o.Reboot.Utmp = utmpFile
+		o.Reboot.SessionPoll = 100 * time.Millisecond
+		o.Reboot.LockBackoff = fleetlock.Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond}
+		prev := o.OnStatus
+		o.OnStatus = func(st protocol.DeviceState) {
+			statusMu.Lock()
+			lines = append(lines, statusLine(st))
+			statusMu.Unlock()
+			if prev != nil {
+				prev(st)
+			}
+		}
+	})
+	waitFor(t, 60*time.Second, "the reboot waiting for a slot", func() bool {
+		return r.Status().RebootWait == protocol.RebootWaitSlot && asked.Load() >= 2
+	})
+	free.Store(true) // a slot frees
+	waitFor(t, 30*time.Second, "the reboot waiting for alice", func() bool {
+		st := r.Status()
+		return st.RebootWait == protocol.RebootWaitSessions && !st.RebootAt.IsZero()
+	})
+	if _, err := os.Stat(rebooted); err == nil {
+		t.Fatal("rebooted while alice was logged in")
+	}
+	statusMu.Lock()
+	all := strings.Join(lines, "\n")
+	statusMu.Unlock()
+	for _, want := range []string{"reboot waits for a slot", "reboot waits for logged-in users until"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("systemd's STATUS never said %q:\n%s", want, all)
+		}
+	}
+	if err := os.WriteFile(utmpFile, nil, 0o644); err != nil { // alice logs out
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the reboot", func() bool { _, err := os.Stat(rebooted); return err == nil })
+	waitFor(t, 10*time.Second, "nothing waited for", func() bool { return r.Status().RebootWait == "" })
 }

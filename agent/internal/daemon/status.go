@@ -21,6 +21,7 @@ func (d *daemon) publish(n *notifier) {
 		st.Notices = addStats(st.Notices, d.ver.Stats())
 	}
 	st.MQTT = d.mq != nil && d.mq.Connected()
+	st.RebootWait = d.rebootWait()
 	if d.mq != nil {
 		d.publishState(st)
 		d.haPublish(st)
@@ -99,7 +100,12 @@ func statusLine(st protocol.DeviceState) string {
 	if n := len(st.Pending); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d advisories pending", n))
 	}
-	if !st.RebootAt.IsZero() {
+	switch {
+	case st.RebootWait == protocol.RebootWaitSlot:
+		parts = append(parts, "reboot waits for a slot")
+	case st.RebootWait == protocol.RebootWaitSessions:
+		parts = append(parts, "reboot waits for logged-in users until "+st.RebootAt.Local().Format("Mon 15:04"))
+	case !st.RebootAt.IsZero():
 		parts = append(parts, "reboot at "+st.RebootAt.Local().Format("Mon 15:04"))
 	}
 	return strings.Join(parts, "; ")
