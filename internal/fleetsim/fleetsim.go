@@ -127,7 +127,7 @@ func New(opts Options) (*Fleet, error) {
 	}
 	if opts.HTTP == nil {
 		opts.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConnsPerHost: opts.Concurrency, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+			MaxIdleConnsPerHost: opts.Concurrency, DialContext: (&spreadDialer{d: net.Dialer{Timeout: 5 * time.Second}}).DialContext}}
 	}
 	log := opts.Log
 	if log == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -180,4 +181,25 @@ func allLoopback(brokers []string) bool {
 func loopbackFor(i int) net.IP {
 	n := uint32(1<<16 + i%(254<<16))
 	return net.IPv4(127, byte(n>>16), byte(n>>8), byte(n))
+}
+
+// spreadDialer gives each new connection to a loopback server a source
+// address of its own (127.200.0.0/16, in turn), as requests from many
+// devices come from many addresses: the server caps what one address may
+// hold at once (enrolments, logins).
+type spreadDialer struct {
+	d net.Dialer
+	n atomic.Uint32
+}
+
+func (s *spreadDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || ip.To4() == nil || !ip.IsLoopback() {
+		return s.d.DialContext(ctx, network, addr)
+	}
+	d := s.d
+	n := s.n.Add(1)
+	d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 200, byte(n>>8), byte(n))}
+	return d.DialContext(ctx, network, addr)
 }

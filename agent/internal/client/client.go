@@ -42,6 +42,9 @@ type Error struct {
 	// Message and Field come from the server's protocol.Error body.
 	Message string
 	Field   string
+	// RetryAfter is the answer's Retry-After in seconds; zero when it
+	// has none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -137,13 +140,35 @@ func (c *Client) do(ctx context.Context, newReq func(base string) (*http.Request
 	return resp, err
 }
 
+// Enrolment retries: a server busy with other enrolments (many devices
+// of a site enrolling at once after a first boot) answers 503 or 429 with
+// Retry-After, before spending the token; the enrolment is sent again
+// after that wait (at most enrollMaxWait), up to enrollTries times.
+const (
+	enrollTries   = 6
+	enrollMaxWait = 30 * time.Second
+)
+
 // Enroll spends an enrolment token for the device's identity.
 func (c *Client) Enroll(ctx context.Context, req protocol.EnrollRequest) (protocol.EnrollResponse, error) {
 	var resp protocol.EnrollResponse
-	if err := c.post(ctx, protocol.PathEnroll, req, &resp); err != nil {
-		return resp, fmt.Errorf("enroll: %w", err)
+	for try := 1; ; try++ {
+		err := c.post(ctx, protocol.PathEnroll, req, &resp)
+		var e *Error
+		if err == nil || try == enrollTries || !errors.As(err, &e) ||
+			(e.Status != http.StatusServiceUnavailable && e.Status != http.StatusTooManyRequests) {
+			if err != nil {
+				return resp, fmt.Errorf("enroll: %w", err)
+			}
+			return resp, nil
+		}
+		wait := min(max(e.RetryAfter, time.Second), enrollMaxWait)
+		select {
+		case <-ctx.Done():
+			return resp, fmt.Errorf("enroll: %w (and %w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
 	}
-	return resp, nil
 }
 
 // Report posts a report. Sending the same report again (same ID) is safe:
@@ -190,7 +215,11 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 				pe.Error = resp.Status
 			}
 		}
-		return &Error{Status: resp.StatusCode, Message: pe.Error, Field: pe.Field}
+		e := &Error{Status: resp.StatusCode, Message: pe.Error, Field: pe.Field}
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			e.RetryAfter = time.Duration(min(n, 3600)) * time.Second
+		}
+		return e
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("decode answer: %w", err)

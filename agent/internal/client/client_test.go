@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 )
@@ -172,5 +174,47 @@ func TestPlanETag(t *testing.T) {
 				t.Fatalf("Plan = %q, %q, %v, %v; want %q, %q, %v", msg, tag, nm, err, tt.wantMsg, etag, tt.wantNotModified)
 			}
 		})
+	}
+}
+
+// TestEnrollWaitsWhenBusy: a server busy with other enrolments (503 with
+// Retry-After) is asked again after the wait it names, until it enrols the
+// device; a refusal of the enrolment itself is not asked again.
+func TestEnrollWaitsWhenBusy(t *testing.T) {
+	t.Parallel()
+	var asked atomic.Int32
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asked.Add(1) <= 2 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":"too many enrolments in progress from your address (8); retry in a few seconds"}`))
+			return
+		}
+		w.Write([]byte(`{"device_id":"d1","credential":"c1"}`))
+	}))
+	defer busy.Close()
+	start := time.Now()
+	resp, err := New(busy.URL, "", nil).Enroll(context.Background(), protocol.EnrollRequest{Token: "t", Name: "pi"})
+	if err != nil || resp.DeviceID != "d1" {
+		t.Fatalf("Enroll = %+v, %v; want d1 after two busy answers", resp, err)
+	}
+	if n := asked.Load(); n != 3 {
+		t.Errorf("asked %d times, want 3", n)
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("enrolled after %v, before the two 1 s waits the server asked for", took)
+	}
+
+	var refusals atomic.Int32
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refusals.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"error":"unknown, spent or expired enrolment token"}`))
+	}))
+	defer refusing.Close()
+	_, err = New(refusing.URL, "", nil).Enroll(context.Background(), protocol.EnrollRequest{Token: "t", Name: "pi"})
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || refusals.Load() != 1 {
+		t.Errorf("refused enrolment: %v after %d asks, want the 401 after one", err, refusals.Load())
 	}
 }

@@ -186,7 +186,8 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	handler := api.New(svc, api.Options{TempDir: tmp, Source: source.Options{Locations: true}, Log: log,
 		BodyTimeout: time.Duration(cfg.HTTP.BodyTimeout), MinBodyRate: cfg.HTTP.BodyMinRate,
 		WriteTimeout: time.Duration(cfg.HTTP.WriteTimeout), MaxEnrolling: cfg.HTTP.MaxEnrolling,
-		Dashboard: dash, Metrics: mets.Handler(), Healthz: metrics.Healthz(), Readyz: metrics.Readyz(mets, log, checks...),
+		MaxEnrollingPerAddress: cfg.HTTP.MaxEnrollingPerAddress,
+		Dashboard:              dash, Metrics: mets.Handler(), Healthz: metrics.Healthz(), Readyz: metrics.Readyz(mets, log, checks...),
 		FleetLock: api.FleetLockOptions{Auth: cfg.FleetLock.Auth, Slots: cfg.FleetLock.Slots, GroupSlots: cfg.FleetLock.Groups,
 			Timeout: time.Duration(cfg.FleetLock.Timeout)}})
 

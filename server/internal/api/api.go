@@ -42,6 +42,7 @@ import (
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/pkg/version"
 	"github.com/rpmfleet/rpmfleet/server/internal/fleet"
+	"github.com/rpmfleet/rpmfleet/server/internal/peer"
 	"github.com/rpmfleet/rpmfleet/server/internal/store"
 )
 
@@ -70,8 +71,9 @@ type Options struct {
 	MinBodyRate  int64
 	WriteTimeout time.Duration
 	// MaxEnrolling bounds the enrolments handled at once; zero means
-	// DefaultMaxEnrolling.
-	MaxEnrolling int
+	// DefaultMaxEnrolling. MaxEnrollingPerAddress bounds those of one
+	// IPv4 address or IPv6 /64; zero means DefaultMaxEnrollingPerAddress.
+	MaxEnrolling, MaxEnrollingPerAddress int
 	// Source is passed to source.Load for imports by URL; a nil HTTPClient
 	// means one with a 5-minute timeout.
 	Source source.Options
@@ -97,8 +99,10 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
-	// enrolling holds a token per enrolment being handled.
+	// enrolling holds a token per enrolment being handled, and
+	// enrollers counts them by address.
 	enrolling chan struct{}
+	enrollers *peer.Counter
 }
 
 // New returns the API over svc.
@@ -124,6 +128,9 @@ func New(svc *fleet.Service, opts Options) *Server {
 	if opts.MaxEnrolling <= 0 {
 		opts.MaxEnrolling = DefaultMaxEnrolling
 	}
+	if opts.MaxEnrollingPerAddress <= 0 {
+		opts.MaxEnrollingPerAddress = DefaultMaxEnrollingPerAddress
+	}
 	if opts.Source.HTTPClient == nil {
 		opts.Source.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
 	}
@@ -132,7 +139,7 @@ func New(svc *fleet.Service, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, st: svc.Store(), opts: opts, log: log.With("component", "api"), mux: http.NewServeMux(),
-		enrolling: make(chan struct{}, opts.MaxEnrolling)}
+		enrolling: make(chan struct{}, opts.MaxEnrolling), enrollers: &peer.Counter{Max: min(opts.MaxEnrollingPerAddress, opts.MaxEnrolling)}}
 	ro := access{role: protocol.RoleReadOnly}
 	op := access{role: protocol.RoleOperator}
 	adm := access{role: protocol.RoleAdmin}
@@ -203,7 +210,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	// The slot is taken once the body is in, so a slow sender holds a
 	// connection (until BodyTimeout) but not a slot.
-	release, ok := s.admitEnrolment(w)
+	release, ok := s.admitEnrolment(w, r)
 	if !ok {
 		return
 	}

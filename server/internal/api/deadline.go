@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
+	"github.com/rpmfleet/rpmfleet/server/internal/peer"
 )
 
 // Time limits on a request. The server's main bounds the headers
@@ -39,6 +40,10 @@ const (
 	// DefaultMaxEnrolling bounds the enrolments being handled at once;
 	// more are answered 503 with Retry-After.
 	DefaultMaxEnrolling = 32
+	// DefaultMaxEnrollingPerAddress bounds those from one IPv4 address
+	// or IPv6 /64, so one host's flood of enrolments leaves slots for
+	// the others.
+	DefaultMaxEnrollingPerAddress = 8
 )
 
 // errBodyTooSlow is what reading a body that missed its deadline returns.
@@ -132,15 +137,24 @@ func (s *Server) holdWrite(w http.ResponseWriter) (rearm func()) {
 	return func() { rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)) }
 }
 
-// admitEnrolment takes one of the MaxEnrolling slots, or answers 503 and
-// returns false; release gives the slot back.
-func (s *Server) admitEnrolment(w http.ResponseWriter) (release func(), ok bool) {
+// admitEnrolment takes one of the MaxEnrolling slots, and one of its
+// address's MaxEnrollingPerAddress, or answers 503 with Retry-After and
+// returns false; release gives the slots back.
+func (s *Server) admitEnrolment(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	addr := peer.Of(r.RemoteAddr)
+	busy := func(msg string) (func(), bool) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, msg+"; retry in a few seconds", "")
+		return nil, false
+	}
+	if !s.enrollers.Take(addr) {
+		return busy(fmt.Sprintf("too many enrolments in progress from your address (%d)", s.enrollers.Max))
+	}
 	select {
 	case s.enrolling <- struct{}{}:
-		return func() { <-s.enrolling }, true
+		return func() { <-s.enrolling; s.enrollers.Give(addr) }, true
 	default:
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many enrolments in progress (%d); retry in a few seconds", cap(s.enrolling)), "")
-		return nil, false
+		s.enrollers.Give(addr)
+		return busy(fmt.Sprintf("too many enrolments in progress (%d)", cap(s.enrolling)))
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
 	"github.com/rpmfleet/rpmfleet/server/internal/fleet"
+	"github.com/rpmfleet/rpmfleet/server/internal/peer"
 	"github.com/rpmfleet/rpmfleet/server/internal/store/sqlite"
 )
 
@@ -225,5 +226,48 @@ func TestEnrolmentsInFlightBounded(t *testing.T) {
 		if resp, e := enrol(name); resp.StatusCode != 200 {
 			t.Errorf("enrol %s once the slot is free: %d %s", name, resp.StatusCode, e.Error)
 		}
+	}
+}
+
+// TestEnrolmentsInFlightBoundedPerAddress: an address with its share of
+// enrolments in flight is answered 503 for more, before its token is
+// spent, while another address still enrols.
+func TestEnrolmentsInFlightBoundedPerAddress(t *testing.T) {
+	base, _, svc, h := liveServer(t, Options{MaxEnrolling: 10, MaxEnrollingPerAddress: 2})
+	et, err := svc.CreateEnrollToken(t.Context(), protocol.EnrollTokenCreateRequest{Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolFrom := func(ip, name string) (*http.Response, protocol.Error) {
+		c := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}}
+		defer c.CloseIdleConnections()
+		body := fmt.Sprintf(`{"token":%q,"name":%q}`, et.Token, name)
+		resp, err := c.Post(base+protocol.PathEnroll, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e protocol.Error
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp, e
+	}
+	// 127.0.0.1 has two enrolments in flight (as handlers would hold them).
+	busy := peer.Of("127.0.0.1:40000")
+	h.enrollers.Take(busy)
+	h.enrollers.Take(busy)
+	resp, e := enrolFrom("127.0.0.1", "pi-a")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(e.Error, "from your address (2)") {
+		t.Fatalf("enrolment past the address's share: %d %q (Retry-After %q), want 503 naming the address's bound", resp.StatusCode, e.Error, resp.Header.Get("Retry-After"))
+	}
+	if resp, e := enrolFrom("127.0.0.2", "pi-b"); resp.StatusCode != 200 {
+		t.Fatalf("another address held out: %d %s", resp.StatusCode, e.Error)
+	}
+	// The refused one spent nothing: the token's other use remains.
+	h.enrollers.Give(busy)
+	if resp, e := enrolFrom("127.0.0.1", "pi-a"); resp.StatusCode != 200 {
+		t.Errorf("enrol once the address's slot is free: %d %s", resp.StatusCode, e.Error)
+	}
+	if n := h.enrollers.Peers(); n != 1 {
+		t.Errorf("%d addresses hold enrolment slots, want 1 (the one taken by hand)", n)
 	}
 }

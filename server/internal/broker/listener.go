@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/rpmfleet/rpmfleet/server/internal/peer"
 )
 
 // The listener is where a connection is held before it logs in, which is
@@ -89,12 +91,9 @@ type listener struct {
 	log        *slog.Logger
 	timeout    time.Duration
 	maxPending int64
-	perAddress int
+	byPeer     *peer.Counter // connections waiting to log in, by address
 
 	pending, refused, timedOut, acceptErrors atomic.Int64
-
-	mu     sync.Mutex
-	byAddr map[netip.Prefix]int // connections waiting to log in, by address
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -105,25 +104,8 @@ type listener struct {
 var _ listeners.Listener = (*listener)(nil)
 
 func newListener(id string, ln net.Listener, timeout time.Duration, maxPending, perAddress int, log *slog.Logger) *listener {
-	return &listener{id: id, ln: ln, log: log, timeout: timeout, maxPending: int64(maxPending), perAddress: perAddress,
-		byAddr: map[netip.Prefix]int{}, done: make(chan struct{})}
-}
-
-// addressOf is what the per-address cap counts a connection under: its
-// IPv4 address, or the /64 of its IPv6 one (a host may use all of its
-// /64); the zero prefix when the address is not an IP one.
-func addressOf(a net.Addr) netip.Prefix {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Prefix{}
-	}
-	ip := ap.Addr().Unmap()
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, _ := ip.Prefix(bits)
-	return p
+	return &listener{id: id, ln: ln, log: log, timeout: timeout, maxPending: int64(maxPending),
+		byPeer: &peer.Counter{Max: perAddress}, done: make(chan struct{})}
 }
 
 // admit counts a new connection as waiting to log in, or says why it may
@@ -133,24 +115,17 @@ func (l *listener) admit(addr netip.Prefix) (why string, ok bool) {
 		l.pending.Add(-1)
 		return "too many waiting to log in", false
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.byAddr[addr] >= l.perAddress {
+	if !l.byPeer.Take(addr) {
 		l.pending.Add(-1)
 		return "too many from one address waiting to log in", false
 	}
-	l.byAddr[addr]++
 	return "", true
 }
 
 // release ends a connection's wait (logged in or closed).
 func (l *listener) release(addr netip.Prefix) {
 	l.pending.Add(-1)
-	l.mu.Lock()
-	if l.byAddr[addr]--; l.byAddr[addr] <= 0 {
-		delete(l.byAddr, addr)
-	}
-	l.mu.Unlock()
+	l.byPeer.Give(addr)
 }
 
 func (l *listener) ID() string       { return l.id }
@@ -189,13 +164,13 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		delay = 0
-		addr := addressOf(c.RemoteAddr())
+		addr := peer.Of(c.RemoteAddr().String())
 		if why, ok := l.admit(addr); !ok {
 			l.refused.Add(1) // counted before the peer can see the close
 			c.Close()
 			if n, ok := l.refusedLog.allow(time.Now()); ok {
 				l.log.Warn("mqtt connections refused: "+why,
-					"limit", l.maxPending, "limit_per_address", l.perAddress, "refused", n, "remote", c.RemoteAddr().String())
+					"limit", l.maxPending, "limit_per_address", l.byPeer.Max, "refused", n, "remote", c.RemoteAddr().String())
 			}
 			continue
 		}

@@ -302,27 +302,6 @@ func TestPendingConnectionsCappedPerAddress(t *testing.T) {
 	}
 }
 
-func TestAddressOf(t *testing.T) {
-	for _, tt := range []struct{ addr, want string }{
-		{"192.0.2.7:1883", "192.0.2.7/32"},
-		{"[::ffff:192.0.2.7]:1883", "192.0.2.7/32"},
-		{"[2001:db8:1:2:aaaa::1]:1883", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:bbbb::9]:443", "2001:db8:1:2::/64"},
-		{"[fe80::1%eth0]:1883", "fe80::/64"},
-	} {
-		a, err := net.ResolveTCPAddr("tcp", tt.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := addressOf(a).String(); got != tt.want {
-			t.Errorf("addressOf(%s) = %s, want %s", tt.addr, got, tt.want)
-		}
-	}
-	if got := addressOf(&net.UnixAddr{Name: "/run/x", Net: "unix"}); got.IsValid() {
-		t.Errorf("a unix address counted as %v", got)
-	}
-}
-
 func TestDisconnectDevice(t *testing.T) {
 	b := startBroker(t)
 	lost := make(chan error, 1)

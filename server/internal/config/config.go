@@ -100,8 +100,10 @@ type HTTP struct {
 	BodyMinRate int64 `toml:"body_min_rate"`
 	// WriteTimeout bounds writing an answer.
 	WriteTimeout Duration `toml:"write_timeout"`
-	// MaxEnrolling bounds the enrolments handled at once.
-	MaxEnrolling int `toml:"max_enrolling"`
+	// MaxEnrolling bounds the enrolments handled at once, and
+	// MaxEnrollingPerAddress those from one IPv4 address or IPv6 /64.
+	MaxEnrolling           int `toml:"max_enrolling"`
+	MaxEnrollingPerAddress int `toml:"max_enrolling_per_address"`
 }
 
 // MQTT configures push. With no Broker the server runs its embedded
@@ -328,6 +330,9 @@ func (h HTTP) check() error {
 	}
 	if h.MaxEnrolling < 0 {
 		return fmt.Errorf("config: http.max_enrolling: %d is negative", h.MaxEnrolling)
+	}
+	if h.MaxEnrollingPerAddress < 0 {
+		return fmt.Errorf("config: http.max_enrolling_per_address: %d is negative", h.MaxEnrollingPerAddress)
 	}
 	return nil
 }
