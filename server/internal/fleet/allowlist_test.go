@@ -3,7 +3,9 @@ package fleet
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rpmfleet/rpmfleet/pkg/advisory"
 	"github.com/rpmfleet/rpmfleet/pkg/protocol"
@@ -70,5 +72,62 @@ func TestAllowListFollowsRollouts(t *testing.T) {
 	}
 	if got := allowed(); !slices.Equal(got, pis) {
 		t.Fatalf("plans allow-listing after the abort: %v, want the group's %v again", got, pis)
+	}
+}
+
+// TestAllowListFailurePausesRollout: the allow-listed updates ride along
+// with a rollout, so the canary's cycle of only those (a Pi kernel whose
+// health check fails, rolled back) counts against its phase as a failed
+// advisory cycle would: the rollout pauses naming it, and no other device
+// gets the allow-list. A plain cycle that applied counts neither way.
+func TestAllowListFailurePausesRollout(t *testing.T) {
+	f := newOpsFleet(t)
+	ctx := t.Context()
+	if _, err := f.svc.Import(ctx, []advisory.Advisory{opsAdvisory("RFSA-K", advisory.Security, advisory.Important, "imp-lib", day0)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		f.enroll(t, fmt.Sprintf("pi-%02d", i), map[string]string{"site": "field"})
+	}
+	if _, err := f.svc.PutGroup(ctx, "field", protocol.GroupRequest{Selector: map[string]string{"site": "field"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.SetGroupPolicy(ctx, "field", &protocol.Policy{Mode: "apply", AllowUpdates: []string{"raspberrypi2-kernel4"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.svc.CreateRollout(ctx, protocol.RolloutRequest{Advisory: "RFSA-K", Group: "field", Phases: []string{"1", "100%"}, Soak: "1h"}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := r.Devices[0].Device
+
+	// A plain cycle that applied: the canary still owes RFSA-K.
+	f.clock.Add(time.Minute)
+	f.reportPkgs(t, canary, "r1", opsPkgs, []protocol.CycleResult{{ID: 1, Outcome: protocol.OutcomeApplied}})
+	f.clock.Add(2 * time.Hour)
+	if err := f.svc.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.svc.RolloutView(ctx, r.ID); v.State != protocol.RolloutRunning || v.Phase != 0 || v.Devices[0].Result != protocol.ResultPending {
+		t.Fatalf("after an applied plain cycle: %+v, want the canary pending in phase 1", v)
+	}
+
+	// The next kernel fails its health check and is rolled back.
+	f.clock.Add(time.Minute)
+	f.reportPkgs(t, canary, "r2", opsPkgs, []protocol.CycleResult{{ID: 2, Outcome: protocol.OutcomeRolledBack,
+		Error: "health check pi-boot: exit status 1"}})
+	f.clock.Add(2 * time.Hour)
+	if err := f.svc.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := f.svc.RolloutView(ctx, r.ID)
+	if v.State != protocol.RolloutPaused || !strings.Contains(v.Reason, canary+": health check pi-boot: exit status 1") {
+		t.Fatalf("after the canary's failed allow-listed cycle: %+v, want paused naming it", v)
+	}
+	for i := range 4 {
+		n := fmt.Sprintf("pi-%02d", i)
+		if _, pol := f.plan(t, n); n != canary && pol != nil && len(pol.AllowUpdates) > 0 {
+			t.Errorf("%s, not reached, got the allow-list while the rollout is paused", n)
+		}
 	}
 }

@@ -313,9 +313,17 @@ func (s *Service) judge(ctx context.Context, r store.Rollout) (evaluation, error
 		at  time.Time
 		cyc protocol.CycleResult
 	}
+	// Allow-listed plain updates ride along with the rollout (a device
+	// gets them once a phase reaches it: allowlist.go): a cycle of only
+	// those that failed counts against the phase as a failed advisory
+	// cycle does, so a kernel that fails its health check pauses the
+	// rollout too. One that applied says nothing of the rollout's
+	// advisories.
 	latest := map[string]last{}
 	for _, c := range cycles {
-		if !slices.ContainsFunc(c.Cycle.Advisories, func(a string) bool { return slices.Contains(r.Advisories, a) }) {
+		ours := slices.ContainsFunc(c.Cycle.Advisories, func(a string) bool { return slices.Contains(r.Advisories, a) })
+		plainFailed := len(c.Cycle.Advisories) == 0 && c.Cycle.Outcome != protocol.OutcomeApplied
+		if !ours && !plainFailed {
 			continue
 		}
 		latest[c.DeviceID] = last{c.Received, c.Cycle}
