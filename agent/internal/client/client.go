@@ -42,8 +42,8 @@ type Error struct {
 	// Message and Field come from the server's protocol.Error body.
 	Message string
 	Field   string
-	// RetryAfter is the answer's Retry-After in seconds; zero when it
-	// has none.
+	// RetryAfter is the answer's Retry-After (given in seconds, taken up
+	// to an hour); zero when it has none.
 	RetryAfter time.Duration
 }
 
