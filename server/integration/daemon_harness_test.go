@@ -134,7 +134,11 @@ func signedPackages(t *testing.T) ([]string, string) {
 
 // newFleetRepo makes a repository of the signed packages with createrepo_c
 // and modifyrepo_c, and serves it over loopback HTTP.
-func newFleetRepo(t *testing.T) *fleetRepo {
+func newFleetRepo(t *testing.T) *fleetRepo { return makeFleetRepo(t, false) }
+
+// makeFleetRepo is newFleetRepo's repository; with rebootSuggested, the
+// fix's advisory suggests a reboot (newRebootRepo).
+func makeFleetRepo(t *testing.T, rebootSuggested bool) *fleetRepo {
 	t.Helper()
 	for _, bin := range []string{"rpm", "rpmbuild", "rpmsign", "createrepo_c", "modifyrepo_c", "gpg"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -150,13 +154,16 @@ func newFleetRepo(t *testing.T) *fleetRepo {
 		r.rpms[p.Name+"-"+p.Version] = paths[i]
 	}
 	adv := &advisory.Advisory{
-		ID: fixAdvisory, Type: advisory.Security, Severity: advisory.Important,
+		ID: fixAdvisory, Type: advisory.Security, Severity: advisory.Important, RebootSuggested: rebootSuggested,
 		Title:  "demo-lib security update",
 		Issued: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), CVEs: []string{fixCVE},
 		// updateinfo.xml carries CVEs as references; the writer writes
 		// only References.
 		References: []advisory.Reference{{Type: "cve", ID: fixCVE, URL: "https://www.cve.org/CVERecord?id=" + fixCVE, Title: fixCVE}},
 		Packages:   []advisory.Package{{Name: "demo-lib", EVR: rpmver.MustParseEVR(newLib), Arch: arch, Filename: pkgs[1].FileName()}},
+	}
+	if rebootSuggested {
+		adv.Title += " (reboot suggested)"
 	}
 	var ui bytes.Buffer
 	w := updateinfo.NewWriter(&ui)

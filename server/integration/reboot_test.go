@@ -33,36 +33,7 @@ import (
 
 // newRebootRepo is newFleetRepo's repository with the fix's advisory
 // suggesting a reboot, so every device that applies it needs one.
-func newRebootRepo(t *testing.T) *fleetRepo {
-	t.Helper()
-	arch := rpmArch(t)
-	pkgs := fleetPackages(arch)
-	paths, key := signedPackages(t)
-	r := &fleetRepo{dir: filepath.Join(t.TempDir(), "repo"), key: key, rpms: map[string]string{}}
-	for i, p := range pkgs {
-		r.rpms[p.Name+"-"+p.Version] = paths[i]
-	}
-	adv := &advisory.Advisory{
-		ID: fixAdvisory, Type: advisory.Security, Severity: advisory.Important, RebootSuggested: true,
-		Title:      "demo-lib security update (reboot suggested)",
-		Issued:     time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC),
-		References: []advisory.Reference{{Type: "cve", ID: fixCVE, URL: "https://www.cve.org/CVERecord?id=" + fixCVE, Title: fixCVE}},
-		Packages:   []advisory.Package{{Name: "demo-lib", EVR: rpmver.MustParseEVR(newLib), Arch: arch, Filename: pkgs[1].FileName()}},
-	}
-	var ui bytes.Buffer
-	w := updateinfo.NewWriter(&ui)
-	if err := w.Write(adv); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rpmtest.NewRepo(r.dir, paths, ui.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	r.srv = rpmtest.Serve(t, r.dir)
-	return r
-}
+func newRebootRepo(t *testing.T) *fleetRepo { return makeFleetRepo(t, true) }
 
 // rebooter is one device whose reboot is FAKE: its reboot script, its fake
 // /proc and the record of its reboots.

@@ -203,17 +203,7 @@ func TestEnrolmentsInFlightBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enrol := func(name string) (*http.Response, protocol.Error) {
-		body := fmt.Sprintf(`{"token":%q,"name":%q}`, et.Token, name)
-		resp, err := http.Post(base+protocol.PathEnroll, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var e protocol.Error
-		json.NewDecoder(resp.Body).Decode(&e)
-		return resp, e
-	}
+	enrol := func(name string) (*http.Response, protocol.Error) { return enrolFrom(t, base, et.Token, "", name) }
 	// One enrolment in flight (its slot taken, as a handler would).
 	h.enrolling <- struct{}{}
 	resp, e := enrol("pi-a")
@@ -238,19 +228,7 @@ func TestEnrolmentsInFlightBoundedPerAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enrolFrom := func(ip, name string) (*http.Response, protocol.Error) {
-		c := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}}
-		defer c.CloseIdleConnections()
-		body := fmt.Sprintf(`{"token":%q,"name":%q}`, et.Token, name)
-		resp, err := c.Post(base+protocol.PathEnroll, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var e protocol.Error
-		json.NewDecoder(resp.Body).Decode(&e)
-		return resp, e
-	}
+	enrolFrom := func(ip, name string) (*http.Response, protocol.Error) { return enrolFrom(t, base, et.Token, ip, name) }
 	// 127.0.0.1 has two enrolments in flight (as handlers would hold them).
 	busy := peer.Of("127.0.0.1:40000")
 	h.enrollers.Take(busy)
@@ -270,4 +248,26 @@ func TestEnrolmentsInFlightBoundedPerAddress(t *testing.T) {
 	if n := h.enrollers.Peers(); n != 1 {
 		t.Errorf("%d addresses hold enrolment slots, want 1 (the one taken by hand)", n)
 	}
+}
+
+// enrolFrom posts an enrolment of name with token, from the loopback
+// address ip ("" for the system's choice), and returns the answer and its
+// error body.
+func enrolFrom(t *testing.T, base, token, ip, name string) (*http.Response, protocol.Error) {
+	t.Helper()
+	var d net.Dialer
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	defer c.CloseIdleConnections()
+	body := fmt.Sprintf(`{"token":%q,"name":%q}`, token, name)
+	resp, err := c.Post(base+protocol.PathEnroll, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e protocol.Error
+	json.NewDecoder(resp.Body).Decode(&e)
+	return resp, e
 }
