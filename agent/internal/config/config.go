@@ -361,12 +361,17 @@ func (d *decoder) config(t *table) *Config {
 	}
 	c.CA = d.absPath(t, "ca")
 	if s, ok := t.str("notice_key"); ok {
-		if strings.HasPrefix(s, "/") {
-			c.NoticeKeyFile = filepath.Clean(s)
-		} else if k, err := parsePublicKey([]byte(s)); err != nil {
-			d.errorf("notice_key", "bad value: %v, or an absolute path to a file holding it", err)
-		} else {
+		// A key's base64 begins with "/" for one key in 64, so a value is
+		// the key itself whenever it decodes as one and a path otherwise; a
+		// path mistaken for a key would be 43 base64 characters and "=".
+		k, err := parsePublicKey([]byte(s))
+		switch {
+		case err == nil:
 			c.NoticeKey = k
+		case strings.HasPrefix(s, "/"):
+			c.NoticeKeyFile = filepath.Clean(s)
+		default:
+			d.errorf("notice_key", "bad value: %v, or an absolute path to a file holding it", err)
 		}
 	}
 	if s := d.absPath(t, "state_dir"); s != "" {

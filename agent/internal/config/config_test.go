@@ -270,6 +270,12 @@ func TestLoad(t *testing.T) {
 	}
 	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	b64Key := base64.StdEncoding.EncodeToString(pub) + "\n"
+	// One key in 64 has base64 that begins with "/", as a path does.
+	slashPub := append(ed25519.PublicKey{0xfc}, pub[1:]...)
+	slashKey := base64.StdEncoding.EncodeToString(slashPub)
+	if !strings.HasPrefix(slashKey, "/") {
+		t.Fatalf("%s does not begin with /", slashKey)
+	}
 
 	tests := []struct {
 		name       string
@@ -297,6 +303,15 @@ func TestLoad(t *testing.T) {
 			check: func(t *testing.T, c *Config) {
 				if !pub.Equal(c.NoticeKey) {
 					t.Errorf("notice key = %x, want %x", c.NoticeKey, pub)
+				}
+			},
+		},
+		{
+			name:   "notice key inline beginning with a slash",
+			config: "notice_key = \"" + slashKey + "\"\n",
+			check: func(t *testing.T, c *Config) {
+				if !slashPub.Equal(c.NoticeKey) || c.NoticeKeyFile != "" {
+					t.Errorf("notice key = %x, file %q; want %x and no file", c.NoticeKey, c.NoticeKeyFile, slashPub)
 				}
 			},
 		},
