@@ -126,7 +126,12 @@ type Client struct {
 	log    *slog.Logger
 	msgs   chan Message
 	pc     paho.Client
-	lost   chan struct{}
+
+	linkMu sync.Mutex // guards lost and lostClosed
+	// lost is closed when the current connection is lost: serve and every
+	// wait on the broker watch it. connect makes a new one.
+	lost       chan struct{}
+	lostClosed bool
 
 	dropped     atomic.Uint64
 	sent, recvd atomic.Uint64
@@ -146,7 +151,8 @@ type Client struct {
 	dirty    map[string]bool
 	wake     chan struct{} // Retain tells serve there is something new
 
-	onDial func(net.Conn) // test seam: sees every new TCP connection
+	onDial    func(net.Conn)                     // test seam: sees every new TCP connection
+	onPublish func(topic string, payload []byte) // test seam: runs before every publish
 }
 
 // New checks opts and builds a client; Start connects it.
@@ -201,7 +207,7 @@ func New(opts Options) (*Client, error) {
 		broker:   u,
 		log:      log.With("component", "mqtt", "broker", u.Redacted()),
 		msgs:     make(chan Message, opts.Buffer),
-		lost:     make(chan struct{}, 1),
+		lost:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		retained: map[string][]byte{},
 		dirty:    map[string]bool{},
@@ -220,10 +226,12 @@ func New(opts Options) (*Client, error) {
 		SetDefaultPublishHandler(c.deliver).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.log.Warn("mqtt connection lost", "err", err)
-			select {
-			case c.lost <- struct{}{}:
-			default:
+			c.linkMu.Lock()
+			if !c.lostClosed {
+				close(c.lost)
+				c.lostClosed = true
 			}
+			c.linkMu.Unlock()
 		}).
 		SetCustomOpenConnectionFn(c.dial)
 	if !opts.Anonymous {
@@ -293,6 +301,11 @@ func (c *Client) Retain(topic string, payload []byte) {
 	c.retained[topic] = append([]byte{}, payload...)
 	c.dirty[topic] = true
 	c.mu.Unlock()
+	c.poke()
+}
+
+// poke tells serve there is something to publish.
+func (c *Client) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -353,6 +366,7 @@ func (c *Client) serve(ctx context.Context) {
 	defer c.connected.Store(false)
 	check := time.NewTicker(linkCheck)
 	defer check.Stop()
+	lost := c.lostSignal()
 	for {
 		select {
 		case <-ctx.Done():
@@ -360,10 +374,15 @@ func (c *Client) serve(ctx context.Context) {
 		case <-c.wake:
 			// With ctx: a Close during a publish the broker never
 			// answers (a partition that holds the packets) ends it.
-			if err := c.publishDirty(ctx, false); err != nil {
+			if err := c.publishDirty(ctx, false); errors.Is(err, errLinkLost) {
+				if c.pc.IsConnected() {
+					c.pc.Disconnect(0)
+				}
+				return
+			} else if err != nil {
 				c.log.Warn("mqtt publish failed", "err", err)
 			}
-		case <-c.lost:
+		case <-lost:
 			if c.pc.IsConnected() {
 				c.pc.Disconnect(0)
 			}
@@ -378,6 +397,16 @@ func (c *Client) serve(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// resendAll marks every retained message to be published again.
+func (c *Client) resendAll() {
+	c.mu.Lock()
+	for _, t := range c.order {
+		c.dirty[t] = true
+	}
+	c.mu.Unlock()
+	c.poke()
 }
 
 // linkCheck is how often serve looks at paho's status of the connection.
@@ -439,10 +468,9 @@ func (c *Client) shutdown() {
 // connect makes one connection: CONNECT, SUBSCRIBE, then the retained
 // online and state messages.
 func (c *Client) connect(ctx context.Context) error {
-	select { // a stale loss signal from the previous connection
-	case <-c.lost:
-	default:
-	}
+	c.linkMu.Lock()
+	c.lost, c.lostClosed = make(chan struct{}), false
+	c.linkMu.Unlock()
 	if err := c.wait(ctx, c.pc.Connect()); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -477,20 +505,58 @@ func (c *Client) connect(ctx context.Context) error {
 }
 
 // publish sends a retained QoS 1 message and waits for the broker's
-// PUBACK, at most 30 s and until ctx ends.
+// PUBACK, at most 30 s, until ctx ends, and until the connection is lost
+// (errLinkLost). A publish begun as the link dies can be held inside paho
+// for its own 30 s (an outbound queue no worker reads any more), and the
+// device must not stay offline that long, so publish gives up on it at
+// once; once paho lets it go, which may be on the next connection, every
+// retained message is sent again, so that an older payload it delivers
+// late is not what stays retained.
 func (c *Client) publish(ctx context.Context, topic string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := c.wait(ctx, c.pc.Publish(topic, 1, true, payload)); err != nil {
+	lost := c.lostSignal()
+	handed := make(chan paho.Token, 1)
+	go func() {
+		if c.onPublish != nil {
+			c.onPublish(topic, payload)
+		}
+		handed <- c.pc.Publish(topic, 1, true, payload)
+	}()
+	var tok paho.Token
+	select {
+	case tok = <-handed:
+	case <-lost:
+		go func() { <-handed; c.resendAll() }()
+		return fmt.Errorf("publish to %s: %w", topic, errLinkLost)
+	case <-ctx.Done():
+		go func() { <-handed; c.resendAll() }()
+		return fmt.Errorf("publish to %s: %w", topic, ctx.Err())
+	}
+	if err := c.wait(ctx, tok); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// errLinkLost says the connection was lost while the client waited on
+// the broker.
+var errLinkLost = errors.New("connection lost")
+
+// lostSignal returns the channel closed when the current connection is
+// lost.
+func (c *Client) lostSignal() <-chan struct{} {
+	c.linkMu.Lock()
+	defer c.linkMu.Unlock()
+	return c.lost
 }
 
 func (c *Client) wait(ctx context.Context, tok paho.Token) error {
 	select {
 	case <-tok.Done():
 		return tok.Error()
+	case <-c.lostSignal():
+		return errLinkLost
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(time.Minute):
