@@ -17,7 +17,7 @@ func TestUnreachable(t *testing.T) {
 	dir := makeRepo(t, "gz", true)
 	metadata := func(t *testing.T, base string) error {
 		t.Helper()
-		r, err := New(base, Options{FetchTimeout: 500 * time.Millisecond})
+		r, err := New(base, Options{FetchTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
