@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rpmfleet/rpmfleet/agent/internal/statedir"
 	"github.com/rpmfleet/rpmfleet/pkg/durable"
 )
 
@@ -172,7 +173,8 @@ type Queue struct {
 }
 
 // Open opens the queue in dir, creating it when missing, and recovers from
-// a crash (see the package doc). Only one process may have a queue open.
+// a crash (see the package doc). Only one process may have a queue open:
+// ErrLocked when another keeps it statedir.LockWait.
 func Open(dir string, opts Options) (*Queue, error) {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = DefaultMaxEntries
@@ -197,7 +199,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue: %w", err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := statedir.Lock(lock); err != nil {
 		lock.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("open queue %s: %w", dir, ErrLocked)

@@ -197,8 +197,8 @@ type Journal struct {
 // OpenJournal creates the state dir if needed, or makes an existing one
 // private (statedir.Ensure: 0700, refused when another user owns it), and
 // takes its lock (flock on
-// DIR/lock), so that only one cycle runs. It fails with ErrLocked when
-// another process holds it.
+// DIR/lock, statedir.Lock), so that only one cycle runs. It fails with
+// ErrLocked when another process keeps it statedir.LockWait.
 func OpenJournal(dir string) (*Journal, error) {
 	if _, _, err := statedir.Ensure(dir); err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func OpenJournal(dir string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := statedir.Lock(f); err != nil {
 		b, _ := os.ReadFile(f.Name())
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
