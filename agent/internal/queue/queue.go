@@ -174,7 +174,7 @@ type Queue struct {
 
 // Open opens the queue in dir, creating it when missing, and recovers from
 // a crash (see the package doc). Only one process may have a queue open:
-// ErrLocked when another keeps it statedir.LockWait.
+// ErrLocked when another keeps it for statedir.LockWait.
 func Open(dir string, opts Options) (*Queue, error) {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = DefaultMaxEntries

@@ -198,7 +198,7 @@ type Journal struct {
 // private (statedir.Ensure: 0700, refused when another user owns it), and
 // takes its lock (flock on
 // DIR/lock, statedir.Lock), so that only one cycle runs. It fails with
-// ErrLocked when another process keeps it statedir.LockWait.
+// ErrLocked when another process keeps it for statedir.LockWait.
 func OpenJournal(dir string) (*Journal, error) {
 	if _, _, err := statedir.Ensure(dir); err != nil {
 		return nil, err
