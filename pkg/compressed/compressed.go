@@ -133,41 +133,62 @@ func NewReaderMax(r io.Reader, max int64) (io.ReadCloser, Format, error) {
 	case Bzip2:
 		dec = bzip2.NewReader(br)
 	}
-	return &reader{r: dec, format: f, close: closeFn, guard: guard, max: max, left: max}, f, nil
+	tooLarge := func() error {
+		return fmt.Errorf("%s: %w: more than %s decompressed", f, ErrTooLarge, size(max))
+	}
+	return &reader{Reader: Capped(&named{r: dec, format: f, guard: guard}, max, tooLarge), close: closeFn}, f, nil
 }
 
+// reader is a decompressor, capped, with its errors named.
 type reader struct {
+	io.Reader
+	close func() error
+}
+
+// named says which format a read error came from and what it means.
+type named struct {
 	r      io.Reader
 	format Format
-	close  func() error
 	guard  *xzGuard // xz only
-	max    int64
-	left   int64 // bytes still allowed; -1 once over the limit
 }
 
-func (r *reader) Read(p []byte) (int, error) {
-	if r.left < 0 {
-		return 0, r.tooLarge()
-	}
-	// Ask for one byte past the limit, to tell a stream that ends at the
-	// limit from one that goes on.
-	if int64(len(p)) > r.left+1 {
-		p = p[:r.left+1]
-	}
+func (r *named) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
-	if int64(n) > r.left {
-		n, r.left = int(r.left), -1
-		return n, r.tooLarge()
-	}
-	r.left -= int64(n)
 	if err != nil && err != io.EOF {
 		err = wrapGuard(r.format, r.guard, err)
 	}
 	return n, err
 }
 
-func (r *reader) tooLarge() error {
-	return fmt.Errorf("%s: %w: more than %s decompressed", r.format, ErrTooLarge, size(r.max))
+// Capped returns a reader of at most max bytes of r that then fails with
+// tooLarge(), an error wrapping ErrTooLarge, where io.LimitReader would end
+// the stream there as if it were whole.
+func Capped(r io.Reader, max int64, tooLarge func() error) io.Reader {
+	return &capped{r: r, left: max, tooLarge: tooLarge}
+}
+
+type capped struct {
+	r        io.Reader
+	left     int64 // bytes still allowed; -1 once over the limit
+	tooLarge func() error
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, c.tooLarge()
+	}
+	// Ask for one byte past the limit, to tell a stream that ends at the
+	// limit from one that goes on.
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	if int64(n) > c.left {
+		n, c.left = int(c.left), -1
+		return n, c.tooLarge()
+	}
+	c.left -= int64(n)
+	return n, err
 }
 
 func (r *reader) Close() error { return r.close() }

@@ -326,36 +326,11 @@ func openURL(ctx context.Context, u string, opts Options) (Stream, error) {
 	}
 	// A plain file is passed through by the decompressor unbounded: hold
 	// what is fetched to the same limit.
-	body := &capped{r: resp.Body, left: opts.maxSize(), max: opts.maxSize()}
+	max := opts.maxSize()
+	body := compressed.Capped(resp.Body, max, func() error {
+		return fmt.Errorf("%w: more than %d bytes fetched", compressed.ErrTooLarge, max)
+	})
 	return decode(body, resp.Body, opts)
-}
-
-// capped reads at most max bytes from r and refuses more with
-// compressed.ErrTooLarge (where io.LimitReader would end the stream there,
-// as if it were whole).
-type capped struct {
-	r         io.Reader
-	left, max int64
-}
-
-func (c *capped) Read(p []byte) (int, error) {
-	if c.left < 0 {
-		return 0, c.tooLarge()
-	}
-	if int64(len(p)) > c.left+1 {
-		p = p[:c.left+1]
-	}
-	n, err := c.r.Read(p)
-	if int64(n) > c.left {
-		n, c.left = int(c.left), -1
-		return n, c.tooLarge()
-	}
-	c.left -= int64(n)
-	return n, err
-}
-
-func (c *capped) tooLarge() error {
-	return fmt.Errorf("%w: more than %d bytes fetched", compressed.ErrTooLarge, c.max)
 }
 
 var fileExts = []string{".xml", ".json", ".jsonl", ".gz", ".xz", ".zst", ".bz2"}
