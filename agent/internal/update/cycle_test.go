@@ -119,6 +119,19 @@ type cycleWorld struct {
 	root, repo, state, key string
 }
 
+// newAlmaRoot makes root an AlmaLinux 9.2 device root with no packages
+// (rpmtest.NewDevRoot).
+func newAlmaRoot(t *testing.T, root string) {
+	t.Helper()
+	osr, err := os.ReadFile(fixtures.Path(t, "os-release/almalinux-9.2-host.os-release"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rpmtest.NewDevRoot(root, osr, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newCycleWorld(t *testing.T) *cycleWorld {
 	t.Helper()
 	rpms, err := cycleRPMs()
@@ -126,13 +139,7 @@ func newCycleWorld(t *testing.T) *cycleWorld {
 		t.Fatalf("build rpms (run make deps): %v", err)
 	}
 	w := &cycleWorld{root: t.TempDir(), repo: filepath.Join(t.TempDir(), "repo"), state: t.TempDir(), key: rpms["key"]}
-	osr, err := os.ReadFile(fixtures.Path(t, "os-release/almalinux-9.2-host.os-release"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rpmtest.NewDevRoot(w.root, osr, nil); err != nil {
-		t.Fatal(err)
-	}
+	newAlmaRoot(t, w.root)
 	w.rpm(t, "-i", "--nodeps", "--noscripts", "--nosignature", rpms["demo-a-1.0"], rpms["demo-b-1.0"])
 	arch := rpms["arch"]
 	var ui bytes.Buffer

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/rpmfleet/rpmfleet/agent/internal/rpmcmd"
-	"github.com/rpmfleet/rpmfleet/internal/fixtures"
 	"github.com/rpmfleet/rpmfleet/internal/rpmtest"
 	"github.com/rpmfleet/rpmfleet/pkg/inventory"
 	"github.com/rpmfleet/rpmfleet/pkg/rpmver"
@@ -143,13 +142,7 @@ func newPiWorld(t *testing.T) *piWorld {
 		t.Fatalf("build rpms (run make deps): %v", err)
 	}
 	w := &piWorld{root: t.TempDir(), repo: filepath.Join(t.TempDir(), "repo"), state: t.TempDir(), key: rpms["key"]}
-	osr, err := os.ReadFile(fixtures.Path(t, "os-release/almalinux-9.2-host.os-release"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rpmtest.NewDevRoot(w.root, osr, nil); err != nil {
-		t.Fatal(err)
-	}
+	newAlmaRoot(t, w.root)
 	cw := &cycleWorld{root: w.root}
 	cw.rpm(t, "-i", "--nodeps", "--noscripts", "--nosignature", rpms["raspberrypi2-kernel4-6.1.19-v8.1.el9"], rpms["raspberrypi2-kernel4-6.1.21-v8.1.el9"],
 		rpms["raspberrypi2-firmware-6.1.21-v8.1.el9"], rpms["vendor-kernel-6.1.21-v8.1.el9"])
